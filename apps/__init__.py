@@ -1,0 +1,1 @@
+"""Deployables: Ray Serve applications and `ray job submit` entrypoints (`python -m apps.<name>`)."""

@@ -1,0 +1,103 @@
+"""Clients for the real servers (Redis, Cassandra, Kafka), configured from `Settings` in one place.
+
+Every store, the service health checks and the benchmarks connect through these functions, so the seed's
+tuning (token-aware routing, LOCAL_QUORUM, pool sizes, timeouts) is set once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ma_ray.config import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from cassandra.cluster import Cluster
+    from confluent_kafka.admin import AdminClient
+
+ONLINE_READ_PROFILE = "online_read"
+
+# librdkafka logs through Python logging (not straight to stderr), so applications choose what they see.
+KAFKA_LOGGER = logging.getLogger("ma_ray.kafka")
+
+
+def redis_client(settings: Settings, timeout_s: float = 2.0) -> redis.Redis:
+    """A pooled Redis client that returns bytes (values are compact binary, not text)."""
+    import redis
+
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        max_connections=settings.cassandra_pool_size,
+        health_check_interval=30,
+    )
+
+
+def cassandra_cluster(settings: Settings, connect_timeout_s: float = 5.0) -> Cluster:
+    """A Cluster with token-aware routing in the local DC, LOCAL_QUORUM (or the configured level) by default,
+    and an ``online_read`` profile with the serving timeout and speculative execution for idempotent reads."""
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import (
+        ConstantSpeculativeExecutionPolicy,
+        DCAwareRoundRobinPolicy,
+        TokenAwarePolicy,
+    )
+
+    consistency = ConsistencyLevel.name_to_value[settings.cassandra_read_consistency]
+
+    def routing() -> TokenAwarePolicy:
+        return TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc))
+
+    default = ExecutionProfile(load_balancing_policy=routing(), consistency_level=consistency, request_timeout=10.0)
+    online = ExecutionProfile(
+        load_balancing_policy=routing(),
+        consistency_level=consistency,
+        request_timeout=settings.cassandra_request_timeout_s,
+        speculative_execution_policy=ConstantSpeculativeExecutionPolicy(
+            delay=settings.cassandra_request_timeout_s / 4, max_attempts=2
+        ),
+    )
+    return Cluster(
+        contact_points=settings.cassandra_hosts,
+        port=settings.cassandra_port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: default, ONLINE_READ_PROFILE: online},
+        protocol_version=5,
+        connect_timeout=connect_timeout_s,
+        control_connection_timeout=connect_timeout_s,
+    )
+
+
+def kafka_common_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings shared by producers, consumers and the admin client."""
+    return {"bootstrap.servers": settings.kafka_bootstrap, "client.id": "ma-ray", "logger": KAFKA_LOGGER}
+
+
+def kafka_admin(settings: Settings) -> AdminClient:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(kafka_common_config(settings))
+
+
+def kafka_producer_config(settings: Settings) -> dict[str, Any]:
+    """An idempotent producer: retries never duplicate an event within a partition."""
+    return {
+        **kafka_common_config(settings),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+    }
+
+
+def kafka_consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
+    """A consumer that commits offsets only when told to (after the writes they cover)."""
+    return {
+        **kafka_common_config(settings),
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+    }

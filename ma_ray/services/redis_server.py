@@ -1,0 +1,97 @@
+"""Redis from Debian's `redis-server` package: the online store's L2 cache and the alias broadcast bus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from ma_ray.config import Settings
+from ma_ray.connections import redis_client
+from ma_ray.services.errors import ServiceError
+
+
+class RedisServer:
+    """A loopback Redis without persistence (tests and caches need none), capped so it never eats the box."""
+
+    name = "redis"
+    startup_timeout_s = 30.0
+    maxmemory_mb = 512
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.services_dir / "redis"
+        self.marker = "redis-server"
+
+    def endpoints(self) -> list[tuple[str, int, str]]:
+        host, port = self.settings.redis_host_port
+        return [(host, port, "MA_RAY_REDIS_URL")]
+
+    def prepare(self) -> list[str]:
+        binary = _redis_binary()
+        data = self.home / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        host, port = self.settings.redis_host_port
+        return [
+            binary,
+            "--bind",
+            host,
+            "--port",
+            str(port),
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--maxmemory",
+            f"{self.maxmemory_mb}mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ]
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def check(self) -> str:
+        client = redis_client(self.settings, timeout_s=1.0)
+        try:
+            client.ping()
+            return "redis " + str(client.info("server")["redis_version"])
+        finally:
+            client.close()
+
+
+def _redis_binary() -> str:
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+    if found:
+        return found
+    _install_from_debian()
+    found = shutil.which("redis-server")
+    if found is None:
+        raise ServiceError("redis-server is still missing after apt-get install; install Debian's redis-server")
+    return found
+
+
+def _install_from_debian() -> None:
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        raise ServiceError(
+            "redis-server is not installed. Install it with `sudo apt-get install redis-server`, "
+            "or point MA_RAY_REDIS_URL at an existing Redis and add redis to MA_RAY_EXTERNAL_SERVICES."
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [apt, "install", "-y", "-q", "--no-install-recommends", "redis-server"]
+    if subprocess.run(install, env=env, capture_output=True, check=False).returncode == 0:
+        return
+    subprocess.run([apt, "update", "-q"], env=env, capture_output=True, check=False)
+    result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ServiceError("apt-get install redis-server failed:\n" + result.stderr[-2000:])

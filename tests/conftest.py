@@ -1,0 +1,55 @@
+"""Shared fixtures: one set of real services and one local Ray for the whole session.
+
+Tests are marked by folder (unit / integration / e2e) so `-m unit` runs the millisecond suite alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ma_ray.config import Settings, load_settings
+from ma_ray.services import ServiceLauncher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        kind = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
+        if kind in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests choose their own settings; a developer's MA_RAY_CONFIG_FILE must not change them."""
+    monkeypatch.delenv("MA_RAY_CONFIG_FILE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def service_settings() -> Settings:
+    """Settings of the shared services (the ones `make test` started; started here if they are not up)."""
+    return load_settings(state_dir=ROOT / ".ma_ray")
+
+
+@pytest.fixture(scope="session")
+def services(service_settings: Settings) -> Settings:
+    ServiceLauncher(service_settings).up()
+    return service_settings
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One small local Ray for the session; yields its address so child processes can join it."""
+    import ray
+
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    ray.init(num_cpus=2, object_store_memory=300 * 1024 * 1024, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

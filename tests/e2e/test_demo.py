@@ -1,0 +1,35 @@
+"""`ma-ray demo` end to end, joined to the session's Ray the way `ray job submit` would run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from ma_ray.datagen import read_raw
+
+
+def _run_demo(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ma-ray", "demo", *args], capture_output=True, text=True, check=False, env=env, timeout=300)
+
+
+def test_demo_generates_the_raw_data_set(ray_cluster: str, tmp_path: Path) -> None:
+    env = {**os.environ, "MA_RAY_RAY_ADDRESS": ray_cluster, "MA_RAY_STATE_DIR": str(tmp_path)}
+    result = _run_demo(["--trips", "10000", "--days", "7"], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[1/1] generate rideshare data" in result.stdout
+    assert "all 1 stages done" in result.stdout
+    raw = f"{tmp_path.absolute()}/offline/raw"
+    assert read_raw(raw, "trips").count_rows() == 10_000
+    assert read_raw(raw, "drivers").count_rows() == 200
+    dates = set(read_raw(raw, "trips").to_table(columns=["date"])["date"].to_pylist())
+    assert len(dates) == 7
+    assert read_raw(raw, "trip_events").count_rows() > 20_000
+
+
+def test_demo_refuses_bad_arguments_without_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "MA_RAY_STATE_DIR": str(tmp_path)}
+    result = _run_demo(["--trips", "5"], env)
+    assert result.returncode == 2
+    assert "trips" in result.stderr and "greater than or equal to 10000" in result.stderr
+    assert "Traceback" not in result.stderr

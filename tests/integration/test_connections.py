@@ -1,0 +1,89 @@
+"""The project's clients do real work against the real servers (no mocks)."""
+
+from __future__ import annotations
+
+import uuid
+
+from cassandra.query import SimpleStatement
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from ma_ray.config import Settings
+from ma_ray.connections import (
+    ONLINE_READ_PROFILE,
+    cassandra_cluster,
+    kafka_admin,
+    kafka_consumer_config,
+    kafka_producer_config,
+    redis_client,
+)
+
+
+def test_redis_round_trip_of_binary_values(services: Settings) -> None:
+    client = redis_client(services)
+    key = f"test:{uuid.uuid4().hex}"
+    payload = bytes(range(256))
+    try:
+        client.set(key, payload, ex=60)
+        assert client.get(key) == payload
+        assert 0 < client.ttl(key) <= 60
+    finally:
+        client.delete(key)
+        client.close()
+
+
+def test_cassandra_prepared_round_trip_at_local_quorum(services: Settings) -> None:
+    cluster = cassandra_cluster(services)
+    session = cluster.connect()
+    keyspace = f"test_{uuid.uuid4().hex[:8]}"
+    try:
+        session.execute(
+            f"CREATE KEYSPACE {keyspace} WITH replication = "
+            f"{{'class': 'NetworkTopologyStrategy', '{services.cassandra_local_dc}': 1}}"
+        )
+        session.execute(
+            f"CREATE TABLE {keyspace}.driver_features (driver_id text, feature_timestamp timestamp, "
+            "trip_count_7d int, PRIMARY KEY ((driver_id), feature_timestamp)) "
+            "WITH CLUSTERING ORDER BY (feature_timestamp DESC)"
+        )
+        insert = session.prepare(
+            f"INSERT INTO {keyspace}.driver_features (driver_id, feature_timestamp, trip_count_7d) VALUES (?, ?, ?)"
+        )
+        select = session.prepare(f"SELECT trip_count_7d FROM {keyspace}.driver_features WHERE driver_id = ? LIMIT 1")
+        select.is_idempotent = True
+        session.execute(insert, ("drv_1", 1_000, 3))
+        session.execute(insert, ("drv_1", 2_000, 5))
+        row = session.execute(select, ("drv_1",), execution_profile=ONLINE_READ_PROFILE).one()
+        assert row.trip_count_7d == 5  # newest first: clustering order DESC
+        level = session.execute(SimpleStatement("SELECT now() FROM system.local")).response_future.message
+        assert level.consistency_level == 6  # LOCAL_QUORUM from the settings
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+        cluster.shutdown()
+
+
+def test_kafka_produce_consume_commit(services: Settings) -> None:
+    topic = f"test-{uuid.uuid4().hex[:8]}"
+    admin = kafka_admin(services)
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(timeout=30)
+    producer = Producer(kafka_producer_config(services))
+    for i in range(10):
+        producer.produce(topic, key=f"drv_{i % 3}".encode(), value=f"event-{i}".encode())
+    assert producer.flush(10) == 0
+    consumer = Consumer(kafka_consumer_config(services, group_id=f"g-{topic}"))
+    consumer.subscribe([topic])
+    seen: list[bytes] = []
+    try:
+        for _ in range(60):
+            message = consumer.poll(1.0)
+            if message is not None and message.error() is None:
+                seen.append(message.value())
+            if len(seen) == 10:
+                break
+        consumer.commit(asynchronous=False)
+        committed = consumer.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
+    finally:
+        consumer.close()
+        admin.delete_topics([topic])
+    assert sorted(seen) == sorted(f"event-{i}".encode() for i in range(10))
+    assert sum(tp.offset for tp in committed if tp.offset >= 0) == 10  # -1001: a partition with no events

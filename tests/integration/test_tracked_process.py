@@ -1,0 +1,62 @@
+"""TrackedProcess against real child processes."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ma_ray.services.process import TrackedProcess, port_in_use, tail
+
+
+def _sleeper(tmp_path: Path, marker: str = "ma-ray-test-sleeper") -> tuple[TrackedProcess, list[str]]:
+    process = TrackedProcess(tmp_path / "pid", tmp_path / "out.log", marker)
+    command = [sys.executable, "-c", f"import time; print('{marker} up', flush=True); time.sleep(60)"]
+    return process, command
+
+
+def test_start_record_and_stop(tmp_path: Path) -> None:
+    process, command = _sleeper(tmp_path)
+    pid = process.start(command, cwd=tmp_path)
+    assert process.pid() == pid
+    deadline = time.monotonic() + 5
+    while "up" not in tail(process.log_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "ma-ray-test-sleeper up" in tail(process.log_file)
+    assert process.stop(timeout_s=5)
+    assert not process.alive()
+    assert not process.pid_file.exists()
+    assert not process.stop()
+
+
+def test_a_recycled_pid_is_never_ours(tmp_path: Path) -> None:
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        process = TrackedProcess(tmp_path / "pid", tmp_path / "out.log", "ma-ray-test-marker")
+        process.pid_file.write_text(str(stranger.pid))
+        assert process.pid() is None  # its command line lacks our marker
+        assert not process.stop()
+        assert stranger.poll() is None  # and it was not killed
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_garbage_pid_file_and_missing_log(tmp_path: Path) -> None:
+    process = TrackedProcess(tmp_path / "pid", tmp_path / "none.log", "x")
+    process.pid_file.write_text("not-a-pid")
+    assert process.pid() is None
+    process.pid_file.write_text("999999999")
+    assert process.pid() is None
+    assert not process.pid_file.exists()  # its process is gone
+    assert "no log" in tail(process.log_file)
+
+
+def test_port_in_use_sees_a_listener() -> None:
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert port_in_use("127.0.0.1", port)
+    assert not port_in_use("127.0.0.1", port)
