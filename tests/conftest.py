@@ -6,6 +6,7 @@ Tests are marked by folder (unit / integration / e2e) so `-m unit` runs the mill
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _no_settings_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests choose their own settings; a developer's MA_RAY_CONFIG_FILE must not change them."""
     monkeypatch.delenv("MA_RAY_CONFIG_FILE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def ma_ray_cli() -> str:
+    """The installed `ma-ray` console script of this interpreter's environment."""
+    path = Path(sys.executable).with_name("ma-ray")
+    assert path.exists(), f"{path} is missing: install the project (make install)"
+    return str(path)
 
 
 @pytest.fixture(scope="session")

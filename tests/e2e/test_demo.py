@@ -9,13 +9,13 @@ from pathlib import Path
 from ma_ray.datagen import read_raw
 
 
-def _run_demo(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ma-ray", "demo", *args], capture_output=True, text=True, check=False, env=env, timeout=300)
+def _run_demo(cli: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([cli, "demo", *args], capture_output=True, text=True, check=False, env=env, timeout=300)
 
 
-def test_demo_generates_the_raw_data_set(ray_cluster: str, tmp_path: Path) -> None:
+def test_demo_generates_the_raw_data_set(ray_cluster: str, tmp_path: Path, ma_ray_cli: str) -> None:
     env = {**os.environ, "MA_RAY_RAY_ADDRESS": ray_cluster, "MA_RAY_STATE_DIR": str(tmp_path)}
-    result = _run_demo(["--trips", "10000", "--days", "7"], env)
+    result = _run_demo(ma_ray_cli, ["--trips", "10000", "--days", "7"], env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[1/1] generate rideshare data" in result.stdout
     assert "all 1 stages done" in result.stdout
@@ -27,9 +27,9 @@ def test_demo_generates_the_raw_data_set(ray_cluster: str, tmp_path: Path) -> No
     assert read_raw(raw, "trip_events").count_rows() > 20_000
 
 
-def test_demo_refuses_bad_arguments_without_a_traceback(tmp_path: Path) -> None:
+def test_demo_refuses_bad_arguments_without_a_traceback(tmp_path: Path, ma_ray_cli: str) -> None:
     env = {**os.environ, "MA_RAY_STATE_DIR": str(tmp_path)}
-    result = _run_demo(["--trips", "5"], env)
+    result = _run_demo(ma_ray_cli, ["--trips", "5"], env)
     assert result.returncode == 2
     assert "trips" in result.stderr and "greater than or equal to 10000" in result.stderr
     assert "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -155,16 +156,16 @@ def test_missing_maven_and_java_are_named(tmp_path: Path, monkeypatch: pytest.Mo
         KafkaServer(load_settings(state_dir=tmp_path)).prepare()
 
 
-def test_cli_status_and_bad_setting(services: Settings) -> None:
-    ok = subprocess.run(["ma-ray", "services", "status", "--json"], capture_output=True, text=True, check=False)
+def test_cli_status_and_bad_setting(services: Settings, ma_ray_cli: str) -> None:
+    ok = subprocess.run([ma_ray_cli, "services", "status", "--json"], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr
     assert '"state": "healthy"' in ok.stdout
     bad = subprocess.run(
-        ["ma-ray", "services", "status"],
+        [ma_ray_cli, "services", "status"],
         capture_output=True,
         text=True,
         check=False,
-        env={**__import__("os").environ, "MA_RAY_CASSANDRA_PORT": "not-a-port"},
+        env={**os.environ, "MA_RAY_CASSANDRA_PORT": "not-a-port"},
     )
     assert bad.returncode == 2
     assert "cassandra_port (MA_RAY_CASSANDRA_PORT='not-a-port')" in bad.stderr
