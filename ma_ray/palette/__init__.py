@@ -1,0 +1,1 @@
+"""Palette: the feature store (catalog, schema registry, lineage, the feature DSL, stores, pipelines)."""
