@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 
 import pyarrow.compute as pc
 import ray
@@ -19,8 +20,14 @@ from tqdm import tqdm
 
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import RideshareConfig, read_raw, write_chunk, write_dimensions
+from ma_ray.palette.lineage import Direction
+from ma_ray.palette.meta_store import open_meta_store
+from ma_ray.palette.registry import FeatureRegistry
+from ma_ray.palette.repository import load_repository
 from ma_ray.ray_runtime import init_ray
 from ma_ray.text_table import format_table
+
+SAMPLE_REPOSITORY = resources.files("ma_ray.palette") / "samples" / "rideshare"
 
 
 @dataclass
@@ -58,8 +65,34 @@ def stage_generate_data(ctx: DemoContext) -> None:
     ctx.facts.update(trips=trips, trip_events=events, hottest_share=hottest_share)
 
 
+def stage_apply_features(ctx: DemoContext) -> None:
+    """Apply the sample rideshare feature repository: validate, version, and record lineage."""
+    store = open_meta_store(ctx.settings)
+    try:
+        registry = FeatureRegistry(store, user="demo")
+        with resources.as_file(SAMPLE_REPOSITORY) as path:
+            report = registry.apply(load_repository(path))
+        rows = registry.features("rideshare")
+        print(
+            f"catalog rideshare: {len(report.created)} new, {len(report.updated)} updated, "
+            f"{len(report.unchanged)} unchanged group(s); {len(rows)} features, "
+            f"{sum(r.derived for r in rows)} derived by DSL; meta store {ctx.settings.meta_store}"
+        )
+        print(
+            format_table(
+                [(r.ref, r.type, r.source, r.version) for r in rows if r.tier == 1][:8],
+                ["feature (tier 1)", "type", "source", "version"],
+            )
+        )
+        print("downstream of raw:trips (what a change to trips touches):")
+        print(registry.lineage("raw:trips", Direction.DOWNSTREAM).render())
+    finally:
+        store.close()
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("generate rideshare data", stage_generate_data),
+    ("apply feature repository", stage_apply_features),
 ]
 
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from ma_ray.config import ServiceName, load_settings
+from ma_ray.palette.cli import add_commands as add_palette_commands
 from ma_ray.services import ALL_SERVICES, ServiceError, ServiceLauncher, ServiceStatus
 from ma_ray.text_table import format_table
 
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_argument("--json", action="store_true")
     settings.set_defaults(handler=cmd_settings)
 
+    add_palette_commands(nouns)
+
     demo = nouns.add_parser("demo", help="run the main job on embedded defaults (options: `ma-ray demo --help`)")
     demo.set_defaults(handler=cmd_demo)
     return parser
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (ServiceError, ValueError) as error:
+    except (ServiceError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -36,6 +36,11 @@ class GalleryStoreKind(StrEnum):
     CASSANDRA = "cassandra"
 
 
+class MetaStoreKind(StrEnum):
+    SQLITE = "sqlite"
+    CASSANDRA = "cassandra"
+
+
 class EventStreamKind(StrEnum):
     FILE = "file"
     KAFKA = "kafka"
@@ -85,6 +90,7 @@ class Settings(BaseSettings):
     # Backends: embedded defaults, production values in comments.
     online_store: OnlineStoreKind = OnlineStoreKind.SQLITE
     gallery_store: GalleryStoreKind = GalleryStoreKind.SQLITE
+    meta_store: MetaStoreKind = MetaStoreKind.SQLITE
     event_stream: EventStreamKind = EventStreamKind.FILE
     alias_broadcast: BroadcastKind = BroadcastKind.RAY
 
@@ -95,6 +101,11 @@ class Settings(BaseSettings):
 
     # Redis (L2 cache, alias broadcast).
     redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # Online store caches (the seed's tuning table: L1 100 ms / 10,000 entries, Redis 300 s).
+    l1_cache_ttl_s: float = Field(default=0.1, gt=0, le=3600)
+    l1_cache_max_entries: int = Field(default=10_000, ge=1)
+    redis_cache_ttl_s: int = Field(default=300, ge=1)
 
     # Cassandra (online store primary, Gallery metadata).
     cassandra_hosts: Annotated[list[str], NoDecode] = ["127.0.0.1"]
@@ -205,6 +216,33 @@ class Settings(BaseSettings):
     def is_managed(self, name: ServiceName) -> bool:
         """True when `ma-ray services up` should start this service itself (a loopback host, not external)."""
         return name not in self.external_services and is_loopback(self.service_host(name))
+
+
+# role -> backend kind -> "module:Class". The one place a backend is chosen; modules load lazily, so the
+# embedded defaults never import a server's driver.
+BACKENDS: dict[str, dict[str, str]] = {
+    "online_store": {
+        "sqlite": "ma_ray.palette.online.sqlite:SqliteOnlineStore",
+        "cassandra": "ma_ray.palette.online.cassandra:CassandraOnlineStore",
+    },
+    "meta_store": {
+        "sqlite": "ma_ray.palette.meta_store.sqlite:SqliteMetaStore",
+        "cassandra": "ma_ray.palette.meta_store.cassandra:CassandraMetaStore",
+    },
+}
+
+
+def backend_class(role: str, kind: str) -> type:
+    """The class that implements ``role`` with backend ``kind`` (imported on first use)."""
+    import importlib
+
+    try:
+        target = BACKENDS[role][kind]
+    except KeyError:
+        choices = ", ".join(BACKENDS.get(role, {})) or "none"
+        raise SettingsError(f"no {role} backend named '{kind}' (choose from: {choices})") from None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def is_loopback(host: str) -> bool:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
 from ma_ray.datagen import read_raw
+from ma_ray.palette.meta_store.sqlite import SqliteMetaStore
+from ma_ray.palette.registry import FeatureRegistry
 
 
 def _run_demo(cli: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -17,14 +20,20 @@ def test_demo_generates_the_raw_data_set(ray_cluster: str, tmp_path: Path, ma_ra
     env = {**os.environ, "MA_RAY_RAY_ADDRESS": ray_cluster, "MA_RAY_STATE_DIR": str(tmp_path)}
     result = _run_demo(ma_ray_cli, ["--trips", "10000", "--days", "7"], env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[1/1] generate rideshare data" in result.stdout
-    assert "all 1 stages done" in result.stdout
+    assert re.search(r"\[1/\d+\] generate rideshare data", result.stdout)
+    assert re.search(r"\[2/\d+\] apply feature repository", result.stdout)
+    assert re.search(r"all \d+ stages done", result.stdout)
     raw = f"{tmp_path.absolute()}/offline/raw"
     assert read_raw(raw, "trips").count_rows() == 10_000
     assert read_raw(raw, "drivers").count_rows() == 200
     dates = set(read_raw(raw, "trips").to_table(columns=["date"])["date"].to_pylist())
     assert len(dates) == 7
     assert read_raw(raw, "trip_events").count_rows() > 20_000
+    store = SqliteMetaStore(tmp_path / "palette_meta.sqlite")
+    features = FeatureRegistry(store).features("rideshare")
+    store.close()
+    assert "@palette:rideshare:driver_stats:trip_count_7d:driver_id" in {f.ref for f in features}
+    assert "reliability_score" in result.stdout  # the lineage tree of raw:trips reaches derived features
 
 
 def test_demo_refuses_bad_arguments_without_a_traceback(tmp_path: Path, ma_ray_cli: str) -> None:

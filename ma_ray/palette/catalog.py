@@ -1,0 +1,175 @@
+"""The feature catalog's models: entities, feature groups, features, and canonical feature references.
+
+A feature repository (YAML files or Python objects) loads into these pydantic models; everything downstream
+(the schema registry, lineage, pipelines, serving) reads them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ma_ray.palette.types import FeatureType
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+_NAME = re.compile(NAME_PATTERN)
+PALETTE_PREFIX = "@palette:"
+BASIS_PREFIX = "@basis:"
+
+
+class SourceKind(StrEnum):
+    BATCH = "batch"
+    STREAMING = "streaming"
+    REQUEST = "request"  # request-time fields, referenced as @basis:<name>
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Entity(_Strict):
+    """A thing features describe (a driver, a rider), identified by its join key."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    join_key: str = Field(pattern=NAME_PATTERN)
+    key_type: FeatureType = FeatureType.STRING
+    description: str = ""
+
+    @field_validator("key_type")
+    @classmethod
+    def _key_types(cls, value: FeatureType) -> FeatureType:
+        if value not in (FeatureType.STRING, FeatureType.INT):
+            raise ValueError(f"a join key is a string or an int, not {value}")
+        return value
+
+
+class Feature(_Strict):
+    """One feature of a group. ``expression`` (DSL) makes it derived from other features and request fields."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    type: FeatureType
+    default: Any = None
+    description: str = ""
+    expression: str | None = None
+
+    @model_validator(mode="after")
+    def _default_matches_type(self) -> Feature:
+        if self.default is not None and not _value_has_type(self.default, self.type):
+            raise ValueError(f"default {self.default!r} of feature '{self.name}' is not a {self.type}")
+        return self
+
+
+def _value_has_type(value: Any, kind: FeatureType) -> bool:
+    checks = {
+        FeatureType.INT: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        FeatureType.FLOAT: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        FeatureType.BOOL: lambda v: isinstance(v, bool),
+        FeatureType.STRING: lambda v: isinstance(v, str),
+        FeatureType.TIMESTAMP: lambda v: isinstance(v, int) and not isinstance(v, bool),  # epoch microseconds
+    }
+    return checks[kind](value)
+
+
+class FeatureGroup(_Strict):
+    """Features computed together for one entity, from one source, on one schedule, with one TTL and tier."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    entity: str | None = Field(default=None, description="None only for request-time groups")
+    owner: str = Field(min_length=1)
+    description: str = ""
+    source: SourceKind
+    raw_source: str | None = Field(default=None, description="the raw table it is computed from, e.g. trips")
+    schedule: str | None = Field(default=None, description="batch schedule, e.g. daily")
+    ttl_s: int = Field(default=7 * 86_400, gt=0)
+    tier: int = Field(default=3, ge=1, le=4)
+    tags: dict[str, str] = Field(default_factory=dict)
+    features: tuple[Feature, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> FeatureGroup:
+        names = [f.name for f in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"group '{self.name}' declares feature(s) twice: {', '.join(duplicates)}")
+        if self.source is not SourceKind.REQUEST and self.entity is None:
+            raise ValueError(f"group '{self.name}' needs an entity (only request-time groups have none)")
+        if self.source is SourceKind.REQUEST and any(f.expression for f in self.features):
+            raise ValueError(f"request-time group '{self.name}' cannot hold derived features")
+        return self
+
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(f"group '{self.name}' has no feature '{name}'")
+
+
+class FeatureRepository(_Strict):
+    """Everything one catalog declares: what `ma-ray apply` validates and registers."""
+
+    catalog: str = Field(pattern=NAME_PATTERN)
+    entities: tuple[Entity, ...] = ()
+    groups: tuple[FeatureGroup, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> FeatureRepository:
+        entity_names = [e.name for e in self.entities]
+        group_names = [g.name for g in self.groups]
+        for kind, names in (("entity", entity_names), ("feature group", group_names)):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"{kind} declared twice: {', '.join(duplicates)}")
+        for group in self.groups:
+            if group.entity is not None and group.entity not in entity_names:
+                known = ", ".join(entity_names) or "none"
+                raise ValueError(f"group '{group.name}' names unknown entity '{group.entity}' (known: {known})")
+        return self
+
+    def entity(self, name: str) -> Entity:
+        for entity in self.entities:
+            if entity.name == name:
+                return entity
+        raise KeyError(f"no entity '{name}' in catalog '{self.catalog}'")
+
+    def refs(self) -> dict[str, tuple[FeatureGroup, Feature]]:
+        """Every reference this repository defines: feature refs and request fields (@basis:...)."""
+        found: dict[str, tuple[FeatureGroup, Feature]] = {}
+        for group in self.groups:
+            for feature in group.features:
+                found[self.ref_of(group, feature)] = (group, feature)
+        return found
+
+    def ref_of(self, group: FeatureGroup, feature: Feature) -> str:
+        if group.source is SourceKind.REQUEST:
+            return f"{BASIS_PREFIX}{feature.name}"
+        join_key = self.entity(group.entity or "").join_key
+        return str(FeatureRef(self.catalog, group.name, feature.name, join_key))
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """`@palette:<catalog>:<group>:<feature>:<join_key>`."""
+
+    catalog: str
+    group: str
+    feature: str
+    join_key: str
+
+    def __str__(self) -> str:
+        return f"{PALETTE_PREFIX}{self.catalog}:{self.group}:{self.feature}:{self.join_key}"
+
+    @classmethod
+    def parse(cls, text: str) -> FeatureRef:
+        if not text.startswith(PALETTE_PREFIX):
+            raise ValueError(f"'{text}' is not a feature reference: expected {PALETTE_PREFIX}<catalog>:<group>:...")
+        parts = text[len(PALETTE_PREFIX) :].split(":")
+        if len(parts) != 4 or not all(_NAME.match(p) for p in parts):
+            raise ValueError(
+                f"'{text}' is not a feature reference: expected @palette:<catalog>:<group>:<feature>:<join_key> "
+                "with lower-case names"
+            )
+        return cls(*parts)

@@ -1,0 +1,17 @@
+from ma_ray.palette.lineage import walk
+
+GRAPH = {"raw:trips": ["group:a"], "group:a": ["f1", "f2"], "f1": ["f3", "model:m:1"], "f2": ["f3"], "f3": []}
+
+
+def test_walk_finds_everything_downstream_and_marks_diamonds() -> None:
+    tree = walk("raw:trips", lambda n: GRAPH.get(n, []))
+    assert tree.nodes() == {"raw:trips", "group:a", "f1", "f2", "f3", "model:m:1"}
+    rendered = tree.render()
+    assert rendered.splitlines()[0] == "raw:trips"
+    assert "(see above)" in rendered  # f3 is reached twice
+    assert tree.as_json()["children"][0]["node"] == "group:a"
+
+
+def test_walk_survives_cycles() -> None:
+    cyclic = {"a": ["b"], "b": ["a"]}
+    assert walk("a", lambda n: cyclic[n]).nodes() == {"a", "b"}
