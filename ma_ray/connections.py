@@ -23,13 +23,17 @@ KAFKA_LOGGER = logging.getLogger("ma_ray.kafka")
 
 
 def redis_client(settings: Settings, timeout_s: float = 2.0) -> redis.Redis:
-    """A pooled Redis client that returns bytes (values are compact binary, not text)."""
+    """A pooled Redis client that returns bytes (values are compact binary, not text). It retries once,
+    quickly: Redis is a cache on the serving path, and a slow failure costs more than a miss."""
     import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
 
     return redis.Redis.from_url(
         settings.redis_url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
         max_connections=settings.cassandra_pool_size,
         health_check_interval=30,
     )

@@ -145,6 +145,8 @@ class CassandraServer:
             "authenticator": "AllowAllAuthenticator",
             "authorizer": "AllowAllAuthorizer",
             "read_request_timeout": "5000ms",
+            "batch_size_warn_threshold": "64KiB",
+            "unlogged_batch_across_partitions_warn_threshold": 100,
             "write_request_timeout": "5000ms",
         }
 

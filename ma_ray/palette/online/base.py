@@ -1,0 +1,119 @@
+"""The online store protocol, shared by every backend and cache tier.
+
+Rows are identified by (entity key, feature timestamp) and writes are idempotent on that pair. A read names
+one ``read_ts`` for the whole request (the seed's snapshot isolation): each key gets its newest row written at
+or before that instant, so a streaming update racing with a prediction is either wholly in or wholly out.
+Timestamps are int epoch microseconds (UTC); timestamp-typed feature values come back as aware datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from ma_ray.palette.catalog import FeatureGroup, FeatureRepository
+from ma_ray.palette.types import FeatureType
+
+EntityKey = str | int
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class OnlineTable:
+    """What a backend needs to know about one feature group: its table name, key type, features, TTL."""
+
+    catalog: str
+    group: str
+    key_type: FeatureType
+    features: dict[str, FeatureType]
+    ttl_s: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.catalog}__{self.group}"
+
+    @classmethod
+    def of(cls, repo: FeatureRepository, group: FeatureGroup) -> OnlineTable:
+        """The stored features of a group (derived features are computed at read time, never stored)."""
+        entity = repo.entity(group.entity or "")
+        stored = {f.name: f.type for f in group.features if f.expression is None}
+        return cls(repo.catalog, group.name, entity.key_type, stored, group.ttl_s)
+
+    def check_features(self, names: Sequence[str]) -> None:
+        unknown = [n for n in names if n not in self.features]
+        if unknown:
+            raise UnknownFeatureError(
+                f"{self.catalog}.{self.group} has no stored feature(s) {', '.join(unknown)}; "
+                f"it has {', '.join(self.features)}"
+            )
+
+
+@dataclass(frozen=True)
+class EntityRow:
+    """One version of one entity's features, as written by a batch load or a stream micro-batch."""
+
+    key: EntityKey
+    feature_ts: int
+    values: dict[str, Any]
+
+
+@dataclass(slots=True)
+class FeatureValues:
+    """The answer for one key: ``feature_ts`` None means the store has no row at or before read_ts."""
+
+    key: EntityKey
+    feature_ts: int | None
+    values: dict[str, Any] = field(default_factory=dict)
+    tier: str = ""
+
+    @property
+    def found(self) -> bool:
+        return self.feature_ts is not None
+
+
+class UnknownFeatureError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class OnlineStore(Protocol):
+    """Batched reads and writes of the newest feature values per entity."""
+
+    tier: str
+
+    def update(self, table: OnlineTable) -> None:
+        """Create or evolve the table (new features become new columns); idempotent."""
+
+    def put(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
+        """Write rows; the same (key, feature_ts) written twice leaves one row."""
+
+    def get(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues]:
+        """One answer per key, in order: the newest row at or before ``read_ts``, projected on ``features``."""
+
+    def teardown(self, table: OnlineTable) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def now_us() -> int:
+    return (datetime.now(UTC) - EPOCH) // _MICROSECOND
+
+
+def to_stored(kind: FeatureType, value: Any) -> Any:
+    """A value as every backend stores it: timestamps become epoch microseconds."""
+    if value is None or kind is not FeatureType.TIMESTAMP or isinstance(value, int):
+        return value
+    return ((value if value.tzinfo else value.replace(tzinfo=UTC)) - EPOCH) // _MICROSECOND
+
+
+def from_stored(kind: FeatureType, value: Any) -> Any:
+    if value is None or kind is not FeatureType.TIMESTAMP:
+        return value
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return EPOCH + timedelta(microseconds=value)

@@ -1,0 +1,91 @@
+"""The embedded online store: one SQLite table per feature group, (key, feature_ts) as primary key."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from ma_ray.config import Settings
+from ma_ray.palette.online.base import EntityKey, EntityRow, FeatureValues, OnlineTable, from_stored, to_stored
+from ma_ray.palette.types import FeatureType
+
+_SQL_TYPES = {
+    FeatureType.INT: "INTEGER",
+    FeatureType.FLOAT: "REAL",
+    FeatureType.BOOL: "INTEGER",
+    FeatureType.STRING: "TEXT",
+    FeatureType.TIMESTAMP: "INTEGER",
+}
+
+
+class SqliteOnlineStore:
+    tier = "sqlite"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqliteOnlineStore:
+        return cls(settings.state_dir.absolute() / "online.sqlite")
+
+    def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._lock = threading.Lock()
+
+    def update(self, table: OnlineTable) -> None:
+        key_type = "TEXT" if table.key_type is FeatureType.STRING else "INTEGER"
+        with self._lock:
+            self._db.execute(
+                f'CREATE TABLE IF NOT EXISTS "{table.name}" (entity_key {key_type} NOT NULL, '
+                "feature_ts INTEGER NOT NULL, PRIMARY KEY (entity_key, feature_ts DESC)) WITHOUT ROWID"
+            )
+            existing = {row[1] for row in self._db.execute(f'PRAGMA table_info("{table.name}")')}
+            for name, kind in table.features.items():
+                if name not in existing:
+                    self._db.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{name}" {_SQL_TYPES[kind]}')
+
+    def put(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
+        names = list(table.features)
+        columns = ", ".join(f'"{n}"' for n in ["entity_key", "feature_ts", *names])
+        marks = ", ".join("?" * (len(names) + 2))
+        data = [
+            (row.key, row.feature_ts, *(to_stored(table.features[n], row.values.get(n)) for n in names)) for row in rows
+        ]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(f'INSERT OR REPLACE INTO "{table.name}" ({columns}) VALUES ({marks})', data)
+            self._db.execute("COMMIT")
+
+    def get(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues]:
+        table.check_features(features)
+        columns = ", ".join(f'"{n}"' for n in ["feature_ts", *features])
+        sql = (
+            f'SELECT {columns} FROM "{table.name}" WHERE entity_key = ? AND feature_ts <= ? '
+            "ORDER BY feature_ts DESC LIMIT 1"
+        )
+        answers = []
+        with self._lock:
+            for key in keys:
+                row = self._db.execute(sql, (key, read_ts)).fetchone()
+                answers.append(self._answer(table, key, features, row))
+        return answers
+
+    def _answer(self, table: OnlineTable, key: EntityKey, features: Sequence[str], row: tuple | None) -> FeatureValues:
+        if row is None:
+            return FeatureValues(key, None, {}, self.tier)
+        values = {}
+        for name, value in zip(features, row[1:], strict=True):
+            kind = table.features[name]
+            values[name] = bool(value) if kind is FeatureType.BOOL and value is not None else from_stored(kind, value)
+        return FeatureValues(key, row[0], values, self.tier)
+
+    def teardown(self, table: OnlineTable) -> None:
+        with self._lock:
+            self._db.execute(f'DROP TABLE IF EXISTS "{table.name}"')
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,102 @@
+"""The cache tiers: read-through fill, write refresh, never older over newer, and a Redis outage bypassed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ma_ray.config import Settings, load_settings
+from ma_ray.connections import redis_client
+from ma_ray.palette.online import EntityRow, InProcessCache, OnlineTable, RedisCache, TieredOnlineStore, now_us
+from ma_ray.palette.online.sqlite import SqliteOnlineStore
+from ma_ray.palette.types import FeatureType
+
+T0 = now_us() - 60_000_000
+
+
+def table() -> OnlineTable:
+    return OnlineTable(
+        "test",
+        f"g_{uuid.uuid4().hex[:8]}",
+        FeatureType.STRING,
+        {"trips": FeatureType.INT, "rating": FeatureType.FLOAT},
+        3600,
+    )
+
+
+@pytest.fixture
+def l2(services: Settings) -> RedisCache:
+    cache = RedisCache(redis_client(services), ttl_s=300, prefix=f"t{uuid.uuid4().hex[:8]}")
+    yield cache
+    cache.close()
+
+
+def tiered(tmp_path: Path, *caches: object) -> TieredOnlineStore:
+    return TieredOnlineStore(SqliteOnlineStore(tmp_path / "o.sqlite"), list(caches))
+
+
+def test_read_through_fills_each_tier(tmp_path: Path, l2: RedisCache) -> None:
+    l1 = InProcessCache(ttl_s=60)
+    store, t = tiered(tmp_path, l1, l2), table()
+    store.update(t)
+    store.primary.put(t, [EntityRow("d1", T0, {"trips": 4, "rating": 4.5})])  # behind the caches' back
+    tiers = [store.get(t, ["d1"], ["trips"], now_us())[0].tier for _ in range(2)]
+    assert tiers == ["sqlite", "l1"]
+    l1.invalidate(t, ["d1"])
+    (served,) = store.get(t, ["d1"], ["rating"], now_us())
+    assert (served.tier, served.values) == ("redis", {"rating": 4.5})
+    assert store.served["sqlite"] == 1 and store.served["l1"] == 1 and store.served["redis"] == 1
+
+
+def test_writes_refresh_caches(tmp_path: Path, l2: RedisCache) -> None:
+    store, t = tiered(tmp_path, InProcessCache(ttl_s=60), l2), table()
+    store.update(t)
+    store.put(t, [EntityRow("d1", T0, {"trips": 1, "rating": 4.0})])
+    assert store.get(t, ["d1"], ["trips"], now_us())[0].values == {"trips": 1}
+    store.put(t, [EntityRow("d1", T0 + 5, {"trips": 2, "rating": 4.1}), EntityRow("d1", T0 + 1, {"trips": 9})])
+    (answer,) = store.get(t, ["d1"], ["trips"], now_us())
+    assert (answer.tier, answer.values) == ("l1", {"trips": 2})
+
+
+def test_caches_never_replace_newer_with_older(l2: RedisCache) -> None:
+    t = table()
+    for cache in (InProcessCache(ttl_s=60), l2):
+        cache.put(t, [EntityRow("d1", T0 + 10, {"trips": 10, "rating": 1.0})])
+        cache.put(t, [EntityRow("d1", T0, {"trips": 0, "rating": 0.0})])
+        assert cache.get(t, ["d1"], ["trips"], now_us())[0].values == {"trips": 10}
+        assert not cache.get(t, ["d1"], ["trips"], T0 + 9)[0].found  # the cached row is newer than read_ts
+
+
+def test_historical_reads_do_not_fill_caches(tmp_path: Path) -> None:
+    l1 = InProcessCache(ttl_s=60)
+    store, t = tiered(tmp_path, l1), table()
+    store.update(t)
+    store.put(t, [EntityRow("d1", T0, {"trips": 1}), EntityRow("d1", T0 + 5, {"trips": 2})])
+    l1.invalidate(t, ["d1"])
+    assert store.get(t, ["d1"], ["trips"], T0 + 1)[0].values == {"trips": 1}
+    assert len(l1) == 0
+    assert store.get(t, ["d1"], ["trips"], now_us())[0].values == {"trips": 2}
+
+
+def test_l1_expires_and_stays_bounded() -> None:
+    t, l1 = table(), InProcessCache(ttl_s=0.05, max_entries=3)
+    l1.put(t, [EntityRow(f"d{i}", T0, {"trips": i}) for i in range(5)])
+    assert len(l1) == 3
+    assert [a.found for a in l1.get(t, ["d0", "d4"], ["trips"], now_us())] == [False, True]
+    time.sleep(0.08)
+    assert not l1.get(t, ["d4"], ["trips"], now_us())[0].found
+    with pytest.raises(ValueError, match="ttl_s > 0"):
+        InProcessCache(ttl_s=0)
+
+
+def test_redis_down_is_bypassed(tmp_path: Path) -> None:
+    dead = RedisCache(redis_client(load_settings(redis_url="redis://127.0.0.1:1/0"), timeout_s=0.2), prefix="dead")
+    store, t = tiered(tmp_path, InProcessCache(ttl_s=60), dead), table()
+    store.update(t)
+    store.put(t, [EntityRow("d1", T0, {"trips": 3})])
+    (answer,) = store.get(t, ["d2", "d1"], ["trips"], now_us())[1:]
+    assert answer.values == {"trips": 3}
+    assert store.cache_errors["redis"] >= 1
