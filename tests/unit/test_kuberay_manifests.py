@@ -1,0 +1,102 @@
+"""The KubeRay manifests validate against the real CRD schemas, and every entrypoint they name exists."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+import shlex
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_DIR = ROOT.parent / "shared" / "kuberay-crds"
+CRD_FILES = {
+    "RayCluster": "ray.io_rayclusters.yaml",
+    "RayJob": "ray.io_rayjobs.yaml",
+    "RayService": "ray.io_rayservices.yaml",
+}
+MANIFESTS = sorted((ROOT / "clusters" / "kuberay").glob("*.yaml"))
+
+
+def documents() -> list[tuple[str, dict]]:
+    found = []
+    for path in MANIFESTS:
+        for index, doc in enumerate(yaml.safe_load_all(path.read_text())):
+            found.append((f"{path.name}#{index}", doc))
+    return found
+
+
+def crd_schema(kind: str) -> dict:
+    if not CRD_DIR.is_dir():
+        pytest.skip(f"KubeRay CRDs not found at {CRD_DIR}: manifests cannot be validated here")
+    return _load_crd_schema(kind)
+
+
+@cache
+def _load_crd_schema(kind: str) -> dict:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are megabytes of YAML
+    crd = yaml.load((CRD_DIR / CRD_FILES[kind]).read_text(), Loader=loader)
+    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+RAY_DOCS = [(name, doc) for name, doc in documents() if doc.get("apiVersion") == "ray.io/v1"]
+
+
+def test_there_are_ray_manifests() -> None:
+    assert {doc["kind"] for _, doc in RAY_DOCS} >= {"RayCluster", "RayJob"}
+
+
+@pytest.mark.parametrize(("name", "doc"), RAY_DOCS, ids=[n for n, _ in RAY_DOCS])
+def test_manifest_matches_the_crd(name: str, doc: dict) -> None:
+    import jsonschema
+
+    schema = crd_schema(doc["kind"])
+    spec_schema = schema["properties"]["spec"]
+    jsonschema.validate(doc["spec"], spec_schema, cls=jsonschema.Draft7Validator)
+    assert doc["metadata"]["name"]
+
+
+def test_a_wrong_manifest_is_caught() -> None:
+    import jsonschema
+
+    schema = crd_schema("RayJob")["properties"]["spec"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"entrypoint": 42}, schema)
+
+
+RAY_JOBS = [(name, doc) for name, doc in RAY_DOCS if doc["kind"] == "RayJob"]
+
+
+@pytest.mark.parametrize(("name", "doc"), RAY_JOBS, ids=[name for name, _ in RAY_JOBS])
+def test_job_entrypoints_resolve(name: str, doc: dict) -> None:
+    args = shlex.split(doc["spec"]["entrypoint"])
+    assert args[:2] == ["python", "-m"], f"{name}: entrypoints run `python -m apps.<name>`"
+    module = importlib.import_module(args[2])
+    assert callable(module.main)
+    selector = doc["spec"].get("clusterSelector", {}).get("ray.io/cluster")
+    clusters = {d["metadata"]["name"] for _, d in RAY_DOCS if d["kind"] == "RayCluster"}
+    assert selector in clusters, f"{name} selects cluster {selector!r}, not one of {clusters}"
+
+
+def test_settings_configmap_holds_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ma_ray.config import load_settings
+
+    [config_map] = [d for _, d in documents() if d.get("kind") == "ConfigMap"]
+    for key, value in config_map["data"].items():
+        assert re.fullmatch(r"MA_RAY_[A-Z_]+", key)
+        monkeypatch.setenv(key, value)
+    settings = load_settings()
+    assert not any(settings.is_managed(name) for name in ("redis", "cassandra", "kafka"))
+
+
+def test_image_matches_the_ray_version() -> None:
+    ray_version = importlib.metadata.version("ray")
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"rayproject/ray:{ray_version}-py311" in dockerfile
+    [cluster] = [d for _, d in RAY_DOCS if d["kind"] == "RayCluster"]
+    assert cluster["spec"]["rayVersion"] == ray_version
