@@ -12,16 +12,23 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import pyarrow.compute as pc
 import ray
 from tqdm import tqdm
 
+from actors.feature_server import FeatureServerPool
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import RideshareConfig, read_raw, write_chunk, write_dimensions
+from ma_ray.datagen.rideshare_features import driver_stats, rider_stats
+from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.lineage import Direction
+from ma_ray.palette.materialize import load_snapshot
 from ma_ray.palette.meta_store import open_meta_store
+from ma_ray.palette.offline import OfflineStore
+from ma_ray.palette.online import OnlineTable, open_online_store
 from ma_ray.palette.registry import FeatureRegistry
 from ma_ray.palette.repository import load_repository
 from ma_ray.ray_runtime import init_ray
@@ -90,9 +97,83 @@ def stage_apply_features(ctx: DemoContext) -> None:
         store.close()
 
 
+def stage_materialize(ctx: DemoContext) -> None:
+    """Compute the batch groups as of the last day, publish immutable offline snapshots, bulk-load them."""
+    as_of = ctx.data.start_date + timedelta(days=ctx.data.days - 1)
+    offline = OfflineStore(ctx.settings.offline_uri)
+    repo = _registered_repository(ctx)
+    online = open_online_store(ctx.settings)
+    rows = []
+    try:
+        for group_name, compute in (("driver_stats", driver_stats), ("rider_stats", rider_stats)):
+            group = next(g for g in repo.groups if g.name == group_name)
+            join_key = repo.entity(group.entity or "").join_key
+            snapshot = compute(ctx.raw_uri, as_of)
+            info = offline.write_snapshot(repo.catalog, group_name, as_of, snapshot, join_key=join_key)
+            report = load_snapshot(snapshot, OnlineTable.of(repo, group), online, join_key)
+            rows.append((group_name, str(info.snapshot_date), report.rows, round(report.rows_per_s)))
+    finally:
+        online.close()
+    print(format_table(rows, ["group", "snapshot", "rows", "rows/s"]))
+    print(f"offline snapshots under {ctx.settings.offline_uri}; online store {ctx.settings.online_store}")
+    ctx.facts["as_of"] = as_of
+
+
+def stage_lookup(ctx: DemoContext) -> None:
+    """Ask a pool of feature-serving actors for features of the hottest drivers, stored and derived."""
+    pool = FeatureServerPool(2, "rideshare", ctx.settings.model_dump())
+    hot = _hottest_drivers(ctx.raw_uri, 5)
+    request_ts = datetime.combine(ctx.facts["as_of"], datetime.min.time(), tzinfo=UTC) + timedelta(hours=8)
+    rows = [{"driver_id": driver, "request_ts": request_ts} for driver in hot]
+    answer = ray.get(pool.get_features(rows, LOOKUP_REFS))
+    table = [
+        (driver, *(_short(r["values"][ref]) for ref in LOOKUP_REFS), r["meta"][LOOKUP_REFS[0]]["tier"])
+        for driver, r in zip(hot, answer["rows"], strict=True)
+    ]
+    print(format_table(table, ["driver", *(ref.split(":")[3] for ref in LOOKUP_REFS), "tier"]))
+    latencies = []
+    for _ in range(200):
+        started = time.perf_counter()
+        ray.get(pool.get_features(rows[:1], LOOKUP_REFS))
+        latencies.append((time.perf_counter() - started) * 1000)
+    p50, p99 = (sorted(latencies)[int(q * (len(latencies) - 1))] for q in (0.5, 0.99))
+    print(
+        f"200 single-driver lookups through the actor pool: p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
+        f"served by tier: {pool.served_by_tier()}"
+    )
+
+
+LOOKUP_REFS = [
+    "@palette:rideshare:driver_stats:trip_count_7d:driver_id",
+    "@palette:rideshare:driver_stats:acceptance_rate:driver_id",
+    "@palette:rideshare:driver_model_inputs:reliability_score:driver_id",
+    "@palette:rideshare:driver_model_inputs:peak_hour_request:driver_id",
+]
+
+
+def _short(value: object) -> object:
+    return round(value, 3) if isinstance(value, float) else value
+
+
+def _registered_repository(ctx: DemoContext) -> FeatureRepository:
+    store = open_meta_store(ctx.settings)
+    try:
+        return FeatureRegistry(store).repository("rideshare")
+    finally:
+        store.close()
+
+
+def _hottest_drivers(raw_uri: str, count: int) -> list[str]:
+    counts = pc.value_counts(read_raw(raw_uri, "trips").to_table(columns=["driver_id"])["driver_id"]).to_pylist()
+    counts.sort(key=lambda item: -item["counts"])
+    return [item["values"] for item in counts[:count]]
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("generate rideshare data", stage_generate_data),
     ("apply feature repository", stage_apply_features),
+    ("materialize to online store", stage_materialize),
+    ("look up features", stage_lookup),
 ]
 
 

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     l1_cache_ttl_s: float = Field(default=0.1, gt=0, le=3600)
     l1_cache_max_entries: int = Field(default=10_000, ge=1)
     redis_cache_ttl_s: int = Field(default=300, ge=1)
+    # The seed's serving request timeout: after it, feature lookups answer with defaults.
+    feature_timeout_s: float = Field(default=0.1, gt=0, le=60)
 
     # Cassandra (online store primary, Gallery metadata).
     cassandra_hosts: Annotated[list[str], NoDecode] = ["127.0.0.1"]

@@ -72,16 +72,17 @@ class LineageTree:
 
 
 def walk(start: str, neighbours: Callable[[str], list[str]], max_nodes: int = 10_000) -> LineageTree:
-    """The tree of everything reachable from ``start`` through ``neighbours`` (parents or children)."""
-    seen: set[str] = {start}
+    """The tree of everything reachable from ``start`` through ``neighbours`` (parents or children), in
+    display order; a node reached again is shown once more, marked ``repeated``, and not expanded twice."""
     root = LineageTree(start)
-    frontier = [root]
-    while frontier and len(seen) < max_nodes:
-        tree = frontier.pop()
-        for node in sorted(neighbours(tree.node)):
-            child = LineageTree(node, repeated=node in seen)
-            tree.children.append(child)
-            if not child.repeated:
-                seen.add(node)
-                frontier.append(child)
+    seen: set[str] = set()
+    stack = [root]
+    while stack and len(seen) < max_nodes:
+        tree = stack.pop()
+        if tree.node in seen:
+            tree.repeated = True
+            continue
+        seen.add(tree.node)
+        tree.children = [LineageTree(node) for node in sorted(neighbours(tree.node))]
+        stack.extend(reversed(tree.children))
     return root

@@ -22,6 +22,9 @@ def test_demo_generates_the_raw_data_set(ray_cluster: str, tmp_path: Path, ma_ra
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"\[1/\d+\] generate rideshare data", result.stdout)
     assert re.search(r"\[2/\d+\] apply feature repository", result.stdout)
+    assert re.search(r"\[3/\d+\] materialize to online store", result.stdout)
+    assert re.search(r"\[4/\d+\] look up features", result.stdout)
+    assert "single-driver lookups through the actor pool" in result.stdout
     assert re.search(r"all \d+ stages done", result.stdout)
     raw = f"{tmp_path.absolute()}/offline/raw"
     assert read_raw(raw, "trips").count_rows() == 10_000

@@ -1,0 +1,72 @@
+"""Feature-serving actors: each holds a feature resolver with its own L1 cache and store clients.
+
+A pool spreads them over the cluster's nodes; callers ask any of them for features by entity keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import ray
+
+from ma_ray.config import load_settings
+from ma_ray.palette.meta_store import open_meta_store
+from ma_ray.palette.online import open_online_store
+from ma_ray.palette.registry import FeatureRegistry
+from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
+
+
+class FeatureServer:
+    """The actor's logic, a plain class so it can be tested without Ray; ``FeatureServerActor`` wraps it."""
+
+    def __init__(self, catalog: str, settings_overrides: dict[str, Any] | None = None) -> None:
+        settings = load_settings(**(settings_overrides or {}))
+        meta = open_meta_store(settings)
+        try:
+            repository = FeatureRegistry(meta).repository(catalog)
+        finally:
+            meta.close()
+        self.resolver = FeatureResolver(
+            ServingCatalog(repository), open_online_store(settings), timeout_s=settings.feature_timeout_s
+        )
+
+    def get_features(self, rows: list[dict[str, Any]], refs: list[str]) -> dict[str, Any]:
+        """{"read_ts", "degraded", "rows": [{"values": {ref: v}, "meta": {ref: {...}}}]} for each row."""
+        result = self.resolver.resolve(rows, refs)
+        return {
+            "read_ts": result.read_ts,
+            "degraded": result.degraded,
+            "rows": [{"values": r.values, "meta": {k: asdict(m) for k, m in r.meta.items()}} for r in result.rows],
+        }
+
+    def served_by_tier(self) -> dict[str, int]:
+        return dict(self.resolver.store.served)
+
+
+FeatureServerActor = ray.remote(num_cpus=0.25, max_restarts=-1, max_task_retries=3)(FeatureServer)
+
+
+class FeatureServerPool:
+    """``size`` feature-serving actors spread over the cluster's nodes, asked in turn."""
+
+    def __init__(self, size: int, catalog: str, settings_overrides: dict[str, Any] | None = None) -> None:
+        if size < 1:
+            raise ValueError("a feature server pool needs at least one actor")
+        self.actors = [
+            FeatureServerActor.options(scheduling_strategy="SPREAD").remote(catalog, settings_overrides)
+            for _ in range(size)
+        ]
+        self._next = 0
+
+    def get_features(self, rows: list[dict[str, Any]], refs: list[str]) -> ray.ObjectRef:
+        actor = self.actors[self._next % len(self.actors)]
+        self._next += 1
+        return actor.get_features.remote(rows, refs)
+
+    def served_by_tier(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for counts in ray.get([actor.served_by_tier.remote() for actor in self.actors]):
+            for tier, count in counts.items():
+                totals[tier] = totals.get(tier, 0) + count
+        return totals

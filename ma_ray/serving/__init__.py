@@ -1,0 +1,1 @@
+"""Prediction-path logic: feature resolution, circuit breakers (and, with the serving issue, placement)."""

@@ -1,0 +1,120 @@
+"""From raw trips to served features: reference batch features, bulk load, feature-serving actors."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+
+from actors.feature_server import FeatureServer, FeatureServerPool
+from ma_ray.config import Settings, load_settings
+from ma_ray.connections import cassandra_cluster
+from ma_ray.datagen import RideshareConfig, write_chunk, write_dimensions
+from ma_ray.datagen.rideshare_features import driver_stats
+from ma_ray.palette.materialize import load_snapshot
+from ma_ray.palette.meta_store import open_meta_store
+from ma_ray.palette.online import OnlineTable, open_online_store
+from ma_ray.palette.registry import FeatureRegistry
+from ma_ray.palette.repository import load_repository
+
+CONFIG = RideshareConfig(trips=10_000, days=7, seed=3)
+AS_OF = date(2026, 1, 7)
+TRIPS_7D = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
+RATING = "@palette:rideshare:driver_stats:rating_avg:driver_id"
+RELIABILITY = "@palette:rideshare:driver_model_inputs:reliability_score:driver_id"
+
+
+@pytest.fixture(scope="module")
+def raw_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = str(tmp_path_factory.mktemp("raw"))
+    write_dimensions(CONFIG, root)
+    for chunk in range(CONFIG.chunks):
+        write_chunk(CONFIG, chunk, root)
+    return root
+
+
+def test_reference_driver_stats_match_pandas(raw_uri: str) -> None:
+    trips = pd.read_parquet(f"{raw_uri}/trips")
+    stats = driver_stats(raw_uri, AS_OF).to_pandas().set_index("driver_id")
+    expected_counts = trips.groupby("driver_id").size()
+    assert stats["trip_count_7d"].to_dict() == expected_counts.to_dict()
+    completed = trips[trips.status == "completed"].groupby("driver_id")["distance_km"].mean()
+    distances = stats["avg_trip_distance"].dropna()
+    assert set(distances.index) == set(completed.index)
+    assert (distances - completed.astype(float).reindex(distances.index)).abs().max() < 1e-5
+    accepted = trips.groupby("driver_id")["driver_accepted"].mean()
+    assert (stats["acceptance_rate"] - accepted).abs().max() < 1e-12
+
+
+@pytest.fixture(params=["sqlite", "cassandra"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    if request.param == "sqlite":
+        yield load_settings(state_dir=tmp_path)
+        return
+    services: Settings = request.getfixturevalue("services")
+    keyspace = f"t_{uuid.uuid4().hex[:8]}"
+    yield load_settings(
+        **{
+            **services.model_dump(),
+            "state_dir": tmp_path,
+            "offline_uri": "",
+            "artifact_uri": "",
+            "online_store": "cassandra",
+            "cassandra_keyspace": keyspace,
+            "feature_timeout_s": 5.0,
+            "cassandra_request_timeout_s": 5.0,
+        }
+    )
+    cluster = cassandra_cluster(services)
+    cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}_online")
+    cluster.shutdown()
+
+
+def _load(settings: Settings, raw_uri: str) -> pd.DataFrame:
+    meta = open_meta_store(settings)
+    with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as path:
+        repo = load_repository(path)
+    FeatureRegistry(meta).apply(repo)
+    meta.close()
+    group = next(g for g in repo.groups if g.name == "driver_stats")
+    snapshot = driver_stats(raw_uri, AS_OF)
+    online = open_online_store(settings)
+    report = load_snapshot(snapshot, OnlineTable.of(repo, group), online, "driver_id", batch_rows=50)
+    online.close()
+    assert report.rows == snapshot.num_rows
+    return snapshot.to_pandas().set_index("driver_id")
+
+
+def test_loaded_snapshot_is_served_with_derived_features(settings: Settings, raw_uri: str) -> None:
+    expected = _load(settings, raw_uri)
+    server = FeatureServer("rideshare", settings.model_dump())
+    drivers = list(expected.index[:20])
+    answer = server.get_features([{"driver_id": d} for d in drivers], [TRIPS_7D, RATING, RELIABILITY])
+    assert not answer["degraded"]
+    for driver, row in zip(drivers, answer["rows"], strict=True):
+        assert row["values"][TRIPS_7D] == expected.loc[driver, "trip_count_7d"]
+        reliability = expected.loc[driver, "acceptance_rate"] * (1 - expected.loc[driver, "cancellation_rate"])
+        assert row["values"][RELIABILITY] == pytest.approx(reliability)
+        assert row["meta"][TRIPS_7D]["feature_ts"] == int(
+            datetime(2026, 1, 7, 23, 59, 59, 999999, tzinfo=UTC).timestamp() * 1_000_000
+        )
+        assert row["meta"][TRIPS_7D]["stale"]  # the snapshot is older than the 7-day TTL: served, flagged
+    again = server.get_features([{"driver_id": drivers[0]}], [TRIPS_7D])
+    assert again["rows"][0]["meta"][TRIPS_7D]["tier"] == "l1"
+
+
+def test_actor_pool_survives_a_killed_actor(ray_cluster: str, raw_uri: str, tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path)
+    expected = _load(settings, raw_uri)
+    pool = FeatureServerPool(2, "rideshare", settings.model_dump())
+    driver = expected.index[0]
+    first = ray.get(pool.get_features([{"driver_id": driver}], [TRIPS_7D]))
+    ray.kill(pool.actors[0], no_restart=False)
+    answers = [ray.get(pool.get_features([{"driver_id": driver}], [TRIPS_7D])) for _ in range(4)]
+    assert all(a["rows"][0]["values"] == first["rows"][0]["values"] for a in answers)

@@ -1,0 +1,125 @@
+"""The feature resolver over an in-process store (no I/O): values, defaults, staleness, deadline, breaker."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import resources
+
+import pytest
+
+from ma_ray.palette.online import EntityRow, FeatureValues, InProcessCache, OnlineTable, now_us
+from ma_ray.palette.repository import load_repository
+from ma_ray.serving.circuit_breaker import BreakerState, CircuitBreaker
+from ma_ray.serving.feature_resolver import (
+    FeatureResolver,
+    MissingEntityKeyError,
+    ServingCatalog,
+    UnknownReferenceError,
+)
+
+with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as _path:
+    REPO = load_repository(_path)
+CATALOG = ServingCatalog(REPO)
+STATS = "@palette:rideshare:driver_stats:{}:driver_id"
+ACCEPT, CANCEL, TRIPS = (
+    STATS.format("acceptance_rate"),
+    STATS.format("cancellation_rate"),
+    STATS.format("trip_count_7d"),
+)
+RELIABILITY = "@palette:rideshare:driver_model_inputs:reliability_score:driver_id"
+PEAK = "@palette:rideshare:driver_model_inputs:peak_hour_request:driver_id"
+RIDER_TRIPS = "@palette:rideshare:rider_stats:trip_count_28d:rider_id"
+
+
+def table(group: str) -> OnlineTable:
+    return next(t for t in CATALOG.tables() if t.group == group)
+
+
+def store_with(rows: dict[str, list[EntityRow]]) -> InProcessCache:
+    store = InProcessCache(ttl_s=3600)
+    for group, group_rows in rows.items():
+        store.put(table(group), group_rows)
+    return store
+
+
+class GatedStore:
+    """An online store that waits on a gate (a slow backend) or raises (a dead one)."""
+
+    tier = "gated"
+
+    def __init__(self, inner: InProcessCache, fail: bool = False) -> None:
+        self.inner, self.fail, self.gate = inner, fail, threading.Event()
+
+    def get(self, table: OnlineTable, keys: Sequence, features: Sequence[str], read_ts: int) -> list[FeatureValues]:
+        if self.fail:
+            raise ConnectionError("cassandra is down")
+        self.gate.wait(5)
+        return self.inner.get(table, keys, features, read_ts)
+
+
+def test_values_defaults_and_derived_features() -> None:
+    ts = now_us() - 1_000_000
+    store = store_with(
+        {"driver_stats": [EntityRow("d1", ts, {"acceptance_rate": 0.9, "cancellation_rate": 0.1, "trip_count_7d": 12})]}
+    )
+    resolver = FeatureResolver(CATALOG, store, timeout_s=1.0)
+    rows = [
+        {"driver_id": "d1", "rider_id": "r1", "request_ts": datetime(2026, 1, 5, 8, 30, tzinfo=UTC)},
+        {"driver_id": "unknown", "rider_id": "r1", "request_ts": datetime(2026, 1, 5, 13, 0, tzinfo=UTC)},
+    ]
+    result = resolver.resolve(rows, [TRIPS, RELIABILITY, PEAK, RIDER_TRIPS])
+    known, missing = result.rows
+    assert not result.degraded
+    assert known.values[TRIPS] == 12 and known.values[RELIABILITY] == pytest.approx(0.81)
+    assert known.values[PEAK] is True and missing.values[PEAK] is False
+    assert known.meta[TRIPS].tier == "l1" and 0.9 < known.meta[TRIPS].staleness_s < 60
+    assert missing.values[TRIPS] == 0 and missing.meta[TRIPS].defaulted  # the catalog default
+    assert missing.values[RELIABILITY] == pytest.approx(1.0)  # nfill of the defaults in the expression
+    assert known.values[RIDER_TRIPS] == 0 and known.meta[RIDER_TRIPS].defaulted
+    assert set(known.values) == {TRIPS, RELIABILITY, PEAK, RIDER_TRIPS}
+
+
+def test_old_values_are_served_and_flagged_stale() -> None:
+    eight_days_ago = now_us() - 8 * 86_400 * 1_000_000
+    store = store_with({"driver_stats": [EntityRow("d1", eight_days_ago, {"trip_count_7d": 3})]})
+    row = FeatureResolver(CATALOG, store).resolve([{"driver_id": "d1"}], [TRIPS]).rows[0]
+    assert row.values[TRIPS] == 3 and row.meta[TRIPS].stale and not row.meta[TRIPS].defaulted
+
+
+def test_slow_store_gets_defaults_within_the_deadline_and_trips_the_breaker() -> None:
+    gated = GatedStore(store_with({"driver_stats": [EntityRow("d1", now_us() - 10, {"trip_count_7d": 3})]}))
+    breaker = CircuitBreaker("online_store", failure_threshold=2, reset_timeout_s=60)
+    resolver = FeatureResolver(CATALOG, gated, timeout_s=0.05, breaker=breaker)
+    for _ in range(2):
+        result = resolver.resolve([{"driver_id": "d1"}], [TRIPS])
+        assert result.degraded and result.rows[0].values[TRIPS] == 0 and result.rows[0].meta[TRIPS].defaulted
+    assert breaker.state is BreakerState.OPEN
+    gated.gate.set()
+    skipped = resolver.resolve([{"driver_id": "d1"}], [TRIPS])
+    assert skipped.degraded and skipped.rows[0].values[TRIPS] == 0  # open: the store is not even asked
+    resolver.close()
+
+
+def test_a_dead_store_degrades_then_recovers() -> None:
+    inner = store_with({"driver_stats": [EntityRow("d1", now_us() - 10, {"trip_count_7d": 3})]})
+    dead = GatedStore(inner, fail=True)
+    clock = [0.0]
+    breaker = CircuitBreaker("online_store", failure_threshold=1, reset_timeout_s=1, clock=lambda: clock[0])
+    resolver = FeatureResolver(CATALOG, dead, timeout_s=1.0, breaker=breaker)
+    assert resolver.resolve([{"driver_id": "d1"}], [TRIPS]).degraded
+    dead.fail = False
+    dead.gate.set()
+    clock[0] = 2.0
+    healed = resolver.resolve([{"driver_id": "d1"}], [TRIPS])
+    assert not healed.degraded and healed.rows[0].values[TRIPS] == 3
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_bad_requests() -> None:
+    resolver = FeatureResolver(CATALOG, InProcessCache())
+    with pytest.raises(UnknownReferenceError, match="unknown feature reference"):
+        resolver.resolve([{"driver_id": "d1"}], ["@palette:rideshare:driver_stats:nope:driver_id"])
+    with pytest.raises(MissingEntityKeyError, match="lacks 'driver_id'"):
+        resolver.resolve([{"rider_id": "r1"}], [TRIPS])
