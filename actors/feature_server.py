@@ -14,6 +14,7 @@ from ma_ray.config import load_settings
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.online import open_online_store
 from ma_ray.palette.registry import FeatureRegistry
+from ma_ray.serving.feature_metrics import shared_feature_metrics
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
 
 
@@ -28,7 +29,10 @@ class FeatureServer:
         finally:
             meta.close()
         self.resolver = FeatureResolver(
-            ServingCatalog(repository), open_online_store(settings), timeout_s=settings.feature_timeout_s
+            ServingCatalog(repository),
+            open_online_store(settings),
+            timeout_s=settings.feature_timeout_s,
+            metrics=shared_feature_metrics(),
         )
 
     def get_features(self, rows: list[dict[str, Any]], refs: list[str]) -> dict[str, Any]:

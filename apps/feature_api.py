@@ -4,7 +4,6 @@ Run with `serve run apps.feature_api:app` (catalog from MA_RAY_* settings) or de
 No `from __future__ import annotations` here: FastAPI reads the request model from the real annotations.
 """
 
-
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
@@ -33,7 +32,10 @@ class FeatureValue(BaseModel):
     value: Any
     feature_ts: int | None = Field(description="epoch microseconds of the stored row, null if a default")
     staleness_s: float | None
-    tier: str = Field(description="l1, redis, cassandra, sqlite, dsl, request or none")
+    tier: str = Field(
+        description="l1, redis, cassandra, sqlite, dsl or request; for defaults: none (no stored row), "
+        "unavailable (store down) or deadline (too slow)"
+    )
     defaulted: bool
     stale: bool = Field(description="older than the group's TTL: served anyway, never silently expired")
 

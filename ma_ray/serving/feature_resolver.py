@@ -9,6 +9,7 @@ Values are never silently expired: a value older than its group's TTL is served,
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,8 +18,10 @@ from typing import Any
 from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRepository
 from ma_ray.palette.dsl import CompiledExpression, compile_expression
 from ma_ray.palette.online import FeatureValues, OnlineStore, OnlineTable, now_us
+from ma_ray.palette.online.tiered import UNAVAILABLE
 from ma_ray.palette.types import FeatureType
 from ma_ray.serving.circuit_breaker import CircuitBreaker
+from ma_ray.serving.feature_metrics import FeatureMetrics
 
 
 class UnknownReferenceError(KeyError):
@@ -119,6 +122,9 @@ class ServingCatalog:
 
 
 class FeatureResolver:
+    """Resolves features for request rows. ``breaker`` trips when the store misses the deadline or raises
+    (defaults are then served without asking it); per-backend outages are handled by the tiered store."""
+
     def __init__(
         self,
         catalog: ServingCatalog,
@@ -126,21 +132,39 @@ class FeatureResolver:
         timeout_s: float = 0.1,
         breaker: CircuitBreaker | None = None,
         max_workers: int = 4,
+        metrics: FeatureMetrics | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
         self.timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker("online_store")
+        self.metrics = metrics
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="features")
 
     def resolve(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
         """Values of ``refs`` for each row; a row holds join keys (``driver_id``) and request fields."""
         self.catalog.check(refs)
+        started = time.perf_counter()
         read_ts = now_us()
         stored = self.catalog.stored_needs(refs)
         answers, degraded = self._read(rows, stored, read_ts)
         resolved = [self._row(row, refs, stored, answers, read_ts) for row in rows]
+        if self.metrics is not None:
+            self._record(time.perf_counter() - started, resolved, stored, degraded)
         return Resolution(resolved, read_ts, degraded)
+
+    def _record(self, seconds: float, rows: list[ResolvedRow], stored: set[str], degraded: bool) -> None:
+        metrics = self.metrics
+        assert metrics is not None
+        metas = [row.meta[ref] for row in rows for ref in stored if ref in row.meta]
+        metrics.record_lookup(seconds, [meta.tier for meta in metas if not meta.defaulted])
+        for meta in metas:
+            if meta.defaulted:
+                metrics.record_default({"none": "missing"}.get(meta.tier, meta.tier))
+            elif meta.staleness_s is not None:
+                metrics.record_staleness(meta.staleness_s)
+        states = getattr(self.store, "breaker_states", dict)()
+        metrics.record_breakers({**states, "deadline": str(self.breaker.state)})
 
     def _read(
         self, rows: Sequence[Mapping[str, Any]], stored: set[str], read_ts: int
@@ -162,20 +186,24 @@ class FeatureResolver:
         return self._collect(futures)
 
     def _collect(self, futures: dict) -> tuple[dict[tuple[str, Any], FeatureValues], bool]:
+        """Answers that arrived within the deadline. The breaker counts missed deadlines and errors; a backend
+        that the store itself reported unavailable only marks the result degraded (its own breaker counts)."""
         answers: dict[tuple[str, Any], FeatureValues] = {}
         done, late = concurrent.futures.wait(futures.values(), timeout=self.timeout_s)
         failed = bool(late)
+        unavailable = False
         for name, future in futures.items():
             if future not in done or future.exception() is not None:
                 failed = True
                 continue
             for values in future.result():
                 answers[(name, values.key)] = values
+                unavailable = unavailable or values.tier == UNAVAILABLE
         if failed:
             self.breaker.record_failure()
         else:
             self.breaker.record_success()
-        return answers, failed
+        return answers, failed or unavailable
 
     def _row(
         self, row: Mapping[str, Any], refs: Sequence[str], stored: set[str], answers: dict, read_ts: int
@@ -235,8 +263,10 @@ def _key_of(row: Mapping[str, Any], join_key: str) -> Any:
 
 
 def _stored_value(feature: StoredFeature, answer: FeatureValues | None, read_ts: int) -> tuple[Any, FeatureMeta]:
-    if answer is None or not answer.found:
-        return feature.default, FeatureMeta(tier=answer.tier if answer else "none", defaulted=True)
+    if answer is None:  # no answer within the deadline, or the breaker kept the store from being asked
+        return feature.default, FeatureMeta(tier="deadline", defaulted=True)
+    if not answer.found:
+        return feature.default, FeatureMeta(tier=answer.tier or "none", defaulted=True)
     staleness_s = (read_ts - (answer.feature_ts or 0)) / 1_000_000
     meta = FeatureMeta(answer.feature_ts, staleness_s, answer.tier, stale=staleness_s > feature.table.ttl_s)
     return answer.values.get(feature.name), meta

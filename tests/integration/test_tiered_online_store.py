@@ -99,4 +99,4 @@ def test_redis_down_is_bypassed(tmp_path: Path) -> None:
     store.put(t, [EntityRow("d1", T0, {"trips": 3})])
     (answer,) = store.get(t, ["d2", "d1"], ["trips"], now_us())[1:]
     assert answer.values == {"trips": 3}
-    assert store.cache_errors["redis"] >= 1
+    assert store.errors["redis"] >= 1

@@ -123,3 +123,24 @@ def test_bad_requests() -> None:
         resolver.resolve([{"driver_id": "d1"}], ["@palette:rideshare:driver_stats:nope:driver_id"])
     with pytest.raises(MissingEntityKeyError, match="lacks 'driver_id'"):
         resolver.resolve([{"rider_id": "r1"}], [TRIPS])
+
+
+def test_metrics_record_tiers_defaults_staleness_and_breakers() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from ma_ray.metrics import PrometheusMetrics
+    from ma_ray.serving.feature_metrics import FeatureMetrics
+
+    registry = CollectorRegistry()
+    store = store_with({"driver_stats": [EntityRow("d1", now_us() - 5_000_000, {"trip_count_7d": 3})]})
+    resolver = FeatureResolver(CATALOG, store, timeout_s=1.0, metrics=FeatureMetrics(PrometheusMetrics(registry)))
+    resolver.resolve([{"driver_id": "d1"}, {"driver_id": "d2"}], [TRIPS])
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert sample("ma_ray_feature_values_total", tier="l1") == 1
+    assert sample("ma_ray_feature_defaults_total", reason="missing") == 1
+    assert sample("ma_ray_feature_lookup_seconds_count", cache="hit") == 1
+    assert sample("ma_ray_feature_staleness_seconds_count") == 1
+    assert sample("ma_ray_feature_store_breaker_open", backend="deadline") == 0

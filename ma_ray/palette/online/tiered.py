@@ -1,4 +1,5 @@
-"""L1 -> L2 -> primary: the online read path, with read-through fill and write-through refresh."""
+"""L1 -> L2 -> primary: the online read path, with read-through fill, write-through refresh and a circuit
+breaker per backend."""
 
 from __future__ import annotations
 
@@ -15,25 +16,39 @@ from ma_ray.palette.online.base import (
     OnlineTable,
     now_us,
 )
+from ma_ray.serving.circuit_breaker import CircuitBreaker
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 # Only reads "as of now" fill the caches: a historical read must not plant an old row as the latest one.
 FILL_WINDOW_US = 1_000_000
+# The tier reported for a key no backend could answer because one was failing (not merely missing).
+UNAVAILABLE = "unavailable"
 
 
 class TieredOnlineStore:
     """Reads ask each cache in turn for the keys still missing, then the primary; rows found deeper fill the
-    caches above. Writes go to the primary, then refresh every cache with each key's newest row. A cache that
-    fails (Redis down) is skipped as a miss: reads bypass it rather than fail."""
+    caches above. Writes go to the primary, then refresh every cache with each key's newest row.
+
+    Each backend has a circuit breaker. A failing cache (Redis down) is bypassed; a failing primary (Cassandra
+    down) leaves the keys the caches could not answer marked ``unavailable`` so the caller serves defaults.
+    Reads never raise for a backend outage; writes to the primary do (a load must know it failed)."""
 
     tier = "tiered"
 
-    def __init__(self, primary: OnlineStore, caches: Sequence[OnlineStore]) -> None:
+    def __init__(
+        self,
+        primary: OnlineStore,
+        caches: Sequence[OnlineStore],
+        breakers: dict[str, CircuitBreaker] | None = None,
+    ) -> None:
         self.primary = primary
         self.caches = list(caches)
+        self.breakers = breakers or {}
+        for store in [*self.caches, primary]:
+            self.breakers.setdefault(store.tier, CircuitBreaker(store.tier))
         self.served: Counter[str] = Counter()
-        self.cache_errors: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
 
     def update(self, table: OnlineTable) -> None:
         self.primary.update(table)
@@ -47,7 +62,7 @@ class TieredOnlineStore:
             if row.key not in newest or newest[row.key].feature_ts < row.feature_ts:
                 newest[row.key] = row
         for cache in self.caches:
-            self._safely(cache, "put", lambda c=cache: c.put(table, list(newest.values())))
+            self._guarded(cache, "put", lambda c=cache: c.put(table, list(newest.values())))
 
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
@@ -57,54 +72,52 @@ class TieredOnlineStore:
         fill = read_ts >= now_us() - FILL_WINDOW_US
         answers: dict[int, FeatureValues] = {}
         pending = list(range(len(keys)))
+        primary_failed = False
         for depth, store in enumerate([*self.caches, self.primary]):
             if not pending:
                 break
-            found, pending = self._ask(store, table, keys, pending, every_feature, read_ts)
+            asked = [keys[i] for i in pending]
+            got = self._guarded(store, "get", lambda s=store, a=asked: s.get(table, a, every_feature, read_ts))
+            if got is None:
+                primary_failed = store is self.primary
+                continue
+            found = {i: v for i, v in zip(pending, got, strict=True) if v.found}
+            pending = [i for i in pending if i not in found]
             for index, values in found.items():
-                answers[index] = FeatureValues(
-                    values.key, values.feature_ts, {n: values.values.get(n) for n in features}, store.tier
-                )
+                projected = {name: values.values.get(name) for name in features}
+                answers[index] = FeatureValues(values.key, values.feature_ts, projected, store.tier)
             if fill and found:
                 rows = [EntityRow(v.key, v.feature_ts or 0, v.values) for v in found.values()]
                 for cache in self.caches[:depth]:
-                    self._safely(cache, "fill", lambda c=cache, r=rows: c.put(table, r))
+                    self._guarded(cache, "fill", lambda c=cache, r=rows: c.put(table, r))
+        missing_tier = UNAVAILABLE if primary_failed else "none"
         for index in pending:
-            answers[index] = FeatureValues(keys[index], None, {}, "none")
+            answers[index] = FeatureValues(keys[index], None, {}, missing_tier)
         result = [answers[i] for i in range(len(keys))]
         self.served.update(answer.tier for answer in result)
         return result
 
-    def _ask(
-        self,
-        store: OnlineStore,
-        table: OnlineTable,
-        keys: Sequence[EntityKey],
-        pending: list[int],
-        features: list[str],
-        read_ts: int,
-    ) -> tuple[dict[int, FeatureValues], list[int]]:
-        asked = [keys[i] for i in pending]
-        if store is self.primary:
-            got = store.get(table, asked, features, read_ts)
-        else:
-            got = self._safely(store, "get", lambda: store.get(table, asked, features, read_ts))
-            if got is None:
-                return {}, pending
-        found = {i: v for i, v in zip(pending, got, strict=True) if v.found}
-        return found, [i for i in pending if i not in found]
-
-    def _safely(self, cache: OnlineStore, action: str, call: Callable[[], T]) -> T | None:
-        try:
-            return call()
-        except Exception as error:  # a cache outage must never fail a request: log, count, carry on
-            self.cache_errors[cache.tier] += 1
-            LOG.warning("%s cache %s failed: %s", cache.tier, action, error)
+    def _guarded(self, store: OnlineStore, action: str, call: Callable[[], T]) -> T | None:
+        """Run a backend call through its breaker; None when the breaker is open or the call failed."""
+        breaker = self.breakers[store.tier]
+        if not breaker.allow():
             return None
+        try:
+            result = call()
+        except Exception as error:  # a backend outage must never fail a read: log, count, carry on
+            breaker.record_failure()
+            self.errors[store.tier] += 1
+            LOG.warning("%s %s failed: %s", store.tier, action, error)
+            return None
+        breaker.record_success()
+        return result
+
+    def breaker_states(self) -> dict[str, str]:
+        return {tier: str(breaker.state) for tier, breaker in self.breakers.items()}
 
     def teardown(self, table: OnlineTable) -> None:
         for cache in self.caches:
-            self._safely(cache, "teardown", lambda c=cache: c.teardown(table))
+            self._guarded(cache, "teardown", lambda c=cache: c.teardown(table))
         self.primary.teardown(table)
 
     def close(self) -> None:

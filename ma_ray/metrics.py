@@ -1,0 +1,105 @@
+"""Platform metrics through one small facade: Ray's metrics inside Ray workers (they reach the Ray dashboard
+and its Prometheus endpoint, exported with a ``ray_`` prefix), `prometheus-client` everywhere else.
+
+Metric names are defined next to the code that records them; every name starts with ``ma_ray_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+
+class Instrument(Protocol):
+    def record(self, value: float, tags: dict[str, str] | None = None) -> None:
+        """Counters add ``value``, histograms observe it, gauges set it."""
+
+
+class MetricsBackend(Protocol):
+    def counter(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument: ...
+
+    def histogram(
+        self, name: str, description: str, boundaries: Sequence[float], tag_keys: Sequence[str] = ()
+    ) -> Instrument: ...
+
+    def gauge(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument: ...
+
+
+class _RayInstrument:
+    def __init__(self, metric: Any, method: str) -> None:
+        self._record = getattr(metric, method)
+
+    def record(self, value: float, tags: dict[str, str] | None = None) -> None:
+        self._record(value, tags=tags)
+
+
+class RayMetrics:
+    """`ray.util.metrics`: what actors and Serve replicas use."""
+
+    def counter(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument:
+        from ray.util.metrics import Counter
+
+        return _RayInstrument(Counter(name, description, tag_keys=tuple(tag_keys)), "inc")
+
+    def histogram(
+        self, name: str, description: str, boundaries: Sequence[float], tag_keys: Sequence[str] = ()
+    ) -> Instrument:
+        from ray.util.metrics import Histogram
+
+        return _RayInstrument(Histogram(name, description, list(boundaries), tag_keys=tuple(tag_keys)), "observe")
+
+    def gauge(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument:
+        from ray.util.metrics import Gauge
+
+        return _RayInstrument(Gauge(name, description, tag_keys=tuple(tag_keys)), "set")
+
+
+class _PrometheusInstrument:
+    def __init__(self, metric: Any, method: str, labelled: bool) -> None:
+        self._metric, self._method, self._labelled = metric, method, labelled
+
+    def record(self, value: float, tags: dict[str, str] | None = None) -> None:
+        target = self._metric.labels(**(tags or {})) if self._labelled else self._metric
+        getattr(target, self._method)(value)
+
+
+class PrometheusMetrics:
+    """`prometheus-client` on a registry (the process-wide default unless one is given)."""
+
+    def __init__(self, registry: Any = None) -> None:
+        from prometheus_client import REGISTRY
+
+        self.registry = registry if registry is not None else REGISTRY
+
+    def counter(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument:
+        from prometheus_client import Counter
+
+        metric = Counter(name, description, list(tag_keys), registry=self.registry)
+        return _PrometheusInstrument(metric, "inc", bool(tag_keys))
+
+    def histogram(
+        self, name: str, description: str, boundaries: Sequence[float], tag_keys: Sequence[str] = ()
+    ) -> Instrument:
+        from prometheus_client import Histogram
+
+        metric = Histogram(name, description, list(tag_keys), buckets=list(boundaries), registry=self.registry)
+        return _PrometheusInstrument(metric, "observe", bool(tag_keys))
+
+    def gauge(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument:
+        from prometheus_client import Gauge
+
+        return _PrometheusInstrument(
+            Gauge(name, description, list(tag_keys), registry=self.registry), "set", bool(tag_keys)
+        )
+
+
+def default_backend() -> MetricsBackend:
+    """Ray's metrics inside a Ray worker process (actor, task, Serve replica), else prometheus-client."""
+    try:
+        import ray
+
+        if ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE:
+            return RayMetrics()
+    except ImportError:
+        pass
+    return PrometheusMetrics()

@@ -1,0 +1,60 @@
+"""The feature store's serving metrics, named after the seed's latency-breakdown rows and SLAs."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ma_ray.metrics import MetricsBackend, default_backend
+
+# Seconds: the seed's feature lookup budget is 0.5-10 ms, the request timeout 100 ms.
+LATENCY_BOUNDARIES_S = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+STALENESS_BOUNDARIES_S = [1, 10, 60, 300, 3600, 6 * 3600, 86_400, 7 * 86_400, 28 * 86_400]
+CACHE_TIERS = ("l1", "redis")
+
+LOOKUP_SECONDS = "ma_ray_feature_lookup_seconds"
+VALUES_TOTAL = "ma_ray_feature_values_total"
+DEFAULTS_TOTAL = "ma_ray_feature_defaults_total"
+STALENESS_SECONDS = "ma_ray_feature_staleness_seconds"
+BREAKER_OPEN = "ma_ray_feature_store_breaker_open"
+
+
+class FeatureMetrics:
+    """Lookup latency by cache hit/miss, values served per tier (the hit ratio), defaults by reason,
+    staleness of served values, and whether each backend's breaker is open."""
+
+    def __init__(self, backend: MetricsBackend | None = None) -> None:
+        backend = backend or default_backend()
+        self.lookup_seconds = backend.histogram(
+            LOOKUP_SECONDS,
+            "Feature lookup latency per request (cache: hit if no store read)",
+            LATENCY_BOUNDARIES_S,
+            ("cache",),
+        )
+        self.values = backend.counter(VALUES_TOTAL, "Feature values served, by the tier that served them", ("tier",))
+        self.defaults = backend.counter(DEFAULTS_TOTAL, "Defaults served instead of stored values", ("reason",))
+        self.staleness = backend.histogram(
+            STALENESS_SECONDS, "Age of served stored values (now - feature timestamp)", STALENESS_BOUNDARIES_S
+        )
+        self.breaker_open = backend.gauge(BREAKER_OPEN, "1 while a backend's circuit breaker is open", ("backend",))
+
+    def record_lookup(self, seconds: float, tiers: list[str]) -> None:
+        cache = "hit" if tiers and all(tier in CACHE_TIERS for tier in tiers) else "miss"
+        self.lookup_seconds.record(seconds, {"cache": cache})
+        for tier in tiers:
+            self.values.record(1, {"tier": tier})
+
+    def record_default(self, reason: str) -> None:
+        self.defaults.record(1, {"reason": reason})
+
+    def record_staleness(self, seconds: float) -> None:
+        self.staleness.record(seconds)
+
+    def record_breakers(self, states: dict[str, str]) -> None:
+        for backend, state in states.items():
+            self.breaker_open.record(1.0 if state == "open" else 0.0, {"backend": backend})
+
+
+@cache
+def shared_feature_metrics() -> FeatureMetrics:
+    """One set per process: prometheus-client refuses to register a metric name twice."""
+    return FeatureMetrics()

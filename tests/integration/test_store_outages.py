@@ -1,0 +1,118 @@
+"""Backend outages under a lookup load, on private Cassandra and Redis servers that the test stops and starts:
+answers keep coming from the caches or as defaults, breakers open, and close again once the server is back."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from ma_ray.config import Settings, load_settings
+from ma_ray.connections import redis_client
+from ma_ray.palette.online import EntityRow, InProcessCache, OnlineTable, RedisCache, TieredOnlineStore, now_us
+from ma_ray.palette.online.cassandra import CassandraOnlineStore
+from ma_ray.palette.repository import load_repository
+from ma_ray.services import ServiceLauncher
+from ma_ray.serving.circuit_breaker import BreakerState, CircuitBreaker
+from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
+
+TRIPS = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
+with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as _path:
+    REPO = load_repository(_path)
+GROUP = next(g for g in REPO.groups if g.name == "driver_stats")
+TABLE = OnlineTable.of(REPO, GROUP)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def private(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, ServiceLauncher]]:
+    state = tmp_path_factory.mktemp("outage")
+    (state / "cache").symlink_to(services.cache_dir)
+    settings = load_settings(
+        state_dir=state,
+        online_store="cassandra",
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        cassandra_port=free_port(),
+        cassandra_storage_port=free_port(),
+        cassandra_heap_mb=512,
+        cassandra_request_timeout_s=0.5,
+    )
+    launcher = ServiceLauncher(settings)
+    launcher.up(("redis", "cassandra"))
+    try:
+        yield settings, launcher
+    finally:
+        launcher.down(("redis", "cassandra"))
+
+
+def build(settings: Settings, tmp: Path) -> tuple[TieredOnlineStore, FeatureResolver]:
+    breakers = {"cassandra": CircuitBreaker("cassandra", 2, 1.0), "redis": CircuitBreaker("redis", 2, 1.0)}
+    store = TieredOnlineStore(
+        CassandraOnlineStore(settings),
+        [InProcessCache(ttl_s=0.05), RedisCache(redis_client(settings, timeout_s=0.3), prefix=tmp.name)],
+        breakers,
+    )
+    store.update(TABLE)
+    store.put(TABLE, [EntityRow(f"d{i}", now_us() - 1000, {"trip_count_7d": i}) for i in range(40)])
+    return store, FeatureResolver(ServingCatalog(REPO), store, timeout_s=2.0)
+
+
+def lookup(resolver: FeatureResolver, driver: int) -> tuple[object, str, bool]:
+    result = resolver.resolve([{"driver_id": f"d{driver}"}], [TRIPS])
+    row = result.rows[0]
+    return row.values[TRIPS], row.meta[TRIPS].tier, result.degraded
+
+
+def eventually(check, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "did not recover in time"
+        time.sleep(0.5)
+
+
+def test_cassandra_outage(private: tuple[Settings, ServiceLauncher], tmp_path: Path) -> None:
+    settings, launcher = private
+    store, resolver = build(settings, tmp_path)
+    for i in range(20):
+        assert lookup(resolver, i)[0] == i  # d0..d19 now also cached in Redis (write-through refresh)
+    store.caches[1].invalidate(TABLE, [f"d{i}" for i in range(20, 40)])
+    launcher.down(("cassandra",))
+    for _ in range(3):
+        for i in (3, 7, 25, 31):
+            value, tier, degraded = lookup(resolver, i)
+            if i < 20:
+                assert (value, tier in ("l1", "redis")) == (i, True)  # the caches keep answering
+            else:
+                assert (value, tier, degraded) == (0, "unavailable", True)  # the catalog default
+    assert store.breakers["cassandra"].state is BreakerState.OPEN
+    launcher.up(("cassandra",))
+    eventually(lambda: lookup(resolver, 25)[:2] == (25, "cassandra"))
+    assert store.breakers["cassandra"].state is BreakerState.CLOSED
+    store.close()
+
+
+def test_redis_outage(private: tuple[Settings, ServiceLauncher], tmp_path: Path) -> None:
+    settings, launcher = private
+    store, resolver = build(settings, tmp_path)
+    launcher.down(("redis",))
+    for _ in range(3):
+        for i in (1, 2, 3):
+            time.sleep(0.06)  # let L1 expire, so Redis would be asked
+            value, tier, degraded = lookup(resolver, i)
+            assert (value, tier, degraded) == (i, "cassandra", False)  # reads bypass Redis
+    assert store.errors["redis"] >= 2 and store.breakers["redis"].state is BreakerState.OPEN
+    launcher.up(("redis",))
+    store.put(TABLE, [EntityRow("d5", now_us() - 10, {"trip_count_7d": 50})])
+    time.sleep(1.1)  # the breaker's reset timeout
+    eventually(lambda: (lookup(resolver, 5), time.sleep(0.06), lookup(resolver, 5))[2][1] == "redis")
+    assert store.breakers["redis"].state is BreakerState.CLOSED
+    store.close()
