@@ -74,6 +74,14 @@ def cassandra_cluster(settings: Settings, connect_timeout_s: float = 5.0) -> Clu
     )
 
 
+def ensure_keyspace(session: Any, keyspace: str, settings: Settings, replication_factor: int = 1) -> None:
+    """Create ``keyspace`` if missing, replicated in the local DC (NetworkTopologyStrategy, for LOCAL_QUORUM)."""
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+        f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_local_dc}': {replication_factor}}}"
+    )
+
+
 def kafka_common_config(settings: Settings) -> dict[str, Any]:
     """librdkafka settings shared by producers, consumers and the admin client."""
     return {"bootstrap.servers": settings.kafka_bootstrap, "client.id": "ma-ray", "logger": KAFKA_LOGGER}

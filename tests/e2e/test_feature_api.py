@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from importlib import resources
 
@@ -20,15 +19,10 @@ from ma_ray.palette.online import OnlineTable, open_online_store
 from ma_ray.palette.registry import FeatureRegistry
 from ma_ray.palette.repository import load_repository
 from tests.integration.test_feature_serving import AS_OF, CONFIG
+from tests.ports import free_port
 
 TRIPS_7D = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
 PEAK = "@palette:rideshare:driver_model_inputs:peak_hour_request:driver_id"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +42,7 @@ def api_url(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     online = open_online_store(settings)
     load_snapshot(snapshot, OnlineTable.of(repo, repo.groups[0]), online, "driver_id")
     online.close()
-    port = _free_port()
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(FeatureAPI.bind("rideshare", settings.model_dump()), name="features", route_prefix="/features")
     expected = {row["driver_id"]: row for row in snapshot.to_pylist()}

@@ -16,12 +16,7 @@ from ma_ray.services.kafka_server import KafkaServer
 from ma_ray.services.maven import require_java, runtime_classpath
 from ma_ray.services.process import port_in_use
 from ma_ray.services.redis_server import RedisServer
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.ports import free_port
 
 
 def test_shared_services_are_healthy(services: Settings) -> None:

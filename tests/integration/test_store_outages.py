@@ -3,7 +3,6 @@ answers keep coming from the caches or as defaults, breakers open, and close aga
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -19,18 +18,13 @@ from ma_ray.palette.repository import load_repository
 from ma_ray.services import ServiceLauncher
 from ma_ray.serving.circuit_breaker import BreakerState, CircuitBreaker
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
+from tests.ports import free_port
 
 TRIPS = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
 with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as _path:
     REPO = load_repository(_path)
 GROUP = next(g for g in REPO.groups if g.name == "driver_stats")
 TABLE = OnlineTable.of(REPO, GROUP)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

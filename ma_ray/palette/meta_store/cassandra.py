@@ -8,7 +8,7 @@ from datetime import UTC
 from cassandra.concurrent import execute_concurrent_with_args
 
 from ma_ray.config import Settings
-from ma_ray.connections import cassandra_cluster
+from ma_ray.connections import cassandra_cluster, ensure_keyspace
 from ma_ray.palette.lineage import Edge
 from ma_ray.palette.meta_store.base import GroupVersion, VersionConflictError
 
@@ -35,10 +35,7 @@ class CassandraMetaStore:
         self.keyspace = keyspace or f"{settings.cassandra_keyspace}_meta"
         self._cluster = cassandra_cluster(settings)
         self._session = self._cluster.connect()
-        self._session.execute(
-            f"CREATE KEYSPACE IF NOT EXISTS {self.keyspace} WITH replication = "
-            f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_local_dc}': 1}}"
-        )
+        ensure_keyspace(self._session, self.keyspace, settings)
         for statement in _TABLES:
             self._session.execute(statement.format(ks=self.keyspace))
         self._prepare()

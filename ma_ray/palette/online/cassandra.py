@@ -17,7 +17,7 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from ma_ray.config import Settings
-from ma_ray.connections import ONLINE_READ_PROFILE, cassandra_cluster
+from ma_ray.connections import ONLINE_READ_PROFILE, cassandra_cluster, ensure_keyspace
 from ma_ray.palette.online.base import EntityKey, EntityRow, FeatureValues, OnlineTable, from_stored, to_stored
 from ma_ray.palette.types import FeatureType
 
@@ -50,10 +50,7 @@ class CassandraOnlineStore:
         self.keyspace = keyspace or f"{settings.cassandra_keyspace}_online"
         self._cluster = cassandra_cluster(settings)
         self._session = self._cluster.connect()
-        self._session.execute(
-            f"CREATE KEYSPACE IF NOT EXISTS {self.keyspace} WITH replication = "
-            f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_local_dc}': 1}}"
-        )
+        ensure_keyspace(self._session, self.keyspace, settings)
         self._reads: dict[tuple[str, tuple[str, ...]], PreparedStatement] = {}
         self._multi_reads: dict[tuple[str, tuple[str, ...]], PreparedStatement] = {}
         self._writes: dict[tuple[str, tuple[str, ...]], PreparedStatement] = {}
