@@ -14,8 +14,11 @@ import pytest
 
 from ma_ray.config import Settings, load_settings
 from ma_ray.services import ServiceLauncher
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# Chosen before Ray starts: the session's Ray exports its Prometheus metrics here.
+RAY_METRICS_PORT = free_port()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -57,8 +60,28 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import ray
 
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    ray.init(num_cpus=2, object_store_memory=300 * 1024 * 1024, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=2,
+        object_store_memory=300 * 1024 * 1024,
+        include_dashboard=False,
+        log_to_driver=False,
+        _metrics_export_port=RAY_METRICS_PORT,
+    )
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_metrics_url(ray_cluster: str) -> str:
+    """The session Ray's Prometheus endpoint (what the Ray dashboard and Prometheus scrape)."""
+    return f"http://127.0.0.1:{RAY_METRICS_PORT}/metrics"
+
+
+@pytest.fixture(scope="session")
+def raw_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Raw Parquet of a small generated rideshare world (tests/rideshare_data.py)."""
+    from tests.rideshare_data import write_raw
+
+    return write_raw(str(tmp_path_factory.mktemp("raw")))

@@ -16,6 +16,7 @@ VALUES_TOTAL = "ma_ray_feature_values_total"
 DEFAULTS_TOTAL = "ma_ray_feature_defaults_total"
 STALENESS_SECONDS = "ma_ray_feature_staleness_seconds"
 BREAKER_OPEN = "ma_ray_feature_store_breaker_open"
+METRIC_NAMES = (LOOKUP_SECONDS, VALUES_TOTAL, DEFAULTS_TOTAL, STALENESS_SECONDS, BREAKER_OPEN)
 
 
 class FeatureMetrics:

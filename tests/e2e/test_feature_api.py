@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from importlib import resources
 
 import pytest
 import requests
@@ -11,41 +10,21 @@ from ray import serve
 
 from apps.feature_api import MAX_ROWS, FeatureAPI
 from ma_ray.config import load_settings
-from ma_ray.datagen import write_chunk, write_dimensions
-from ma_ray.datagen.rideshare_features import driver_stats
-from ma_ray.palette.materialize import load_snapshot
-from ma_ray.palette.meta_store import open_meta_store
-from ma_ray.palette.online import OnlineTable, open_online_store
-from ma_ray.palette.registry import FeatureRegistry
-from ma_ray.palette.repository import load_repository
-from tests.integration.test_feature_serving import AS_OF, CONFIG
 from tests.ports import free_port
+from tests.rideshare_data import load_sample
 
 TRIPS_7D = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
 PEAK = "@palette:rideshare:driver_model_inputs:peak_hour_request:driver_id"
 
 
 @pytest.fixture(scope="module")
-def api_url(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict]]:
-    state = tmp_path_factory.mktemp("api")
-    settings = load_settings(state_dir=state)
-    raw = str(state / "raw")
-    write_dimensions(CONFIG, raw)
-    for chunk in range(CONFIG.chunks):
-        write_chunk(CONFIG, chunk, raw)
-    with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as path:
-        repo = load_repository(path)
-    meta = open_meta_store(settings)
-    FeatureRegistry(meta).apply(repo)
-    meta.close()
-    snapshot = driver_stats(raw, AS_OF)
-    online = open_online_store(settings)
-    load_snapshot(snapshot, OnlineTable.of(repo, repo.groups[0]), online, "driver_id")
-    online.close()
+def api_url(ray_cluster: str, raw_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict]]:
+    settings = load_settings(state_dir=tmp_path_factory.mktemp("api"))
+    snapshot = load_sample(settings, raw_uri, batch_rows=5000)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(FeatureAPI.bind("rideshare", settings.model_dump()), name="features", route_prefix="/features")
-    expected = {row["driver_id"]: row for row in snapshot.to_pylist()}
+    expected = {driver: row for driver, row in snapshot.to_dict("index").items()}
     try:
         yield f"http://127.0.0.1:{port}/features", expected
     finally:

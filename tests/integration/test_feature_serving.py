@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
-from importlib import resources
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -15,28 +14,12 @@ import ray
 from actors.feature_server import FeatureServer, FeatureServerPool
 from ma_ray.config import Settings, load_settings
 from ma_ray.connections import cassandra_cluster
-from ma_ray.datagen import RideshareConfig, write_chunk, write_dimensions
 from ma_ray.datagen.rideshare_features import driver_stats
-from ma_ray.palette.materialize import load_snapshot
-from ma_ray.palette.meta_store import open_meta_store
-from ma_ray.palette.online import OnlineTable, open_online_store
-from ma_ray.palette.registry import FeatureRegistry
-from ma_ray.palette.repository import load_repository
+from tests.rideshare_data import AS_OF, load_sample
 
-CONFIG = RideshareConfig(trips=10_000, days=7, seed=3)
-AS_OF = date(2026, 1, 7)
 TRIPS_7D = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
 RATING = "@palette:rideshare:driver_stats:rating_avg:driver_id"
 RELIABILITY = "@palette:rideshare:driver_model_inputs:reliability_score:driver_id"
-
-
-@pytest.fixture(scope="module")
-def raw_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = str(tmp_path_factory.mktemp("raw"))
-    write_dimensions(CONFIG, root)
-    for chunk in range(CONFIG.chunks):
-        write_chunk(CONFIG, chunk, root)
-    return root
 
 
 def test_reference_driver_stats_match_pandas(raw_uri: str) -> None:
@@ -76,23 +59,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     cluster.shutdown()
 
 
-def _load(settings: Settings, raw_uri: str) -> pd.DataFrame:
-    meta = open_meta_store(settings)
-    with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as path:
-        repo = load_repository(path)
-    FeatureRegistry(meta).apply(repo)
-    meta.close()
-    group = next(g for g in repo.groups if g.name == "driver_stats")
-    snapshot = driver_stats(raw_uri, AS_OF)
-    online = open_online_store(settings)
-    report = load_snapshot(snapshot, OnlineTable.of(repo, group), online, "driver_id", batch_rows=50)
-    online.close()
-    assert report.rows == snapshot.num_rows
-    return snapshot.to_pandas().set_index("driver_id")
-
-
 def test_loaded_snapshot_is_served_with_derived_features(settings: Settings, raw_uri: str) -> None:
-    expected = _load(settings, raw_uri)
+    expected = load_sample(settings, raw_uri)
     server = FeatureServer("rideshare", settings.model_dump())
     drivers = list(expected.index[:20])
     answer = server.get_features([{"driver_id": d} for d in drivers], [TRIPS_7D, RATING, RELIABILITY])
@@ -111,7 +79,7 @@ def test_loaded_snapshot_is_served_with_derived_features(settings: Settings, raw
 
 def test_actor_pool_survives_a_killed_actor(ray_cluster: str, raw_uri: str, tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path)
-    expected = _load(settings, raw_uri)
+    expected = load_sample(settings, raw_uri)
     pool = FeatureServerPool(2, "rideshare", settings.model_dump())
     driver = expected.index[0]
     first = ray.get(pool.get_features([{"driver_id": driver}], [TRIPS_7D]))

@@ -1,0 +1,31 @@
+"""Feature-serving actors' metrics reach Ray's Prometheus endpoint (what the Ray dashboard reads)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import ray
+import requests
+
+from actors.feature_server import FeatureServerPool
+from ma_ray.config import load_settings
+from ma_ray.serving.feature_metrics import METRIC_NAMES
+from tests.rideshare_data import load_sample
+
+
+def test_platform_metrics_on_the_ray_endpoint(ray_metrics_url: str, tmp_path: Path, raw_uri: str) -> None:
+    settings = load_settings(state_dir=tmp_path)
+    expected = load_sample(settings, raw_uri)
+    pool = FeatureServerPool(2, "rideshare", settings.model_dump())
+    drivers = [{"driver_id": d} for d in [*expected.index[:10], "nobody"]]
+    trips = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
+    ray.get([pool.get_features(drivers, [trips]) for _ in range(50)])
+    deadline, found, labels = time.monotonic() + 60, set(), False
+    while time.monotonic() < deadline and not (found == set(METRIC_NAMES) and labels):
+        text = requests.get(ray_metrics_url, timeout=5).text
+        found = {name for name in METRIC_NAMES if f"ray_{name}" in text}
+        labels = 'tier="l1"' in text and 'reason="missing"' in text
+        time.sleep(1)
+    assert found == set(METRIC_NAMES)
+    assert labels, "values served from L1 and defaults for a missing driver were not exported"
