@@ -100,3 +100,26 @@ def test_image_matches_the_ray_version() -> None:
     assert f"rayproject/ray:{ray_version}-py311" in dockerfile
     [cluster] = [d for _, d in RAY_DOCS if d["kind"] == "RayCluster"]
     assert cluster["spec"]["rayVersion"] == ray_version
+
+
+SERVE_CONFIG = ROOT / "clusters" / "serve" / "ma-ray-serve.yaml"
+
+
+def test_rayservice_embeds_the_serve_config_and_the_cluster_spec() -> None:
+    [service] = [d for _, d in RAY_DOCS if d["kind"] == "RayService"]
+    [cluster] = [d for _, d in RAY_DOCS if d["kind"] == "RayCluster"]
+    assert yaml.safe_load(service["spec"]["serveConfigV2"]) == yaml.safe_load(SERVE_CONFIG.read_text())
+    assert service["spec"]["rayClusterConfig"] == cluster["spec"]
+
+
+def test_serve_config_is_valid_and_its_import_paths_resolve() -> None:
+    from ray.serve.schema import ServeDeploySchema
+
+    config = ServeDeploySchema.model_validate(yaml.safe_load(SERVE_CONFIG.read_text()))
+    for application in config.applications:
+        module, _, attribute = application.import_path.partition(":")
+        builder = getattr(importlib.import_module(module), attribute)
+        assert callable(builder)
+        app = builder(application.args)
+        deployments = {d.name for d in application.deployments}
+        assert deployments <= {app._bound_deployment.name}, deployments
