@@ -41,10 +41,16 @@ def load_snapshot(
     snapshot: pa.Table, table: OnlineTable, store: OnlineStore, join_key: str, batch_rows: int = 20_000
 ) -> LoadReport:
     """Write a snapshot to the store in batches (each backend writes a batch concurrently). Idempotent: a
-    re-run after a failure rewrites the same (key, feature_timestamp) rows. Rows already served stay until
-    the new ones land, so a failed load leaves the last good values serving."""
+    re-run after a failure rewrites the same (key, feature_timestamp) rows.
+
+    Expiry follows snapshot versions, not the wall clock: once a batch of the new snapshot is written, rows of
+    the same keys older than the new snapshot's timestamp minus the group's TTL are pruned. A failed or late
+    load prunes nothing, so the last good values keep serving (their staleness is reported)."""
     started = time.perf_counter()
     store.update(table)
     for offset in range(0, snapshot.num_rows, batch_rows):
-        store.put(table, snapshot_rows(snapshot.slice(offset, batch_rows), table, join_key))
+        rows = snapshot_rows(snapshot.slice(offset, batch_rows), table, join_key)
+        store.put(table, rows)
+        newest = max((row.feature_ts for row in rows), default=0)
+        store.prune(table, [row.key for row in rows], newest - table.ttl_s * 1_000_000)
     return LoadReport(snapshot.num_rows, time.perf_counter() - started)

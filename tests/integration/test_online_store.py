@@ -165,3 +165,11 @@ def test_integer_keys_and_teardown(store: OnlineStore) -> None:
     store.update(table)
     (again,) = store.get(table, [42], ["city"], now_us())
     assert not again.found
+
+
+def test_prune_drops_superseded_versions_of_the_given_keys(store: OnlineStore, table: OnlineTable) -> None:
+    store.put(table, [row(k, T0 + ts, trip_count_7d=ts) for k in ("d1", "d2") for ts in (0, 10, 20)])
+    store.prune(table, ["d1"], T0 + 15)
+    assert store.get(table, ["d1"], ["trip_count_7d"], T0 + 12)[0].found is False  # d1's old versions are gone
+    assert store.get(table, ["d1"], ["trip_count_7d"], now_us())[0].values == {"trip_count_7d": 20}
+    assert store.get(table, ["d2"], ["trip_count_7d"], T0 + 12)[0].values == {"trip_count_7d": 10}

@@ -95,6 +95,9 @@ class OnlineStore(Protocol):
     ) -> list[FeatureValues]:
         """One answer per key, in order: the newest row at or before ``read_ts``, projected on ``features``."""
 
+    def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
+        """Delete the rows of ``keys`` written before ``before_ts`` (versions a newer load superseded)."""
+
     def teardown(self, table: OnlineTable) -> None: ...
 
     def close(self) -> None: ...

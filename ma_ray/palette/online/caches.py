@@ -103,6 +103,9 @@ class InProcessCache:
             for key in keys:
                 self._rows.pop((table.name, key), None)
 
+    def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
+        """Nothing to do: a cache holds only the newest row per key."""
+
     def __len__(self) -> int:
         return len(self._rows)
 
@@ -176,6 +179,9 @@ class RedisCache:
     def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None:
         if keys:
             self.client.delete(*[self._key(table, key) for key in keys])
+
+    def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
+        """Nothing to do: a cache holds only the newest row per key."""
 
     def teardown(self, table: OnlineTable) -> None:
         for batch in _batched(self.client.scan_iter(match=f"{self.prefix}:{table.name}:*", count=1000), 1000):

@@ -176,6 +176,19 @@ class CassandraOnlineStore:
         values = {name: from_stored(table.features[name], getattr(row, name)) for name in features}
         return FeatureValues(key, row.feature_timestamp, values, self.tier)
 
+    def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
+        """One range tombstone per key (cheap with leveled compaction), written concurrently."""
+        statement = self._session.prepare(
+            f"DELETE FROM {self.keyspace}.{table.name} WHERE entity_key = ? AND feature_timestamp < ?"
+        )
+        statement.is_idempotent = True
+        execute_concurrent(
+            self._session,
+            [(statement, (key, before_ts)) for key in keys],
+            concurrency=WRITE_CONCURRENCY,
+            raise_on_first_error=True,
+        )
+
     def teardown(self, table: OnlineTable) -> None:
         self._session.execute(f"DROP TABLE IF EXISTS {self.keyspace}.{table.name}")
         self._forget(table)

@@ -83,6 +83,14 @@ class SqliteOnlineStore:
             values[name] = bool(value) if kind is FeatureType.BOOL and value is not None else from_stored(kind, value)
         return FeatureValues(key, row[0], values, self.tier)
 
+    def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                f'DELETE FROM "{table.name}" WHERE entity_key = ? AND feature_ts < ?', [(k, before_ts) for k in keys]
+            )
+            self._db.execute("COMMIT")
+
     def teardown(self, table: OnlineTable) -> None:
         with self._lock:
             self._db.execute(f'DROP TABLE IF EXISTS "{table.name}"')

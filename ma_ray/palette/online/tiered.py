@@ -112,6 +112,9 @@ class TieredOnlineStore:
         breaker.record_success()
         return result
 
+    def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
+        self.primary.prune(table, keys, before_ts)
+
     def breaker_states(self) -> dict[str, str]:
         return {tier: str(breaker.state) for tier, breaker in self.breakers.items()}
 
