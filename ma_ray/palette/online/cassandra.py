@@ -53,6 +53,7 @@ class CassandraOnlineStore:
         ensure_keyspace(self._session, self.keyspace, settings)
         self._reads: dict[tuple[str, tuple[str, ...]], PreparedStatement] = {}
         self._multi_reads: dict[tuple[str, tuple[str, ...]], PreparedStatement] = {}
+        self._prunes: dict[str, PreparedStatement] = {}
         self._writes: dict[tuple[str, tuple[str, ...]], PreparedStatement] = {}
 
     def update(self, table: OnlineTable) -> None:
@@ -82,6 +83,7 @@ class CassandraOnlineStore:
         for cache in (self._reads, self._multi_reads, self._writes):
             for cached in [k for k in cache if k[0] == table.name]:
                 del cache[cached]
+        self._prunes.pop(table.name, None)
 
     def _write_statement(self, table: OnlineTable) -> PreparedStatement:
         names = tuple(table.features)
@@ -178,10 +180,13 @@ class CassandraOnlineStore:
 
     def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
         """One range tombstone per key (cheap with leveled compaction), written concurrently."""
-        statement = self._session.prepare(
-            f"DELETE FROM {self.keyspace}.{table.name} WHERE entity_key = ? AND feature_timestamp < ?"
-        )
-        statement.is_idempotent = True
+        statement = self._prunes.get(table.name)
+        if statement is None:
+            statement = self._session.prepare(
+                f"DELETE FROM {self.keyspace}.{table.name} WHERE entity_key = ? AND feature_timestamp < ?"
+            )
+            statement.is_idempotent = True
+            self._prunes[table.name] = statement
         execute_concurrent(
             self._session,
             [(statement, (key, before_ts)) for key in keys],
