@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
 from actors.feature_server import FeatureServer
-from ma_ray.serving.feature_resolver import MissingEntityKeyError, UnknownReferenceError
+from ma_ray.serving.feature_resolver import EntityKeyError, UnknownReferenceError
 
 MAX_ROWS = 1000
 MAX_FEATURES = 200
@@ -64,7 +64,7 @@ class FeatureAPI:
             answer = self.server.get_features(rows, request.features)
         except UnknownReferenceError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
-        except (MissingEntityKeyError, ValueError) as error:
+        except (EntityKeyError, ValueError) as error:
             raise HTTPException(status_code=400, detail=str(error)) from None
         return FeaturesResponse(
             read_ts=answer["read_ts"],

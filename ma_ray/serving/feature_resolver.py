@@ -29,8 +29,8 @@ class UnknownReferenceError(KeyError):
         return str(self.args[0])
 
 
-class MissingEntityKeyError(ValueError):
-    """A request row lacks a join key or request field that a requested feature needs."""
+class EntityKeyError(ValueError):
+    """A request row lacks a join key that a requested feature needs, or has one of the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -177,12 +177,16 @@ class FeatureResolver:
             names.add(feature.name)
         if not by_table:
             return {}, False
+        keys = {  # validated before anything is read, whatever the breaker says
+            name: list(dict.fromkeys(_key_of(row, join_key, table.key_type) for row in rows))
+            for name, (table, join_key, _) in by_table.items()
+        }
         if not self.breaker.allow():
             return {}, True
-        futures = {}
-        for name, (table, join_key, names) in by_table.items():
-            keys = list(dict.fromkeys(_key_of(row, join_key) for row in rows))
-            futures[name] = self._pool.submit(self.store.get, table, keys, sorted(names), read_ts)
+        futures = {
+            name: self._pool.submit(self.store.get, table, keys[name], sorted(names), read_ts)
+            for name, (table, _, names) in by_table.items()
+        }
         return self._collect(futures)
 
     def _collect(self, futures: dict) -> tuple[dict[tuple[str, Any], FeatureValues], bool]:
@@ -212,7 +216,7 @@ class FeatureResolver:
         env: dict[str, Any] = {}
         for ref in stored:
             feature = self.catalog.stored[ref]
-            answer = answers.get((feature.table.name, _key_of(row, feature.join_key)))
+            answer = answers.get((feature.table.name, row[feature.join_key]))
             env[ref], resolved.meta[ref] = _stored_value(feature, answer, read_ts)
         for ref in self.catalog.basis:
             field_name = ref[len(BASIS_PREFIX) :]
@@ -256,10 +260,14 @@ def _coerce(name: str, kind: FeatureType, value: Any) -> Any:
     return float(value) if kind is FeatureType.FLOAT else value
 
 
-def _key_of(row: Mapping[str, Any], join_key: str) -> Any:
+def _key_of(row: Mapping[str, Any], join_key: str, key_type: FeatureType) -> Any:
     if join_key not in row or row[join_key] is None:
-        raise MissingEntityKeyError(f"request row lacks '{join_key}', which the requested features are keyed by")
-    return row[join_key]
+        raise EntityKeyError(f"request row lacks '{join_key}', which the requested features are keyed by")
+    key = row[join_key]
+    expected = str if key_type is FeatureType.STRING else int
+    if not isinstance(key, expected) or isinstance(key, bool):
+        raise EntityKeyError(f"'{join_key}' must be a {key_type}, got {key!r}")
+    return key
 
 
 def _stored_value(feature: StoredFeature, answer: FeatureValues | None, read_ts: int) -> tuple[Any, FeatureMeta]:

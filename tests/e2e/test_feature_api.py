@@ -67,6 +67,7 @@ def test_features_by_entity_keys(api_url: tuple[str, dict]) -> None:
             "unknown feature reference",
         ),
         ({"rows": [{"rider_id": "r"}], "features": [TRIPS_7D]}, 400, "lacks 'driver_id'"),
+        ({"rows": [{"driver_id": 42}], "features": [TRIPS_7D]}, 400, "'driver_id' must be a string, got 42"),
         ({"rows": [{"driver_id": "d", "request_ts": "yesterday"}], "features": [PEAK]}, 400, "ISO-8601"),
         ({"rows": [{"driver_id": "d"}] * (MAX_ROWS + 1), "features": [TRIPS_7D]}, 422, "at most 1000"),
         ({"rows": [], "features": [TRIPS_7D]}, 422, "at least 1"),

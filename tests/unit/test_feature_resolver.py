@@ -13,8 +13,8 @@ from ma_ray.palette.online import EntityRow, FeatureValues, InProcessCache, Onli
 from ma_ray.palette.repository import load_repository
 from ma_ray.serving.circuit_breaker import BreakerState, CircuitBreaker
 from ma_ray.serving.feature_resolver import (
+    EntityKeyError,
     FeatureResolver,
-    MissingEntityKeyError,
     ServingCatalog,
     UnknownReferenceError,
 )
@@ -121,8 +121,10 @@ def test_bad_requests() -> None:
     resolver = FeatureResolver(CATALOG, InProcessCache())
     with pytest.raises(UnknownReferenceError, match="unknown feature reference"):
         resolver.resolve([{"driver_id": "d1"}], ["@palette:rideshare:driver_stats:nope:driver_id"])
-    with pytest.raises(MissingEntityKeyError, match="lacks 'driver_id'"):
+    with pytest.raises(EntityKeyError, match="lacks 'driver_id'"):
         resolver.resolve([{"rider_id": "r1"}], [TRIPS])
+    with pytest.raises(EntityKeyError, match="'driver_id' must be a string, got 7"):
+        resolver.resolve([{"driver_id": 7}], [TRIPS])
 
 
 def test_metrics_record_tiers_defaults_staleness_and_breakers() -> None:
