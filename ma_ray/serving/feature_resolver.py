@@ -173,8 +173,7 @@ class FeatureResolver:
         by_table: dict[str, tuple[OnlineTable, str, set[str]]] = {}
         for ref in stored:
             feature = self.catalog.stored[ref]
-            table, join_key, names = by_table.setdefault(feature.table.name, (feature.table, feature.join_key, set()))
-            names.add(feature.name)
+            by_table.setdefault(feature.table.name, (feature.table, feature.join_key, set()))[2].add(feature.name)
         if not by_table:
             return {}, False
         keys = {  # validated before anything is read, whatever the breaker says
