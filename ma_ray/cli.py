@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from ma_ray.config import ServiceName, load_settings
+from ma_ray.gallery.cli import add_commands as add_gallery_commands
 from ma_ray.palette.cli import add_commands as add_palette_commands
 from ma_ray.services import ALL_SERVICES, ServiceError, ServiceLauncher, ServiceStatus
 from ma_ray.text_table import format_table
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings.set_defaults(handler=cmd_settings)
 
     add_palette_commands(nouns)
+    add_gallery_commands(nouns)
 
     demo = nouns.add_parser("demo", help="run the main job on embedded defaults (options: `ma-ray demo --help`)")
     demo.set_defaults(handler=cmd_demo)

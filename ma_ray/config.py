@@ -223,6 +223,10 @@ class Settings(BaseSettings):
 # role -> backend kind -> "module:Class". The one place a backend is chosen; modules load lazily, so the
 # embedded defaults never import a server's driver.
 BACKENDS: dict[str, dict[str, str]] = {
+    "gallery_store": {
+        "sqlite": "ma_ray.gallery.store.sqlite:SqliteGalleryStore",
+        "cassandra": "ma_ray.gallery.store.cassandra:CassandraGalleryStore",
+    },
     "online_store": {
         "sqlite": "ma_ray.palette.online.sqlite:SqliteOnlineStore",
         "cassandra": "ma_ray.palette.online.cassandra:CassandraOnlineStore",
