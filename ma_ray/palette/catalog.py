@@ -47,20 +47,96 @@ class Entity(_Strict):
         return value
 
 
+class AggregationFunction(StrEnum):
+    COUNT = "count"
+    SUM = "sum"
+    MEAN = "mean"
+    MIN = "min"
+    MAX = "max"
+    DISTINCT_COUNT = "distinct_count"
+    LAST = "last"
+
+
+WINDOW_PATTERN = r"^[1-9][0-9]{0,4}[mhd]$"
+_WINDOW_UNITS_S = {"m": 60, "h": 3600, "d": 86_400}
+
+
+def window_seconds(window: str) -> int:
+    """``"7d"`` -> 604800; minutes (m), hours (h) and days (d)."""
+    if not re.match(WINDOW_PATTERN, window):
+        raise ValueError(f"window {window!r} is not <n>m, <n>h or <n>d (e.g. 1h, 1d, 7d, 28d)")
+    return int(window[:-1]) * _WINDOW_UNITS_S[window[-1]]
+
+
+class Aggregation(_Strict):
+    """How a feature is computed from its group's raw source: ``function`` over the rows of the entity that
+    fall in the trailing ``window`` and pass ``filter``.
+
+    The aggregated value is a raw ``column`` or a DSL ``value`` expression over raw columns (``@basis:<column>``);
+    ``count`` needs neither (it counts rows; with one, it counts non-null values). ``filter`` is a DSL boolean
+    over raw columns. Columns are checked against the raw table's schema when the pipeline is generated.
+    """
+
+    function: AggregationFunction
+    column: str | None = Field(default=None, pattern=NAME_PATTERN)
+    value: str | None = Field(default=None, min_length=1, description="DSL expression over @basis:<raw column>")
+    window: str = Field(pattern=WINDOW_PATTERN)
+    filter: str | None = Field(default=None, min_length=1, description="DSL boolean over @basis:<raw column>")
+    time_column: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="event-time column; default: the raw table's own"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Aggregation:
+        if self.column is not None and self.value is not None:
+            raise ValueError("an aggregation takes a raw `column` or a DSL `value`, not both")
+        if self.function is not AggregationFunction.COUNT and self.column is None and self.value is None:
+            raise ValueError(f"aggregation '{self.function}' needs a raw `column` or a DSL `value` to aggregate")
+        from ma_ray.palette.dsl import DslError, parse
+
+        for name in ("value", "filter"):
+            source = getattr(self, name)
+            if source is not None:
+                try:
+                    parse(source)
+                except DslError as error:
+                    raise ValueError(f"aggregation {name} {source!r} is not a valid DSL expression: {error}") from None
+        return self
+
+    @property
+    def window_s(self) -> int:
+        return window_seconds(self.window)
+
+
 class Feature(_Strict):
-    """One feature of a group. ``expression`` (DSL) makes it derived from other features and request fields."""
+    """One feature of a group. ``expression`` (DSL) makes it derived from other features and request fields;
+    ``aggregation`` makes it computed by the group's pipeline from its raw source."""
 
     name: str = Field(pattern=NAME_PATTERN)
     type: FeatureType
     default: Any = None
     description: str = ""
     expression: str | None = None
+    aggregation: Aggregation | None = None
 
     @model_validator(mode="after")
     def _default_matches_type(self) -> Feature:
         if self.default is not None and not _value_has_type(self.default, self.type):
             raise ValueError(f"default {self.default!r} of feature '{self.name}' is not a {self.type}")
+        if self.expression is not None and self.aggregation is not None:
+            raise ValueError(f"feature '{self.name}' has both an expression and an aggregation; keep one")
+        if self.aggregation is not None:
+            _check_aggregation_type(self.name, self.type, self.aggregation.function)
         return self
+
+
+def _check_aggregation_type(name: str, kind: FeatureType, function: AggregationFunction) -> None:
+    """Types an aggregation can give whatever its input: counts are int (or float), means are float."""
+    counts = (AggregationFunction.COUNT, AggregationFunction.DISTINCT_COUNT)
+    if function in counts and not kind.is_numeric:
+        raise ValueError(f"feature '{name}' is a {function}, so its type must be int (or float), not {kind}")
+    if function is AggregationFunction.MEAN and kind is not FeatureType.FLOAT:
+        raise ValueError(f"feature '{name}' is a mean, so its type must be float, not {kind}")
 
 
 def _value_has_type(value: Any, kind: FeatureType) -> bool:
@@ -99,6 +175,12 @@ class FeatureGroup(_Strict):
             raise ValueError(f"group '{self.name}' needs an entity (only request-time groups have none)")
         if self.source is SourceKind.REQUEST and any(f.expression for f in self.features):
             raise ValueError(f"request-time group '{self.name}' cannot hold derived features")
+        aggregated = [f.name for f in self.features if f.aggregation is not None]
+        if aggregated and (self.source is SourceKind.REQUEST or self.raw_source is None):
+            raise ValueError(
+                f"group '{self.name}' declares aggregations ({', '.join(aggregated)}) but has no raw_source "
+                "to compute them from"
+            )
         return self
 
     def feature(self, name: str) -> Feature:

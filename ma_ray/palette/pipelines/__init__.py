@@ -1,0 +1,60 @@
+"""Feature pipelines generated from the catalog's aggregation declarations.
+
+`generate_pipelines(repo)` makes one `GroupPlan` per group; `BatchPipeline` runs the batch plans on Ray Data
+(raw Parquet -> aggregations -> offline snapshot -> online store through `OnlineStoreDatasink`) with retries
+and run records; the streaming plans are left to the streaming path. `compute_snapshot` is the same
+computation in one process (tests, small data).
+"""
+
+from ma_ray.palette.pipelines.aggregate import combine, compute_snapshot, finalize, partial_aggregate
+from ma_ray.palette.pipelines.raw import RawDataMissingError, RawInput, find_raw_input
+from ma_ray.palette.pipelines.runs import RetryPolicy, RunMode, RunRecord, RunStatus, RunStore
+from ma_ray.palette.pipelines.spec import (
+    RAW_EVENT_TIME,
+    AggregationSpec,
+    BoundPlan,
+    GroupPlan,
+    PipelineError,
+    PipelineSet,
+    RawSchemaError,
+    generate_pipelines,
+)
+
+__all__ = [
+    "RAW_EVENT_TIME",
+    "AggregationSpec",
+    "BatchPipeline",
+    "BatchRunError",
+    "BoundPlan",
+    "GroupPlan",
+    "OnlineStoreDatasink",
+    "PipelineError",
+    "PipelineSet",
+    "RawDataMissingError",
+    "RawInput",
+    "RawSchemaError",
+    "RetryPolicy",
+    "RunMode",
+    "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "combine",
+    "compute_snapshot",
+    "finalize",
+    "find_raw_input",
+    "generate_pipelines",
+    "partial_aggregate",
+]
+
+
+def __getattr__(name: str) -> object:
+    """The Ray-dependent parts load on first use, so plans and aggregation import without Ray Data."""
+    if name in ("BatchPipeline", "BatchRunError"):
+        from ma_ray.palette.pipelines import batch
+
+        return getattr(batch, name)
+    if name == "OnlineStoreDatasink":
+        from ma_ray.palette.pipelines.sink import OnlineStoreDatasink
+
+        return OnlineStoreDatasink
+    raise AttributeError(f"module 'ma_ray.palette.pipelines' has no attribute {name!r}")
