@@ -49,8 +49,12 @@ def load_snapshot(
     started = time.perf_counter()
     store.update(table)
     for offset in range(0, snapshot.num_rows, batch_rows):
-        rows = snapshot_rows(snapshot.slice(offset, batch_rows), table, join_key)
-        store.put(table, rows)
-        newest = max((row.feature_ts for row in rows), default=0)
-        store.prune(table, [row.key for row in rows], newest - table.ttl_s * 1_000_000)
+        write_version(store, table, snapshot_rows(snapshot.slice(offset, batch_rows), table, join_key))
     return LoadReport(snapshot.num_rows, time.perf_counter() - started)
+
+
+def write_version(store: OnlineStore, table: OnlineTable, rows: list[EntityRow]) -> None:
+    """Write rows of one snapshot version, then prune the same keys' versions older than its TTL window."""
+    store.put(table, rows)
+    newest = max((row.feature_ts for row in rows), default=0)
+    store.prune(table, [row.key for row in rows], newest - table.ttl_s * 1_000_000)

@@ -22,7 +22,7 @@ def test_demo_generates_the_raw_data_set(ray_cluster: str, tmp_path: Path, ma_ra
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"\[1/\d+\] generate rideshare data", result.stdout)
     assert re.search(r"\[2/\d+\] apply feature repository", result.stdout)
-    assert re.search(r"\[3/\d+\] materialize to online store", result.stdout)
+    assert re.search(r"\[3/\d+\] batch features to the online store", result.stdout)
     assert re.search(r"\[4/\d+\] look up features", result.stdout)
     assert "single-driver lookups through the actor pool" in result.stdout
     assert re.search(r"all \d+ stages done", result.stdout)

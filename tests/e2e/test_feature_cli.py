@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ma_ray.config import Settings
 from ma_ray.connections import cassandra_cluster
@@ -71,11 +72,11 @@ def test_apply_list_describe_lineage(ma_ray_cli: str, cli_env: dict[str, str], r
 def test_refusals_are_messages_not_tracebacks(ma_ray_cli: str, cli_env: dict[str, str], repo_dir: Path) -> None:
     assert run(ma_ray_cli, cli_env, "apply", str(repo_dir)).returncode == 0
     driver = repo_dir / "driver.yaml"
-    driver.write_text(
-        driver.read_text()
-        .replace("{name: rating_avg, type: float,", "{name: rating_avg, type: string,")
-        .replace("default: 4.7,", "default: x,")
-    )
+    document = yaml.safe_load(driver.read_text())
+    rating = next(f for f in document["groups"][0]["features"] if f["name"] == "rating_avg")
+    rating.update(type="string", default="x")
+    rating.pop("aggregation", None)  # a string mean would be refused before the schema registry sees it
+    driver.write_text(yaml.safe_dump(document))
     refused = run(ma_ray_cli, cli_env, "apply", str(repo_dir))
     assert refused.returncode == 2
     assert "driver_stats.rating_avg: type changed from float to string" in refused.stderr
