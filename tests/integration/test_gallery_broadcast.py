@@ -12,12 +12,16 @@ import pytest
 from ma_ray.config import Settings
 from ma_ray.connections import redis_client
 from ma_ray.gallery import AliasBus, AliasCache, AliasChange, InProcessAliasBus, RedisAliasBus
+from ma_ray.gallery.ray_bus import RayAliasBus
 
 
-@pytest.fixture(params=["redis", "in_process"])
+@pytest.fixture(params=["redis", "in_process", "ray"])
 def bus(request: pytest.FixtureRequest) -> Iterator[AliasBus]:
     if request.param == "in_process":
         made: AliasBus = InProcessAliasBus()
+    elif request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+        made = RayAliasBus()
     else:
         settings: Settings = request.getfixturevalue("services")
         made = RedisAliasBus(redis_client(settings), namespace=f"test_gallery:{uuid.uuid4().hex[:8]}")
@@ -93,3 +97,32 @@ def test_the_broadcast_invalidates_alias_caches(bus: AliasBus) -> None:
     bus.publish(sent)
     assert bus.wait_for_propagation(sent.event_id, timeout_s=10).complete
     assert [c.get("eta", "production") for c in caches] == [2, 2, 2]
+
+
+def test_the_ray_bus_reaches_other_processes(ray_cluster: str) -> None:
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Replica:
+        def __init__(self) -> None:
+            self.seen: list[int | None] = []
+            self.subscription = RayAliasBus().subscribe(f"actor-{uuid.uuid4().hex[:6]}", self._on_change)
+
+        def _on_change(self, change: AliasChange) -> None:
+            self.seen.append(change.version)
+
+        def seen_versions(self) -> list[int | None]:
+            return self.seen
+
+        def leave(self) -> None:
+            self.subscription.close()
+
+    replicas = [Replica.remote() for _ in range(2)]
+    ray.get([r.seen_versions.remote() for r in replicas])  # subscribed once constructed
+    bus = RayAliasBus()
+    sent = change(7)
+    bus.publish(sent)
+    result = bus.wait_for_propagation(sent.event_id, timeout_s=20)
+    assert result.complete and len(result.acknowledged) == 2
+    assert ray.get([r.seen_versions.remote() for r in replicas]) == [[7], [7]]
+    ray.get([r.leave.remote() for r in replicas])
