@@ -21,7 +21,7 @@ demo: install
 
 # Starts the real services, runs every test, and stops the services again (KEEP_SERVICES=1 leaves them up).
 test: install
-	$(BIN)/ruff check ma_ray actors apps tests bench
+	$(BIN)/ruff check ma_ray actors apps tests bench clusters
 	@set -e; \
 	if [ "$${KEEP_SERVICES:-0}" != "1" ]; then trap '$(BIN)/ma-ray services down' EXIT; fi; \
 	$(BIN)/ma-ray services up; \
@@ -44,8 +44,8 @@ bench: install
 	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 lint: install
-	$(BIN)/ruff check ma_ray actors apps tests bench
-	$(BIN)/ruff format --check ma_ray actors apps tests bench
+	$(BIN)/ruff check ma_ray actors apps tests bench clusters
+	$(BIN)/ruff format --check ma_ray actors apps tests bench clusters
 
 clean:
 	-$(BIN)/ma-ray services down

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "MA_RAY_"
@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     ray_address: str = ""
     ray_num_cpus: int | None = Field(default=None, ge=1)
     ray_object_store_mb: int = Field(default=512, ge=75)
+
+    # Bearer token for admin writes over HTTP (/v1/admin/...); unset: admin writes are refused.
+    admin_token: SecretStr | None = None
 
     # Services named here are never started by `ma-ray services up`, even on loopback.
     external_services: Annotated[list[ServiceName], NoDecode] = []
