@@ -105,6 +105,15 @@ def test_image_matches_the_ray_version() -> None:
 SERVE_CONFIG = ROOT / "clusters" / "serve" / "ma-ray-serve.yaml"
 
 
+def test_rayservice_is_rendered_from_its_sources() -> None:
+    import runpy
+
+    render = runpy.run_path(str(ROOT / "clusters" / "kuberay" / "render_rayservice.py"))["render"]
+    assert (ROOT / "clusters" / "kuberay" / "rayservice.yaml").read_text() == render(), (
+        "rayservice.yaml is stale: run python clusters/kuberay/render_rayservice.py"
+    )
+
+
 def test_rayservice_embeds_the_serve_config_and_the_cluster_spec() -> None:
     [service] = [d for _, d in RAY_DOCS if d["kind"] == "RayService"]
     [cluster] = [d for _, d in RAY_DOCS if d["kind"] == "RayCluster"]
@@ -116,10 +125,12 @@ def test_serve_config_is_valid_and_its_import_paths_resolve() -> None:
     from ray.serve.schema import ServeDeploySchema
 
     config = ServeDeploySchema.model_validate(yaml.safe_load(SERVE_CONFIG.read_text()))
+    from ray import serve
+
     for application in config.applications:
-        module, _, attribute = application.import_path.partition(":")
-        builder = getattr(importlib.import_module(module), attribute)
-        assert callable(builder)
-        app = builder(application.args)
-        deployments = {d.name for d in application.deployments}
-        assert deployments <= {app._bound_deployment.name}, deployments
+        module_name, _, attribute = application.import_path.partition(":")
+        module = importlib.import_module(module_name)
+        assert isinstance(getattr(module, attribute)(application.args), serve.Application)
+        defined = {obj.name for obj in vars(module).values() if isinstance(obj, serve.Deployment)}
+        configured = {d.name for d in application.deployments}
+        assert configured <= defined, f"{application.name}: no deployment named {configured - defined}"

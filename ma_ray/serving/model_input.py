@@ -1,0 +1,53 @@
+"""A model's input row: its signature's features in order, then its DSL transforms (compiled once, scalar),
+as floats (booleans 0/1, timestamps epoch seconds, nulls NaN), from resolved values and request fields."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ma_ray.palette.catalog import BASIS_PREFIX
+from ma_ray.palette.dsl import compile_expression
+from ma_ray.palette.types import FeatureType
+
+
+class ModelInputs:
+    def __init__(self, features: Sequence[str], transforms: Mapping[str, str], types: Mapping[str, FeatureType]):
+        unknown = [ref for ref in features if ref not in types]
+        if unknown:
+            raise ValueError(f"the model reads feature(s) the catalog lacks: {', '.join(unknown)}")
+        self.features = list(features)
+        self.transforms = {name: compile_expression(source, types) for name, source in transforms.items()}
+        self.columns = [*self.features, *self.transforms]
+        kinds = {**{ref: types[ref] for ref in self.features}, **{n: c.output_type for n, c in self.transforms.items()}}
+        text = [name for name, kind in kinds.items() if kind is FeatureType.STRING]
+        if text:
+            raise ValueError(
+                f"model inputs must be numbers, booleans or timestamps; encode {', '.join(text)} with a "
+                "DSL transform (e.g. `x in [...]`, `len(x)`)"
+            )
+
+    def needed_refs(self) -> list[str]:
+        """Everything to resolve for a request: the features and what the transforms read."""
+        needed = dict.fromkeys(self.features)
+        for compiled in self.transforms.values():
+            needed.update(dict.fromkeys(sorted(compiled.references)))
+        return list(needed)
+
+    def request_fields(self) -> list[str]:
+        return [ref[len(BASIS_PREFIX) :] for ref in self.needed_refs() if ref.startswith(BASIS_PREFIX)]
+
+    def vector(self, values: Mapping[str, Any]) -> list[float]:
+        row = [_as_float(values.get(ref)) for ref in self.features]
+        row.extend(_as_float(compiled.scalar(values)) for compiled in self.transforms.values())
+        return row
+
+
+def _as_float(value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)
