@@ -1,0 +1,1 @@
+"""Training: trainers on Ray Train and the pure checkpoint policy they follow."""

@@ -1,0 +1,61 @@
+"""Training data is point-in-time correct, and derived features agree with what serving computes."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from ma_ray.datagen import read_raw
+from ma_ray.datagen.rideshare_features import driver_stats
+from ma_ray.palette.dsl import compile_expression
+from ma_ray.palette.offline import OfflineStore
+from ma_ray.training.training_data import training_table
+from tests.rideshare_data import sample_repository
+
+TRIPS = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
+RELIABILITY = "@palette:rideshare:driver_model_inputs:reliability_score:driver_id"
+
+
+def test_labels_get_the_snapshot_before_them_and_serving_math(raw_uri: str, tmp_path: Path) -> None:
+    repo = sample_repository()
+    offline = OfflineStore(str(tmp_path / "offline"))
+    for day in (date(2026, 1, 5), date(2026, 1, 6)):
+        offline.write_snapshot("rideshare", "driver_stats", day, driver_stats(raw_uri, day), join_key="driver_id")
+    trips = read_raw(raw_uri, "trips").to_table(columns=["driver_id", "requested_at", "duration_s", "date"])
+    labels = trips.filter(pc.is_in(trips["date"], value_set=trips["date"].unique().sort()[4:7]))  # 01-05..01-07
+    table = training_table(
+        repo, offline, labels, "requested_at", [TRIPS, RELIABILITY], transforms={"log_trips": f"log1p({TRIPS})"}
+    )
+    frame = table.to_pandas()
+    day6 = driver_stats(raw_uri, date(2026, 1, 6)).to_pandas().set_index("driver_id")
+    on_day7 = frame[frame.date == "2026-01-07"]
+    assert (on_day7[TRIPS].to_numpy() == day6.loc[on_day7.driver_id, "trip_count_7d"].to_numpy()).all()
+    assert frame[frame.date == "2026-01-05"][TRIPS].isna().all()  # no snapshot is older than these labels
+    types = {ref: f.type for ref, (_, f) in repo.refs().items()}
+    serving = compile_expression(repo.refs()[RELIABILITY][1].expression, types)  # what the resolver runs
+    for driver, trained in on_day7[["driver_id", RELIABILITY]].head(50).itertuples(index=False):
+        stats = day6.loc[driver]
+        online = serving.scalar(
+            {
+                "@palette:rideshare:driver_stats:acceptance_rate:driver_id": stats["acceptance_rate"],
+                "@palette:rideshare:driver_stats:cancellation_rate:driver_id": stats["cancellation_rate"],
+            }
+        )
+        assert trained == pytest.approx(online)
+    reliability = on_day7[RELIABILITY].to_numpy()
+    expected = day6.loc[on_day7.driver_id, "acceptance_rate"] * (1 - day6.loc[on_day7.driver_id, "cancellation_rate"])
+    assert reliability == pytest.approx(expected.to_numpy())
+    assert "log_trips" in frame.columns
+
+
+def test_unknown_refs_and_missing_snapshots(raw_uri: str, tmp_path: Path) -> None:
+    repo = sample_repository()
+    offline = OfflineStore(str(tmp_path / "offline"))
+    labels = read_raw(raw_uri, "trips").to_table(columns=["driver_id", "requested_at"]).slice(0, 10)
+    with pytest.raises(ValueError, match="unknown feature reference"):
+        training_table(repo, offline, labels, "requested_at", ["@palette:rideshare:driver_stats:nope:driver_id"])
+    with pytest.raises(ValueError, match="run its batch pipeline first"):
+        training_table(repo, offline, labels, "requested_at", [TRIPS])
