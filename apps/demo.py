@@ -20,6 +20,7 @@ import ray
 from tqdm import tqdm
 
 from actors.feature_server import FeatureServerPool
+from apps.demo_models import stage_predict, stage_train
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import RideshareConfig, read_raw, write_chunk, write_dimensions
 from ma_ray.palette.catalog import FeatureRepository
@@ -125,6 +126,7 @@ def stage_lookup(ctx: DemoContext) -> None:
     """Ask a pool of feature-serving actors for features of the hottest drivers, stored and derived."""
     pool = FeatureServerPool(2, "rideshare", ctx.settings.model_dump())
     hot = _hottest_drivers(ctx.raw_uri, 5)
+    ctx.facts["hot_drivers"] = hot
     request_ts = datetime.combine(ctx.facts["as_of"], datetime.min.time(), tzinfo=UTC) + timedelta(hours=8)
     rows = [{"driver_id": driver, "request_ts": request_ts} for driver in hot]
     answer = ray.get(pool.get_features(rows, LOOKUP_REFS))
@@ -176,6 +178,8 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("apply feature repository", stage_apply_features),
     ("batch features to the online store", stage_batch_features),
     ("look up features", stage_lookup),
+    ("train a model on point-in-time features", stage_train),
+    ("predict over HTTP", stage_predict),
 ]
 
 
