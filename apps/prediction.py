@@ -8,6 +8,7 @@ No `from __future__ import annotations` here: FastAPI reads the request models f
 """
 
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,8 @@ class PredictionIngress:
     def __init__(self, pool: DeploymentHandle, settings_overrides: dict[str, Any] | None = None) -> None:
         self.pool = pool
         self.gallery = Gallery.from_settings(load_settings(**(settings_overrides or {})))
+        # The cached routing table: alias -> version for 1 s, invalidated at once by Gallery's broadcast.
+        self.aliases = self.gallery.cached_resolver(f"ingress-{uuid.uuid4().hex[:8]}")
 
     @api.post("/v1/models/{model}:predict", response_model=PredictResponse)
     async def predict(
@@ -108,7 +111,7 @@ class PredictionIngress:
     ) -> PredictResponse:
         started = time.perf_counter()
         try:
-            resolved = self.gallery.version(model, version).version if version else self.gallery.resolve(model, alias)
+            resolved = self.gallery.version(model, version).version if version else self.aliases.get(model, alias)
         except KeyError as error:
             raise HTTPException(404, str(error).strip("'\"")) from None
         except ValueError as error:
