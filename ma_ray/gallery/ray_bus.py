@@ -21,6 +21,11 @@ HUB_NAME = "ma_ray_alias_hub"
 HUB_NAMESPACE = "ma_ray"
 
 
+# A live subscriber polls at least every second; one silent for longer than this died without unsubscribing
+# (a replica that was killed) and is no longer waited for.
+STALE_AFTER_S = 5.0
+
+
 @ray.remote(num_cpus=0, max_restarts=-1)
 class AliasHub:
     """Queues per subscribed replica and acknowledgements per event (the last ``keep`` events)."""
@@ -28,24 +33,34 @@ class AliasHub:
     def __init__(self, keep: int = 10_000) -> None:
         self.queues: dict[str, list[str]] = {}
         self.wakeups: dict[str, asyncio.Event] = {}
+        self.last_seen: dict[str, float] = {}
         self.expected: OrderedDict[str, frozenset[str]] = OrderedDict()
         self.acks: dict[str, set[str]] = {}
         self.keep = keep
 
     def register(self, replica_id: str) -> bool:
+        self._forget_silent()
         if replica_id in self.queues:
             return False
         self.queues[replica_id] = []
         self.wakeups[replica_id] = asyncio.Event()
+        self.last_seen[replica_id] = time.monotonic()
         return True
 
     def unregister(self, replica_id: str) -> None:
         self.queues.pop(replica_id, None)
+        self.last_seen.pop(replica_id, None)
         wakeup = self.wakeups.pop(replica_id, None)
         if wakeup is not None:
             wakeup.set()
 
+    def _forget_silent(self) -> None:
+        cutoff = time.monotonic() - STALE_AFTER_S
+        for replica_id in [r for r, seen in self.last_seen.items() if seen < cutoff]:
+            self.unregister(replica_id)
+
     def publish(self, event_id: str, change_json: str) -> None:
+        self._forget_silent()
         self.expected[event_id] = frozenset(self.queues)
         self.acks[event_id] = set()
         while len(self.expected) > self.keep:
@@ -59,6 +74,7 @@ class AliasHub:
         """Pending changes of a replica (waiting up to ``timeout_s``); None once it is unregistered."""
         if replica_id not in self.queues:
             return None
+        self.last_seen[replica_id] = time.monotonic() + timeout_s  # alive for the whole long poll
         if not self.queues[replica_id]:
             wakeup = self.wakeups[replica_id]
             wakeup.clear()
@@ -79,6 +95,7 @@ class AliasHub:
         """(acknowledged, still expected) of an event; replicas that left are no longer expected."""
         if event_id not in self.expected:
             return None
+        self._forget_silent()
         acked = self.acks[event_id]
         expected = self.expected[event_id] & (self.queues.keys() | acked)
         return sorted(acked & expected), sorted(expected - acked)

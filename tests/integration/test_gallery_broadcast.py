@@ -126,3 +126,29 @@ def test_the_ray_bus_reaches_other_processes(ray_cluster: str) -> None:
     assert result.complete and len(result.acknowledged) == 2
     assert ray.get([r.seen_versions.remote() for r in replicas]) == [[7], [7]]
     ray.get([r.leave.remote() for r in replicas])
+
+
+def test_the_ray_bus_stops_waiting_for_a_replica_that_died(ray_cluster: str) -> None:
+    import ray
+
+    from ma_ray.gallery import ray_bus
+
+    @ray.remote(num_cpus=0)
+    class Doomed:
+        def __init__(self, replica_id: str) -> None:
+            self.subscription = RayAliasBus().subscribe(replica_id, lambda change: None)
+
+        def ready(self) -> bool:
+            return True
+
+    doomed = Doomed.remote(f"doomed-{uuid.uuid4().hex[:6]}")
+    ray.get(doomed.ready.remote())
+    ray.kill(doomed)  # gone without unsubscribing
+    bus = RayAliasBus()
+    bus.subscribe(f"alive-{uuid.uuid4().hex[:6]}", lambda change: None)
+    sent = change(3)
+    bus.publish(sent)
+    deadline = ray_bus.STALE_AFTER_S + 10
+    result = bus.wait_for_propagation(sent.event_id, timeout_s=deadline)
+    bus.close()
+    assert result.complete and len(result.acknowledged) == 1
