@@ -1,0 +1,205 @@
+"""Micro-batch aggregation of validated events into per-entity windows, and checkpoints of that state.
+
+`StreamAggregator.apply` folds a micro-batch into the windows (filters and DSL values are evaluated
+vectorized over the batch, with the same compiled expressions as the batch pipeline) and returns the keys it
+changed; `rows` gives those keys' feature values as of each key's newest event time, as online-store rows
+(``feature_ts`` = that event time, so rewriting them is idempotent). `checkpoint` serializes the state with
+the Kafka offsets it includes; `restore` brings both back, so a restart continues exactly after them.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from ma_ray.palette.catalog import AggregationFunction
+from ma_ray.palette.offline.snapshot import FEATURE_TIMESTAMP, TIMESTAMP_TYPE
+from ma_ray.palette.online.base import EntityKey, EntityRow
+from ma_ray.palette.pipelines.spec import BoundPlan
+from ma_ray.palette.streaming.window import EntityWindows, WindowAgg
+from ma_ray.palette.types import FeatureType
+
+F = AggregationFunction
+CHECKPOINT_VERSION = 1
+Offsets = dict[str, int]  # "topic:partition" -> the next offset to read
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint of other aggregations (the group's declarations changed) cannot be restored."""
+
+
+def offset_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+class StreamAggregator:
+    """The windowed state of one feature group over the entities one actor owns."""
+
+    def __init__(self, bound: BoundPlan) -> None:
+        self.bound = bound
+        self.key = bound.plan.join_key
+        self.time = bound.plan.time_column
+        self.aggs = tuple(WindowAgg.of(a.spec.function, a.spec.window_s) for a in bound.aggregations)
+        self.entities: dict[EntityKey, EntityWindows] = {}
+        self.late_events = 0
+
+    @property
+    def signature(self) -> list[list[Any]]:
+        """What a checkpoint must match: each aggregation's feature, function, window, input and filter."""
+        return [
+            [a.spec.feature, str(a.spec.function), a.spec.window_s, a.spec.column, a.spec.value, a.spec.filter]
+            for a in self.bound.aggregations
+        ]
+
+    # ---- aggregation ----------------------------------------------------------------------------------------
+    def apply(self, events: Sequence[dict[str, Any]]) -> set[EntityKey]:
+        """Fold validated events (any order) into the windows; returns the keys whose state moved."""
+        inputs = self._inputs(events)
+        changed: set[EntityKey] = set()
+        n_aggs = len(self.aggs)
+        for j, event in enumerate(events):
+            key, ts = event[self.key], event[self.time]
+            entity = self.entities.get(key)
+            if entity is None:
+                entity = self.entities[key] = EntityWindows(n_aggs)
+            entity.advance(ts, self.aggs)
+            late = False
+            for i, agg in enumerate(self.aggs):
+                mask, values = inputs[i]
+                if mask is not None and not mask[j]:
+                    continue
+                value = None if values is None else values[j]
+                if values is not None and value is None:
+                    continue
+                late |= not entity.add(i, agg, ts, value)
+            self.late_events += late
+            changed.add(key)
+        return changed
+
+    def _inputs(self, events: Sequence[dict[str, Any]]) -> list[tuple[list | None, list | None]]:
+        """Per aggregation: the filter mask and the input values of every event (None: not needed)."""
+        columns: dict[str, pa.Array] = {}
+
+        def column(name: str) -> pa.Array:
+            if name not in columns:
+                kind = self.bound.raw_types[name]
+                columns[name] = pa.array([e.get(name) for e in events], _arrow(kind))
+            return columns[name]
+
+        def refs(source: str) -> dict[str, pa.Array]:
+            compiled = self.bound.compiled(source)
+            return {ref: column(ref.split(":", 1)[1]) for ref in compiled.references}
+
+        found: list[tuple[list | None, list | None]] = []
+        for agg in self.bound.aggregations:
+            spec = agg.spec
+            mask = values = None
+            if spec.filter is not None:
+                mask = self.bound.compiled(spec.filter).vectorized(refs(spec.filter)).to_pylist()
+            if spec.column is not None:
+                values = [e.get(spec.column) for e in events]
+                if agg.input_type is FeatureType.FLOAT:
+                    values = [None if v is None else float(v) for v in values]
+            elif spec.value is not None:
+                values = self.bound.compiled(spec.value).vectorized(refs(spec.value)).to_pylist()
+            found.append((mask, values))
+        return found
+
+    # ---- reading --------------------------------------------------------------------------------------------
+    def values(self, key: EntityKey, as_of_us: int | None = None) -> dict[str, Any]:
+        """The features of ``key`` as of ``as_of_us`` (default: its newest event; must not be earlier)."""
+        entity = self.entities.get(key)
+        if entity is None:
+            entity = EntityWindows(len(self.aggs))
+        t = entity.latest_us if as_of_us is None else as_of_us
+        found = {}
+        for i, (agg, bound) in enumerate(zip(self.aggs, self.bound.aggregations, strict=True)):
+            value = entity.value(i, agg, t)
+            if value is not None and bound.spec.type is FeatureType.FLOAT:
+                value = float(value)
+            found[bound.spec.feature] = value
+        return found
+
+    def rows(self, keys: Iterable[EntityKey]) -> list[EntityRow]:
+        """Online-store rows of ``keys``: values as of, and ``feature_ts`` equal to, each key's newest event."""
+        return [EntityRow(k, self.entities[k].latest_us, self.values(k)) for k in keys]
+
+    def log_table(self, rows: Sequence[EntityRow]) -> pa.Table:
+        """The rows as the offline log stores them: key, features as declared, ``feature_timestamp``."""
+        plan = self.bound.plan
+        columns: dict[str, pa.Array] = {self.key: pa.array([r.key for r in rows], _arrow(plan.key_type))}
+        for agg in self.bound.aggregations:
+            name = agg.spec.feature
+            columns[name] = pa.array([r.values[name] for r in rows], _arrow(agg.spec.type))
+        columns[FEATURE_TIMESTAMP] = pa.array([r.feature_ts for r in rows], pa.int64()).cast(TIMESTAMP_TYPE)
+        return pa.table(columns)
+
+    def state_size(self) -> int:
+        """Accumulators held, over all entities and aggregations (bounded per entity by the buckets)."""
+        return sum(e.size() for e in self.entities.values())
+
+    # ---- checkpoints ----------------------------------------------------------------------------------------
+    def checkpoint(self, offsets: Offsets) -> bytes:
+        """The state and the offsets it includes (the next offset of each partition), compressed JSON."""
+        entities = [
+            [
+                key,
+                e.latest_us,
+                [
+                    [[b, _dump(agg.function, acc)] for b, acc in per.items()]
+                    for agg, per in zip(self.aggs, e.buckets, strict=True)
+                ],
+            ]
+            for key, e in self.entities.items()
+        ]
+        payload = {
+            "version": CHECKPOINT_VERSION,
+            "catalog": self.bound.plan.catalog,
+            "group": self.bound.plan.group,
+            "aggregations": self.signature,
+            "offsets": offsets,
+            "late_events": self.late_events,
+            "entities": entities,
+        }
+        return zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 1)
+
+    @classmethod
+    def restore(cls, bound: BoundPlan, data: bytes) -> tuple[StreamAggregator, Offsets]:
+        """The aggregator and offsets of a checkpoint; `CheckpointMismatchError` if the declarations changed."""
+        payload = json.loads(zlib.decompress(data))
+        aggregator = cls(bound)
+        if payload.get("version") != CHECKPOINT_VERSION or payload["aggregations"] != aggregator.signature:
+            raise CheckpointMismatchError(
+                f"checkpoint of {payload.get('catalog')}.{payload.get('group')} was taken with other aggregations "
+                f"({payload.get('aggregations')}); the group now declares {aggregator.signature}"
+            )
+        for key, latest, buckets in payload["entities"]:
+            entity = EntityWindows(len(aggregator.aggs), latest)
+            for agg, per, stored in zip(aggregator.aggs, entity.buckets, buckets, strict=True):
+                for bucket, acc in stored:
+                    per[bucket] = _load(agg.function, acc)
+            aggregator.entities[key] = entity
+        aggregator.late_events = payload["late_events"]
+        return aggregator, dict(payload["offsets"])
+
+
+def _arrow(kind: FeatureType) -> pa.DataType:
+    return pa.int64() if kind is FeatureType.TIMESTAMP else kind.arrow
+
+
+def _dump(function: AggregationFunction, acc: Any) -> Any:
+    if function is F.DISTINCT_COUNT:
+        return sorted(acc)
+    return list(acc) if isinstance(acc, tuple) else acc
+
+
+def _load(function: AggregationFunction, acc: Any) -> Any:
+    if function is F.DISTINCT_COUNT:
+        return set(acc)
+    if function is F.LAST and acc is not None:
+        return tuple(acc)
+    return acc
