@@ -6,10 +6,11 @@ from pathlib import Path
 
 import yaml
 
+from ma_ray.palette.streaming.metrics import METRIC_NAMES as STREAM_METRICS
 from ma_ray.serving.feature_metrics import METRIC_NAMES
 
 MONITORING = Path(__file__).resolve().parents[2] / "clusters" / "monitoring"
-EMITTED = set(METRIC_NAMES)
+EMITTED = set(METRIC_NAMES) | set(STREAM_METRICS)
 # Ray exports application metrics with a "ray_" prefix; histograms add these suffixes.
 REFERENCE = re.compile(r"ray_(ma_ray_[a-z0-9_]+?)(?:_bucket|_count|_sum)?\b")
 
