@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from actors.feature_server import FeatureServerPool
 from apps.demo_models import stage_predict, stage_train
+from apps.demo_stream import stage_stream
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import RideshareConfig, read_raw, write_chunk, write_dimensions
 from ma_ray.palette.catalog import FeatureRepository
@@ -178,6 +179,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("apply feature repository", stage_apply_features),
     ("batch features to the online store", stage_batch_features),
     ("look up features", stage_lookup),
+    ("stream features", lambda ctx: stage_stream(ctx, _registered_repository)),
     ("train a model on point-in-time features", stage_train),
     ("predict over HTTP", stage_predict),
 ]
