@@ -7,6 +7,7 @@ tuning (token-aware routing, LOCAL_QUORUM, pool sizes, timeouts) is set once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ma_ray.config import Settings
@@ -80,6 +81,17 @@ def ensure_keyspace(session: Any, keyspace: str, settings: Settings, replication
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
         f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_local_dc}': {replication_factor}}}"
     )
+
+
+def open_keyspace(settings: Settings, keyspace: str, tables: Sequence[str] = ()) -> tuple[Cluster, Any]:
+    """A connected (cluster, session) with ``keyspace`` and its ``tables`` created if missing; each table
+    statement names the keyspace as ``{ks}``."""
+    cluster = cassandra_cluster(settings)
+    session = cluster.connect()
+    ensure_keyspace(session, keyspace, settings)
+    for statement in tables:
+        session.execute(statement.format(ks=keyspace))
+    return cluster, session
 
 
 def kafka_common_config(settings: Settings) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from cassandra import ConsistencyLevel, WriteTimeout
 from cassandra.query import BatchStatement, BoundStatement, PreparedStatement
 
 from ma_ray.config import Settings
-from ma_ray.connections import cassandra_cluster, ensure_keyspace
+from ma_ray.connections import open_keyspace
 from ma_ray.gallery.models import (
     AliasEvent,
     AliasState,
@@ -44,11 +44,7 @@ class CassandraGalleryStore:
 
     def __init__(self, settings: Settings, keyspace: str | None = None) -> None:
         self.keyspace = keyspace or f"{settings.cassandra_keyspace}_gallery"
-        self._cluster = cassandra_cluster(settings)
-        self._session = self._cluster.connect()
-        ensure_keyspace(self._session, self.keyspace, settings)
-        for statement in _TABLES:
-            self._session.execute(statement.format(ks=self.keyspace))
+        self._cluster, self._session = open_keyspace(settings, self.keyspace, _TABLES)
         self._prepare()
 
     def _prepare(self) -> None:

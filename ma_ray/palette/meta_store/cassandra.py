@@ -8,7 +8,7 @@ from datetime import UTC
 from cassandra.concurrent import execute_concurrent_with_args
 
 from ma_ray.config import Settings
-from ma_ray.connections import cassandra_cluster, ensure_keyspace
+from ma_ray.connections import open_keyspace
 from ma_ray.palette.lineage import Edge
 from ma_ray.palette.meta_store.base import GroupVersion, VersionConflictError
 
@@ -33,11 +33,7 @@ class CassandraMetaStore:
 
     def __init__(self, settings: Settings, keyspace: str | None = None) -> None:
         self.keyspace = keyspace or f"{settings.cassandra_keyspace}_meta"
-        self._cluster = cassandra_cluster(settings)
-        self._session = self._cluster.connect()
-        ensure_keyspace(self._session, self.keyspace, settings)
-        for statement in _TABLES:
-            self._session.execute(statement.format(ks=self.keyspace))
+        self._cluster, self._session = open_keyspace(settings, self.keyspace, _TABLES)
         self._prepare()
 
     def _prepare(self) -> None:

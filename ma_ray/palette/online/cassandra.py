@@ -17,7 +17,7 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from ma_ray.config import Settings
-from ma_ray.connections import ONLINE_READ_PROFILE, cassandra_cluster, ensure_keyspace
+from ma_ray.connections import ONLINE_READ_PROFILE, open_keyspace
 from ma_ray.palette.online.base import EntityKey, EntityRow, FeatureValues, OnlineTable, from_stored, to_stored
 from ma_ray.palette.types import FeatureType
 
@@ -48,9 +48,7 @@ class CassandraOnlineStore:
 
     def __init__(self, settings: Settings, keyspace: str | None = None) -> None:
         self.keyspace = keyspace or f"{settings.cassandra_keyspace}_online"
-        self._cluster = cassandra_cluster(settings)
-        self._session = self._cluster.connect()
-        ensure_keyspace(self._session, self.keyspace, settings)
+        self._cluster, self._session = open_keyspace(settings, self.keyspace)
         self._reads: dict[tuple[str, tuple[str, ...]], PreparedStatement] = {}
         self._multi_reads: dict[tuple[str, tuple[str, ...]], PreparedStatement] = {}
         self._prunes: dict[str, PreparedStatement] = {}
