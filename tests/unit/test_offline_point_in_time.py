@@ -174,20 +174,26 @@ def test_empty_inputs() -> None:
     assert point_in_time_join_table(labels, features, "k", "ts")["value"].to_pylist() == [None]
 
 
-def _bad(labels: pa.Table, features: pa.Table, error: type[Exception], match: str, **kwargs: Any) -> None:
+def assert_refused(labels: pa.Table, features: pa.Table, error: type[Exception], match: str, **kwargs: Any) -> None:
     with pytest.raises(error, match=match):
         point_in_time_join_table(labels, features, "k", "ts", **kwargs)
 
 
 def test_bad_inputs_name_the_column() -> None:
     labels, features = make_tables([("a", 1)], [("a", 1, 1.0)], pa.string())
-    _bad(labels.drop_columns(["ts"]), features, ValueError, "labels lack column.*ts")
-    _bad(labels, features.drop_columns(["k"]), ValueError, "features lack column.*k")
-    _bad(labels, features, ValueError, "features lack column.*nope", feature_columns=["nope"])
-    _bad(labels.set_column(1, "ts", pa.array([1])), features, TypeError, "labels column 'ts' must be a timestamp")
+    assert_refused(labels.drop_columns(["ts"]), features, ValueError, "labels lack column.*ts")
+    assert_refused(labels, features.drop_columns(["k"]), ValueError, "features lack column.*k")
+    assert_refused(labels, features, ValueError, "features lack column.*nope", feature_columns=["nope"])
+    assert_refused(
+        labels.set_column(1, "ts", pa.array([1])), features, TypeError, "labels column 'ts' must be a timestamp"
+    )
     naive = features.set_column(1, "feature_timestamp", features["feature_timestamp"].cast(pa.timestamp("us")))
-    _bad(labels, naive, TypeError, "mix a time-zone-aware and a naive")
-    _bad(labels.set_column(0, "k", pa.array([1])), features, TypeError, "join key 'k' is int64 in labels but string")
-    _bad(labels.set_column(0, "k", pa.array([1.5])), features, TypeError, "labels join key 'k' must be")
-    _bad(labels.append_column("value", pa.array([1])), features, ValueError, "labels already have column.*value")
-    _bad(labels, features, ValueError, "ttl_s must be >= 0", ttl_s=-1)
+    assert_refused(labels, naive, TypeError, "mix a time-zone-aware and a naive")
+    assert_refused(
+        labels.set_column(0, "k", pa.array([1])), features, TypeError, "join key 'k' is int64 in labels but string"
+    )
+    assert_refused(labels.set_column(0, "k", pa.array([1.5])), features, TypeError, "labels join key 'k' must be")
+    assert_refused(
+        labels.append_column("value", pa.array([1])), features, ValueError, "labels already have column.*value"
+    )
+    assert_refused(labels, features, ValueError, "ttl_s must be >= 0", ttl_s=-1)
