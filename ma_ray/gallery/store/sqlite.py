@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +16,7 @@ from ma_ray.gallery.models import (
     ModelVersion,
     RegisteredModel,
 )
+from ma_ray.sqlite_file import SqliteFile
 
 T = TypeVar("T")
 
@@ -44,28 +43,11 @@ class SqliteGalleryStore:
         return cls(settings.state_dir.absolute() / "gallery.sqlite")
 
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._file = SqliteFile(path, _SCHEMA)
+        self._transaction = self._file.transaction
+        self._read = self._file.read
 
     # ---- plumbing ------------------------------------------------------------------------------------------
-    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``body`` in an immediate (write-locked) transaction; it commits unless body raises."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                result = body(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return result
-
-    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
 
     def _insert(self, sql: str, args: tuple) -> bool:
         try:
@@ -189,4 +171,4 @@ class SqliteGalleryStore:
         return [Deployment.model_validate_json(r[0]) for r in self._read(sql, (model, limit))]
 
     def close(self) -> None:
-        self._db.close()
+        self._file.close()

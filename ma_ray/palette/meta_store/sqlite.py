@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ma_ray.config import Settings
 from ma_ray.palette.lineage import Edge
 from ma_ray.palette.meta_store.base import GroupVersion, VersionConflictError
+from ma_ray.sqlite_file import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (
@@ -28,25 +28,11 @@ class SqliteMetaStore:
         return cls(settings.state_dir.absolute() / "palette_meta.sqlite")
 
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._file = SqliteFile(path, _SCHEMA)
+        self._read = self._file.read
 
     def _write(self, sql: str, rows: list[tuple]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(sql, rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _read(self, sql: str, args: tuple) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        self._file.transaction(lambda db: db.executemany(sql, rows))
 
     def put_entity(self, catalog: str, name: str, definition: str) -> None:
         self._write("INSERT OR REPLACE INTO entities VALUES (?, ?, ?)", [(catalog, name, definition)])
@@ -100,7 +86,7 @@ class SqliteMetaStore:
         return [row[0] for row in self._read("SELECT parent FROM lineage WHERE child = ? ORDER BY parent", (node,))]
 
     def close(self) -> None:
-        self._db.close()
+        self._file.close()
 
 
 def _version(row: tuple) -> GroupVersion:
