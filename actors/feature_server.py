@@ -11,9 +11,8 @@ from typing import Any
 import ray
 
 from ma_ray.config import load_settings
-from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.online import open_online_store
-from ma_ray.palette.registry import FeatureRegistry
+from ma_ray.palette.registry import registered_repository
 from ma_ray.serving.feature_metrics import shared_feature_metrics
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
 
@@ -23,11 +22,7 @@ class FeatureServer:
 
     def __init__(self, catalog: str, settings_overrides: dict[str, Any] | None = None) -> None:
         settings = load_settings(**(settings_overrides or {}))
-        meta = open_meta_store(settings)
-        try:
-            repository = FeatureRegistry(meta).repository(catalog)
-        finally:
-            meta.close()
+        repository = registered_repository(settings, catalog)
         self.resolver = FeatureResolver(
             ServingCatalog(repository),
             open_online_store(settings),

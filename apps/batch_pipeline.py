@@ -61,20 +61,12 @@ def _repository(args: argparse.Namespace, settings: Settings) -> FeatureReposito
         if repo.catalog != args.catalog:
             raise RepositoryError(f"{args.repository} declares catalog '{repo.catalog}', not '{args.catalog}'")
         return repo
-    from ma_ray.palette.meta_store import open_meta_store
-    from ma_ray.palette.registry import FeatureRegistry
+    from ma_ray.palette.registry import UnknownFeatureError, registered_repository
 
-    store = open_meta_store(settings)
     try:
-        registry = FeatureRegistry(store)
-        if args.catalog not in registry.catalogs():
-            raise RepositoryError(
-                f"catalog '{args.catalog}' is not registered in the {settings.meta_store} meta store: "
-                "run `ma-ray apply <repository>` first, or pass --repository"
-            )
-        return registry.repository(args.catalog)
-    finally:
-        store.close()
+        return registered_repository(settings, args.catalog)
+    except UnknownFeatureError as error:
+        raise RepositoryError(f"{error}, or pass --repository") from None
 
 
 def _quiet_ray_data(progress: bool) -> None:

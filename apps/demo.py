@@ -28,7 +28,7 @@ from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.lineage import Direction
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.pipelines import BatchPipeline
-from ma_ray.palette.registry import FeatureRegistry
+from ma_ray.palette.registry import FeatureRegistry, registered_repository
 from ma_ray.palette.repository import load_repository
 from ma_ray.ray_runtime import init_ray
 from ma_ray.text_table import format_table
@@ -161,11 +161,7 @@ def _short(value: object) -> object:
 
 
 def _registered_repository(ctx: DemoContext) -> FeatureRepository:
-    store = open_meta_store(ctx.settings)
-    try:
-        return FeatureRegistry(store).repository("rideshare")
-    finally:
-        store.close()
+    return registered_repository(ctx.settings, "rideshare")
 
 
 def _hottest_drivers(raw_uri: str, count: int) -> list[str]:

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ma_ray.config import Settings
 from ma_ray.palette.catalog import Feature, FeatureGroup, FeatureRef, FeatureRepository, SourceKind
 from ma_ray.palette.compatibility import Incompatibility, check_backward
 from ma_ray.palette.dsl import DslError, compile_expression
 from ma_ray.palette.lineage import Direction, Edge, LineageTree, group_node, model_node, raw_node, snapshot_node, walk
-from ma_ray.palette.meta_store import GroupVersion, MetaStore
+from ma_ray.palette.meta_store import GroupVersion, MetaStore, open_meta_store
 from ma_ray.palette.types import FeatureType
 
 # Nodes outside any feature repository: what a change must never break silently.
@@ -211,6 +212,21 @@ class FeatureRegistry:
                 raise UnknownFeatureError(str(error.args[0])) from None
 
 
+def registered_repository(settings: Settings, catalog: str) -> FeatureRepository:
+    """The latest registered state of ``catalog`` in the meta store the settings name."""
+    store = open_meta_store(settings)
+    try:
+        registry = FeatureRegistry(store)
+        if catalog not in registry.catalogs():
+            raise UnknownFeatureError(
+                f"catalog '{catalog}' is not registered in the {settings.meta_store} meta store: "
+                "run `ma-ray apply <repository>` first"
+            )
+        return registry.repository(catalog)
+    finally:
+        store.close()
+
+
 def _derived_uses(repo: FeatureRepository, types: dict[str, FeatureType]) -> dict[str, frozenset[str]]:
     """derived feature ref -> the refs its expression reads (expressions that do not compile are left out:
     `_check_expressions` reports them)."""
@@ -264,4 +280,5 @@ __all__ = [
     "IncompatibleChangeError",
     "SourceKind",
     "UnknownFeatureError",
+    "registered_repository",
 ]
