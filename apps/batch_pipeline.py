@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = {"ray_address": args.ray_address} if args.ray_address else {}
         settings = load_settings(**overrides)
-        repo = _repository(args, settings)
+        repo = repository_from_args(args, settings)
         retry = RetryPolicy(attempts=args.attempts, backoff_s=args.backoff_s)
         pipeline = BatchPipeline(repo, settings, args.raw_uri, retry=retry, buckets=args.buckets)
         groups = args.groups.split(",") if args.groups else None
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _repository(args: argparse.Namespace, settings: Settings) -> FeatureRepository:
+def repository_from_args(args: argparse.Namespace, settings: Settings) -> FeatureRepository:
     if args.repository:
         repo = load_repository(args.repository)
         if repo.catalog != args.catalog:

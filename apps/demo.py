@@ -56,10 +56,7 @@ def stage_generate_data(ctx: DemoContext) -> None:
             summary = ray.get(done[0])
             trips, events = trips + summary.trips, events + summary.events
             bar.update(summary.trips)
-    counts = read_raw(ctx.raw_uri, "trips").to_table(columns=["driver_id"])
-    top = pc.value_counts(counts["driver_id"]).to_pylist()
-    top.sort(key=lambda item: -item["counts"])
-    hottest_share = sum(item["counts"] for item in top[:10]) / max(1, trips)
+    hottest_share = sum(count for _, count in _driver_trip_counts(ctx.raw_uri)[:10]) / max(1, trips)
     rows = [
         ("drivers", dimension_rows["drivers"]),
         ("riders", dimension_rows["riders"]),
@@ -164,10 +161,14 @@ def _registered_repository(ctx: DemoContext) -> FeatureRepository:
     return registered_repository(ctx.settings, "rideshare")
 
 
-def _hottest_drivers(raw_uri: str, count: int) -> list[str]:
+def _driver_trip_counts(raw_uri: str) -> list[tuple[str, int]]:
+    """(driver, trips) for every driver, busiest first."""
     counts = pc.value_counts(read_raw(raw_uri, "trips").to_table(columns=["driver_id"])["driver_id"]).to_pylist()
-    counts.sort(key=lambda item: -item["counts"])
-    return [item["values"] for item in counts[:count]]
+    return sorted(((item["values"], item["counts"]) for item in counts), key=lambda pair: -pair[1])
+
+
+def _hottest_drivers(raw_uri: str, count: int) -> list[str]:
+    return [driver for driver, _ in _driver_trip_counts(raw_uri)[:count]]
 
 
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [

@@ -136,10 +136,10 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     import ray
 
-    from apps.batch_pipeline import _repository
+    from apps.batch_pipeline import repository_from_args
     from ma_ray.ray_runtime import init_ray
 
-    repo = _repository(args, settings)
+    repo = repository_from_args(args, settings)
     plan = _streaming_plan(repo, args.group)
     partitions = topic_partitions(settings, args.topic)
     init_ray(settings)
