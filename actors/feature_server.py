@@ -13,6 +13,7 @@ import ray
 from ma_ray.config import load_settings
 from ma_ray.palette.online import open_online_store
 from ma_ray.palette.registry import registered_repository
+from ma_ray.palette.streaming.health import StreamLagMonitor, stream_checkpoint_root
 from ma_ray.serving.feature_metrics import shared_feature_metrics
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
 
@@ -22,20 +23,25 @@ class FeatureServer:
 
     def __init__(self, catalog: str, settings_overrides: dict[str, Any] | None = None) -> None:
         settings = load_settings(**(settings_overrides or {}))
-        repository = registered_repository(settings, catalog)
+        serving_catalog = ServingCatalog(registered_repository(settings, catalog))
+        store = open_online_store(settings)
+        for table in serving_catalog.fallback_tables():
+            store.update(table)
         self.resolver = FeatureResolver(
-            ServingCatalog(repository),
-            open_online_store(settings),
+            serving_catalog,
+            store,
             timeout_s=settings.feature_timeout_s,
             metrics=shared_feature_metrics(),
+            lag_monitor=StreamLagMonitor(stream_checkpoint_root(settings.state_dir)),
         )
 
     def get_features(self, rows: list[dict[str, Any]], refs: list[str]) -> dict[str, Any]:
-        """{"read_ts", "degraded", "rows": [{"values": {ref: v}, "meta": {ref: {...}}}]} for each row."""
+        """{"read_ts", "degraded", "stream_fallback", "rows": [{"values": {ref: v}, "meta": {ref: {...}}}]}."""
         result = self.resolver.resolve(rows, refs)
         return {
             "read_ts": result.read_ts,
             "degraded": result.degraded,
+            "stream_fallback": list(result.stream_fallback),
             "rows": [{"values": r.values, "meta": {k: asdict(m) for k, m in r.meta.items()}} for r in result.rows],
         }
 

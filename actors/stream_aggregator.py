@@ -34,7 +34,7 @@ from ma_ray.palette.streaming import (
     StreamAggregator,
     offset_key,
 )
-from ma_ray.palette.streaming.health import StreamHealth, health_store, publish
+from ma_ray.palette.streaming.health import StreamHealth, health_store, publish, stream_checkpoint_root
 from ma_ray.palette.streaming.metrics import StreamMetrics, shared_stream_metrics
 
 RAW_SCHEMAS: dict[str, pa.Schema] = {"trip_events": TRIP_EVENT_SCHEMA, "trips": TRIP_SCHEMA}
@@ -96,7 +96,7 @@ class StreamAggregatorWorker:
         self.table = OnlineTable.of(repo, next(g for g in repo.groups if g.name == group))
         self.store = backend_class("online_store", self.settings.online_store.value).from_settings(self.settings)
         self.store.update(self.table)
-        directory = config.checkpoint_dir or self.settings.state_dir.absolute() / "stream_checkpoints"
+        directory = config.checkpoint_dir or stream_checkpoint_root(self.settings.state_dir)
         self.checkpoints = CheckpointStore(f"{directory}/{plan.catalog}/{plan.group}")
         self.health = health_store(self.checkpoints.directory)
         self.stats: Counter[str] = Counter(dict.fromkeys(STAT_NAMES, 0))
@@ -144,7 +144,8 @@ class StreamAggregatorWorker:
         start_offsets = dict(self.offsets)
         events, oldest_produced_ms = self._read(messages)
         late_before = self.aggregator.late_events
-        rows = self.aggregator.rows(self.aggregator.apply(events))
+        changed = self.aggregator.apply(events)
+        rows = self.aggregator.rows(changed | self.aggregator.expire())
         self.stats["events"] += len(events)
         self.stats["late_events"] += self.aggregator.late_events - late_before
         if rows:

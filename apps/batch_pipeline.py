@@ -6,9 +6,11 @@ Runs the batch groups a catalog declares, one snapshot per day of [--start, --en
     ray job submit --working-dir . -- python -m apps.batch_pipeline --catalog rideshare --start ... --backfill
 
 Incremental runs (the default) publish each day's snapshot and bulk-load it into the online store; --backfill
-only publishes snapshots of past days (training data). Days already done are skipped unless --force. The
-catalog comes from the meta store (`ma-ray apply` first) or from --repository. Exit status: 0 all runs
-succeeded, 1 a run failed (the previous snapshot stays live), 2 bad arguments or declarations.
+only publishes snapshots of past days (training data). --stream-fallback also runs streaming groups, loading
+their values into each group's batch-fallback table (served while the stream lags past the group's lag_sla_s).
+Days already done are skipped unless --force. The catalog comes from the meta store (`ma-ray apply` first) or
+from --repository. Exit status: 0 all runs succeeded, 1 a run failed (the previous snapshot stays live),
+2 bad arguments or declarations.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         retry = RetryPolicy(attempts=args.attempts, backoff_s=args.backoff_s)
         pipeline = BatchPipeline(repo, settings, args.raw_uri, retry=retry, buckets=args.buckets)
         groups = args.groups.split(",") if args.groups else None
-        pipeline.plans(groups)  # refuses unknown or streaming groups before Ray starts
+        pipeline.plans(groups, args.stream_fallback)  # refuses unknown (or streaming) groups before Ray starts
     except (SettingsError, RepositoryError, PipelineError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -43,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_ray_data(args.progress)
     mode = RunMode.BACKFILL if args.backfill else RunMode.INCREMENTAL
     try:
-        records = pipeline.run(args.start, args.end or args.start, groups, mode, force=args.force)
+        records = pipeline.run(
+            args.start, args.end or args.start, groups, mode, force=args.force, stream_fallback=args.stream_fallback
+        )
     except BatchRunError as error:
         _show(error.records, args.json)
         print(f"error: {error}", file=sys.stderr)
@@ -109,6 +113,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backfill", action="store_true", help="snapshots only; leave the online store alone")
     parser.add_argument("--force", action="store_true", help="rerun days already done")
     parser.add_argument("--groups", help="comma-separated batch groups (default: all)")
+    parser.add_argument(
+        "--stream-fallback",
+        action="store_true",
+        help="also compute streaming groups' batch values, which readers get while a stream lags its SLA",
+    )
     parser.add_argument("--repository", help="feature repository path (default: the registered catalog)")
     parser.add_argument("--raw-uri", help="raw Parquet root (default: <offline_uri>/raw)")
     parser.add_argument("--ray-address", help="join this Ray cluster (default: settings' ray_address)")

@@ -38,11 +38,17 @@ class FeatureValue(BaseModel):
     )
     defaulted: bool
     stale: bool = Field(description="older than the group's TTL: served anyway, never silently expired")
+    batch_fallback: bool = Field(
+        default=False, description="the group's stream lags past its SLA: this is the batch pipeline's value"
+    )
 
 
 class FeaturesResponse(BaseModel):
     read_ts: int = Field(description="the one read timestamp of every value (epoch microseconds)")
     degraded: bool = Field(description="the store failed or its breaker is open: defaults were served")
+    stream_fallback: list[str] = Field(
+        default_factory=list, description="streaming groups served from batch values: their stream lags its SLA"
+    )
     rows: list[dict[str, FeatureValue]]
 
 
@@ -69,6 +75,7 @@ class FeatureAPI:
         return FeaturesResponse(
             read_ts=answer["read_ts"],
             degraded=answer["degraded"],
+            stream_fallback=answer["stream_fallback"],
             rows=[
                 {ref: FeatureValue(value=_jsonable(row["values"][ref]), **row["meta"][ref]) for ref in request.features}
                 for row in answer["rows"]

@@ -19,6 +19,8 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
 PALETTE_PREFIX = "@palette:"
 BASIS_PREFIX = "@basis:"
+# The seed gives no figure: a minute behind is when a 1-hour counter starts to mislead.
+DEFAULT_LAG_SLA_S = 60.0
 
 
 class SourceKind(StrEnum):
@@ -162,6 +164,12 @@ class FeatureGroup(_Strict):
     schedule: str | None = Field(default=None, description="batch schedule, e.g. daily")
     ttl_s: int = Field(default=7 * 86_400, gt=0)
     tier: int = Field(default=3, ge=1, le=4)
+    lag_sla_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="streaming groups: how far behind the stream may fall before readers get batch values "
+        f"(default {DEFAULT_LAG_SLA_S:g} s)",
+    )
     tags: dict[str, str] = Field(default_factory=dict)
     features: tuple[Feature, ...] = Field(min_length=1)
 
@@ -173,6 +181,8 @@ class FeatureGroup(_Strict):
             raise ValueError(f"group '{self.name}' declares feature(s) twice: {', '.join(duplicates)}")
         if self.source is not SourceKind.REQUEST and self.entity is None:
             raise ValueError(f"group '{self.name}' needs an entity (only request-time groups have none)")
+        if self.lag_sla_s is not None and self.source is not SourceKind.STREAMING:
+            raise ValueError(f"group '{self.name}' sets lag_sla_s, which only streaming groups have")
         if self.source is SourceKind.REQUEST and any(f.expression for f in self.features):
             raise ValueError(f"request-time group '{self.name}' cannot hold derived features")
         aggregated = [f.name for f in self.features if f.aggregation is not None]
@@ -182,6 +192,13 @@ class FeatureGroup(_Strict):
                 "to compute them from"
             )
         return self
+
+    @property
+    def stream_lag_sla_s(self) -> float | None:
+        """The lag SLA of a streaming group (its own or the default); None for other groups."""
+        if self.source is not SourceKind.STREAMING:
+            return None
+        return self.lag_sla_s or DEFAULT_LAG_SLA_S
 
     def feature(self, name: str) -> Feature:
         for feature in self.features:

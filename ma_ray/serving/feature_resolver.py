@@ -4,6 +4,8 @@ One read timestamp for every feature of a request (the seed's snapshot isolation
 feature group; a deadline (the seed's 100 ms request timeout) after which defaults are served; a circuit
 breaker that stops calling a failing store; derived features computed with the same compiled DSL as training.
 Values are never silently expired: a value older than its group's TTL is served, flagged ``stale``.
+When a streaming group's aggregation actors fall behind its lag SLA, its batch values are read instead
+(the seed's "fallback to batch values") and the resolution names the group in ``stream_fallback``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRepository
 from ma_ray.palette.dsl import CompiledExpression, compile_expression
@@ -33,12 +35,17 @@ class EntityKeyError(ValueError):
     """A request row lacks a join key that a requested feature needs, or has one of the wrong type."""
 
 
+class LagMonitor(Protocol):
+    def lagging(self, catalog: str, group: str, sla_s: float) -> bool: ...
+
+
 @dataclass(frozen=True)
 class StoredFeature:
     table: OnlineTable
     name: str
     join_key: str
     default: Any
+    lag_sla_s: float | None = None  # streaming groups only
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class FeatureMeta:
     tier: str = ""
     defaulted: bool = False
     stale: bool = False
+    batch_fallback: bool = False  # the stream lagged past its SLA: this is the batch pipeline's value
 
 
 @dataclass
@@ -69,6 +77,7 @@ class Resolution:
     rows: list[ResolvedRow]
     read_ts: int
     degraded: bool  # some group's store failed or was skipped by its breaker: defaults were served
+    stream_fallback: tuple[str, ...] = ()  # streaming groups served from batch values because they lag
 
 
 class ServingCatalog:
@@ -87,10 +96,15 @@ class ServingCatalog:
             else:
                 table = OnlineTable.of(repo, group)
                 join_key = repo.entity(group.entity or "").join_key
-                self.stored[ref] = StoredFeature(table, feature.name, join_key, feature.default)
+                self.stored[ref] = StoredFeature(table, feature.name, join_key, feature.default, group.stream_lag_sla_s)
 
     def tables(self) -> list[OnlineTable]:
         return list({s.table.name: s.table for s in self.stored.values()}.values())
+
+    def fallback_tables(self) -> list[OnlineTable]:
+        """The batch-value tables of streaming groups (create them before serving, so a fallback can read)."""
+        streaming = {s.table.name: s.table for s in self.stored.values() if s.lag_sla_s is not None}
+        return [table.batch_fallback() for table in streaming.values()]
 
     def check(self, refs: Sequence[str]) -> None:
         known = self.stored.keys() | self.derived.keys() | self.basis.keys()
@@ -133,9 +147,11 @@ class FeatureResolver:
         breaker: CircuitBreaker | None = None,
         max_workers: int = 4,
         metrics: FeatureMetrics | None = None,
+        lag_monitor: LagMonitor | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
+        self.lag_monitor = lag_monitor
         self.timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker("online_store")
         self.metrics = metrics
@@ -147,11 +163,23 @@ class FeatureResolver:
         started = time.perf_counter()
         read_ts = now_us()
         stored = self.catalog.stored_needs(refs)
-        answers, degraded = self._read(rows, stored, read_ts)
-        resolved = [self._row(row, refs, stored, answers, read_ts) for row in rows]
+        fallback = self._lagging_groups(stored)
+        answers, degraded = self._read(rows, stored, read_ts, fallback)
+        resolved = [self._row(row, refs, stored, answers, read_ts, fallback) for row in rows]
         if self.metrics is not None:
             self._record(time.perf_counter() - started, resolved, stored, degraded)
-        return Resolution(resolved, read_ts, degraded)
+        return Resolution(resolved, read_ts, degraded, tuple(sorted(fallback)))
+
+    def _lagging_groups(self, stored: set[str]) -> set[str]:
+        """Streaming groups of ``stored`` whose actors are outside the group's lag SLA."""
+        if self.lag_monitor is None:
+            return set()
+        streaming = {
+            (f.table.catalog, f.table.group, f.lag_sla_s)
+            for f in (self.catalog.stored[ref] for ref in stored)
+            if f.lag_sla_s is not None
+        }
+        return {group for catalog, group, sla in streaming if self.lag_monitor.lagging(catalog, group, sla)}
 
     def _record(self, seconds: float, rows: list[ResolvedRow], stored: set[str], degraded: bool) -> None:
         metrics = self.metrics
@@ -167,13 +195,15 @@ class FeatureResolver:
         metrics.record_breakers({**states, "deadline": str(self.breaker.state)})
 
     def _read(
-        self, rows: Sequence[Mapping[str, Any]], stored: set[str], read_ts: int
+        self, rows: Sequence[Mapping[str, Any]], stored: set[str], read_ts: int, fallback: set[str]
     ) -> tuple[dict[tuple[str, Any], FeatureValues], bool]:
-        """(table name, key) -> answer, for every table the stored refs live in, read concurrently."""
+        """(table name, key) -> answer, for every table the stored refs live in, read concurrently; a lagging
+        streaming group is read from its batch-value table (answers stay under the group's own table name)."""
         by_table: dict[str, tuple[OnlineTable, str, set[str]]] = {}
         for ref in stored:
             feature = self.catalog.stored[ref]
-            by_table.setdefault(feature.table.name, (feature.table, feature.join_key, set()))[2].add(feature.name)
+            table = feature.table.batch_fallback() if feature.table.group in fallback else feature.table
+            by_table.setdefault(feature.table.name, (table, feature.join_key, set()))[2].add(feature.name)
         if not by_table:
             return {}, False
         keys = {  # validated before anything is read, whatever the breaker says
@@ -209,7 +239,13 @@ class FeatureResolver:
         return answers, failed or unavailable
 
     def _row(
-        self, row: Mapping[str, Any], refs: Sequence[str], stored: set[str], answers: dict, read_ts: int
+        self,
+        row: Mapping[str, Any],
+        refs: Sequence[str],
+        stored: set[str],
+        answers: dict,
+        read_ts: int,
+        fallback: set[str],
     ) -> ResolvedRow:
         resolved = ResolvedRow()
         env: dict[str, Any] = {}
@@ -217,6 +253,7 @@ class FeatureResolver:
             feature = self.catalog.stored[ref]
             answer = answers.get((feature.table.name, row[feature.join_key]))
             env[ref], resolved.meta[ref] = _stored_value(feature, answer, read_ts)
+            resolved.meta[ref].batch_fallback = feature.table.group in fallback
         for ref in self.catalog.basis:
             field_name = ref[len(BASIS_PREFIX) :]
             env[ref] = row.get(field_name)

@@ -55,7 +55,9 @@ def test_features_by_entity_keys(api_url: tuple[str, dict]) -> None:
         "tier": "none",
         "defaulted": True,
         "stale": False,
+        "batch_fallback": False,
     }
+    assert response.json()["stream_fallback"] == []  # no streaming group asked for
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from ma_ray.palette.online import OnlineTable, now_us, open_online_store
 from ma_ray.palette.pipelines import (
     BatchPipeline,
     BatchRunError,
+    PipelineError,
     OnlineStoreDatasink,
     RetryPolicy,
     RunMode,
@@ -280,3 +281,27 @@ def test_job_entrypoint(
         assert "streaming path" in capsys.readouterr().err
         assert main([*common, "--start", "2020-01-01", "--groups", "rider_stats", "--attempts", "1"]) == 1
         assert "has not landed" in capsys.readouterr().err
+
+
+def test_stream_fallback_run_loads_batch_values_beside_the_stream(
+    ray_cluster: str, raw_uri: str, repo: FeatureRepository, tmp_path: Path
+) -> None:
+    """A streaming group's batch run fills its fallback table (what readers get while the stream lags) and
+    never writes over the stream's own table."""
+    settings = load_settings(state_dir=tmp_path)
+    meta = SqliteMetaStore(tmp_path / "meta.sqlite")
+    pipeline = BatchPipeline(repo, settings, raw_uri, retry=FAST_RETRY, meta_store=meta)
+    with pytest.raises(PipelineError, match="streaming path computes it"):
+        pipeline.plans(["driver_realtime"])
+    [record] = pipeline.run(LAST_DAY, groups=["driver_realtime"], stream_fallback=True)
+    assert record.status is RunStatus.SUCCEEDED and record.online_rows == record.snapshot_rows > 0
+    stream_table = OnlineTable.of(repo, next(g for g in repo.groups if g.name == "driver_realtime"))
+    snapshot = OfflineStore(settings.offline_uri).read(repo.catalog, "driver_realtime", LAST_DAY)
+    keys = snapshot["driver_id"].to_pylist()[:20]
+    store = open_online_store(settings)
+    store.update(stream_table)
+    fallback = store.get(stream_table.batch_fallback(), keys, ["trip_count_1h"], now_us())
+    assert all(v.found for v in fallback)
+    expected = dict(zip(snapshot["driver_id"].to_pylist(), snapshot["trip_count_1h"].to_pylist(), strict=True))
+    assert {v.key: v.values["trip_count_1h"] for v in fallback} == {k: expected[k] for k in keys}
+    assert not any(v.found for v in store.get(stream_table, keys, ["trip_count_1h"], now_us()))

@@ -67,8 +67,9 @@ def stream(services: Settings) -> tuple[str, pa.Table]:
     kafka_admin(services).delete_topics([topic, f"{topic}.dead-letter"])
 
 
-def expected(events: pa.Table) -> dict[str, tuple[int, dict[str, int]]]:
-    """Brute force: per driver, its newest event time T and each count over [lo(T), T]."""
+def expected(events: pa.Table, as_of: dict[str, int] | None = None) -> dict[str, tuple[int, dict[str, int]]]:
+    """Brute force: per driver, its row time T (its newest event, or ``as_of[driver]`` where its windows
+    decayed since) and each count over [lo(T), T]."""
     rows = events.select(["driver_id", "event_type", "event_ts"]).to_pylist()
     by_driver: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for row in rows:
@@ -78,6 +79,9 @@ def expected(events: pa.Table) -> dict[str, tuple[int, dict[str, int]]]:
     found = {}
     for driver, seen in by_driver.items():
         latest = max(ts for _, ts in seen)
+        if as_of is not None:
+            assert as_of[driver] >= latest, driver  # rows never go back before a driver's newest event
+            latest = as_of[driver]
         counts = {}
         for feature, (kind, window, bucket) in FEATURES.items():
             low = (latest // bucket) * bucket + bucket - window
@@ -120,11 +124,12 @@ def test_two_actors_compute_the_brute_force_aggregates(
     finally:
         for handle in handles:
             ray.kill(handle)
-    truth = expected(events)
     assert sum(r["events"] for r in reports) == events.num_rows
     assert sum(r["dead_letters"] for r in reports) == len(BAD)
-    online = online_values(repo, overrides, sorted(truth), drop=store == "cassandra")
-    assert online == {d: (ts, v) for d, (ts, v) in truth.items()}
+    drivers = sorted(expected(events))
+    online = online_values(repo, overrides, drivers, drop=store == "cassandra")
+    truth = expected(events, {d: ts for d, (ts, _) in online.items()})
+    assert online == truth
     # the offline log holds what serving saw: its newest row per driver is the online row
     log = pq.read_table(tmp_path / "offline" / "stream_log")
     newest = log.sort_by([("feature_timestamp", "descending")]).to_pylist()
@@ -160,8 +165,8 @@ def test_killed_and_crashed_actors_resume_without_loss_or_double_counting(
     finally:
         ray.kill(third)
     assert report["restored_entities"] > 0
-    truth = expected(events)
-    assert online_values(repo, overrides, sorted(truth)) == {d: (ts, v) for d, (ts, v) in truth.items()}
+    online = online_values(repo, overrides, sorted(expected(events)))
+    assert online == expected(events, {d: ts for d, (ts, _) in online.items()})
 
 
 def test_the_command_line_replays_and_runs(

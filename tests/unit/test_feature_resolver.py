@@ -146,3 +146,47 @@ def test_metrics_record_tiers_defaults_staleness_and_breakers() -> None:
     assert sample("ma_ray_feature_lookup_seconds_count", cache="hit") == 1
     assert sample("ma_ray_feature_staleness_seconds_count") == 1
     assert sample("ma_ray_feature_store_breaker_open", backend="deadline") == 0
+
+
+REALTIME = "@palette:rideshare:driver_realtime:trip_count_1h:driver_id"
+
+
+def test_a_lagging_stream_serves_batch_values_and_says_so(tmp_path) -> None:
+    from ma_ray.palette.streaming.health import StreamHealth, StreamLagMonitor, health_store, publish
+
+    stream_table = table("driver_realtime")
+    store = store_with({"driver_realtime": [EntityRow("d1", now_us() - 5_000_000, {"trip_count_1h": 7})]})
+    store.put(stream_table.batch_fallback(), [EntityRow("d1", now_us() - 3_600_000_000, {"trip_count_1h": 4})])
+    clock = [0.0]
+    monitor = StreamLagMonitor(tmp_path, refresh_s=1.0, clock=lambda: clock[0])
+    resolver = FeatureResolver(CATALOG, store, timeout_s=1.0, lag_monitor=monitor)
+    row = {"driver_id": "d1"}
+
+    first = resolver.resolve([row], [REALTIME, TRIPS])  # no actor has reported: the stream path is not deployed
+    assert first.stream_fallback == () and first.rows[0].values[REALTIME] == 7
+
+    health = health_store(tmp_path / "rideshare" / "driver_realtime")
+    publish(health, StreamHealth("a0", lag_messages=50_000, freshness_s=300.0, updated_us=now_us()))
+    assert resolver.resolve([row], [REALTIME]).stream_fallback == ()  # the monitor re-reads once a second
+    clock[0] = 2.0
+    lagging = resolver.resolve([row], [REALTIME, TRIPS])
+    assert lagging.stream_fallback == ("driver_realtime",)
+    assert lagging.rows[0].values[REALTIME] == 4 and lagging.rows[0].meta[REALTIME].batch_fallback
+    assert not lagging.rows[0].meta[TRIPS].batch_fallback  # batch groups are read as always
+
+    publish(health, StreamHealth("a0", lag_messages=0, freshness_s=0.5, updated_us=now_us()))
+    clock[0] = 4.0
+    caught_up = resolver.resolve([row], [REALTIME])
+    assert caught_up.stream_fallback == () and caught_up.rows[0].values[REALTIME] == 7
+
+
+def test_only_streaming_groups_have_a_lag_sla() -> None:
+    from ma_ray.palette.catalog import DEFAULT_LAG_SLA_S, FeatureGroup
+
+    realtime = next(g for g in REPO.groups if g.name == "driver_realtime")
+    stats = next(g for g in REPO.groups if g.name == "driver_stats")
+    assert realtime.stream_lag_sla_s == DEFAULT_LAG_SLA_S and stats.stream_lag_sla_s is None
+    assert FeatureGroup.model_validate({**realtime.model_dump(), "lag_sla_s": 5}).stream_lag_sla_s == 5
+    with pytest.raises(ValueError, match="only streaming groups"):
+        FeatureGroup.model_validate({**stats.model_dump(), "lag_sla_s": 5})
+    assert [t.name for t in CATALOG.fallback_tables()] == ["rideshare__driver_realtime__batch"]

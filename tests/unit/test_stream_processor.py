@@ -143,3 +143,36 @@ def test_a_checkpoint_of_other_declarations_is_refused(tmp_path) -> None:
     with pytest.raises(CheckpointMismatchError, match="other aggregations"):
         StreamAggregator.restore(_bound(changed), store.load("actor-0"))
     assert store.load("missing") is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(events=st.lists(event, min_size=1, max_size=60), batch=st.integers(1, 20), seed=st.integers(0, 99))
+def test_windows_decay_to_the_watermark_without_new_events(events: list[dict], batch: int, seed: int) -> None:
+    """After each micro-batch's `expire`, every key's row equals its windows as of the watermark, through a
+    checkpoint too: a quiet key's counts fall as old buckets leave its windows."""
+    arrival = list(events)
+    random.Random(seed).shuffle(arrival)
+    aggregator = StreamAggregator(BOUND)
+    for start in range(0, len(arrival), batch):
+        aggregator.apply([dict(e) for e in arrival[start : start + batch]])
+        aggregator.expire()
+        if start == 0:
+            aggregator, _ = StreamAggregator.restore(BOUND, aggregator.checkpoint({"t:0": batch}))
+    watermark = max(e["event_ts"] for e in events)
+    assert aggregator.watermark_us == watermark
+    for row in aggregator.rows(sorted(aggregator.entities)):
+        assert aggregator.entities[row.key].latest_us <= row.feature_ts <= watermark
+        assert row.values == aggregator.values(row.key, watermark), row.key
+
+
+def test_a_quiet_drivers_hourly_count_falls_to_zero() -> None:
+    aggregator = StreamAggregator(BOUND)
+    aggregator.apply([{"driver_id": "d1", "event_ts": END - 5 * HOUR, "x": 1, "y": 1.0, "tag": "a"}])
+    assert aggregator.expire() == set()
+    [before] = aggregator.rows(["d1"])
+    assert before.values["n_1h"] == 1 and before.feature_ts == END - 5 * HOUR
+    aggregator.apply([{"driver_id": "d2", "event_ts": END - 3 * HOUR, "x": 1, "y": 1.0, "tag": "b"}])
+    assert aggregator.expire() == {"d1"}  # d2's event moved the watermark two hours on
+    [after] = aggregator.rows(["d1"])
+    assert after.feature_ts == END - 3 * HOUR
+    assert after.values["n_1h"] == 0 and after.values["n_all"] == 1  # the 1-day window still holds it

@@ -9,7 +9,7 @@ Timestamps are int epoch microseconds (UTC); timestamp-typed feature values come
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from ma_ray.palette.types import FeatureType
 EntityKey = str | int
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+BATCH_FALLBACK_SUFFIX = "__batch"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class OnlineTable:
         entity = repo.entity(group.entity or "")
         stored = {f.name: f.type for f in group.features if f.expression is None}
         return cls(repo.catalog, group.name, entity.key_type, stored, group.ttl_s)
+
+    def batch_fallback(self) -> OnlineTable:
+        """Where the batch pipeline keeps a streaming group's batch values, served while the stream lags."""
+        return replace(self, group=f"{self.group}{BATCH_FALLBACK_SUFFIX}")
 
     def check_features(self, names: Sequence[str]) -> None:
         unknown = [n for n in names if n not in self.features]

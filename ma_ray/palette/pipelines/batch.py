@@ -99,15 +99,19 @@ class BatchPipeline:
         self._sleep = sleep
 
     # ---- runs ------------------------------------------------------------------------------------------------
-    def plans(self, groups: Iterable[str] | None = None) -> list[GroupPlan]:
-        """The batch plans to run: all of them, or the named groups (a streaming group is refused)."""
+    def plans(self, groups: Iterable[str] | None = None, stream_fallback: bool = False) -> list[GroupPlan]:
+        """The plans to run: every batch group, or the named groups. A streaming group is refused unless
+        ``stream_fallback``: then its run computes the batch values readers get while its stream lags."""
         if groups is None:
-            return list(self.pipelines.batch)
+            return list(self.pipelines.batch) + (list(self.pipelines.streaming) if stream_fallback else [])
         chosen = []
         for name in groups:
             plan = self.pipelines.plan(name)
-            if plan not in self.pipelines.batch:
-                raise PipelineError(f"group '{name}' is a {plan.source} group: the streaming path computes it")
+            if plan not in self.pipelines.batch and not stream_fallback:
+                raise PipelineError(
+                    f"group '{name}' is a {plan.source} group: the streaming path computes it "
+                    "(ask for stream fallback to compute its batch values)"
+                )
             chosen.append(plan)
         return chosen
 
@@ -118,10 +122,12 @@ class BatchPipeline:
         groups: Iterable[str] | None = None,
         mode: RunMode = RunMode.INCREMENTAL,
         force: bool = False,
+        stream_fallback: bool = False,
     ) -> list[RunRecord]:
         """Run every chosen group for every day of [start, end], oldest first; days already done are skipped
-        (their earlier record is returned) unless ``force``. Raises `BatchRunError` at the first failed day."""
-        plans = self.plans(groups)
+        (their earlier record is returned) unless ``force``. Raises `BatchRunError` at the first failed day.
+        ``stream_fallback`` also runs streaming groups, loading their values into their fallback tables."""
+        plans = self.plans(groups, stream_fallback)
         records: list[RunRecord] = []
         for day in dates_between(start, end or start):
             for plan in plans:
@@ -220,8 +226,11 @@ class BatchPipeline:
         return pa.concat_tables(parts).sort_by(plan.join_key).combine_chunks()
 
     def load(self, plan: GroupPlan, info: SnapshotInfo) -> int:
-        """Bulk-load a published snapshot into the online store through the Datasink; returns rows written."""
+        """Bulk-load a published snapshot into the online store through the Datasink; returns rows written.
+        A streaming group's snapshot goes to its batch-fallback table, never over the stream's values."""
         table = OnlineTable.of(self.repo, self._group(plan.group))
+        if plan in self.pipelines.streaming:
+            table = table.batch_fallback()
         sink = self.sink_factory(self.settings, table, plan.join_key, self.load_batch_rows)
         blocks = max(1, min(self.load_tasks, -(-info.rows // max(1, self.load_batch_rows))))
         with data_context():

@@ -9,9 +9,12 @@ with unread events whose last batch was older than the SLA. Readers then serve t
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ma_ray.palette.online.base import now_us
 from ma_ray.palette.pipelines.spec import MICROS_PER_SECOND
 from ma_ray.palette.streaming.checkpoints import CheckpointStore
 
@@ -52,3 +55,30 @@ def read_health(store: CheckpointStore) -> list[StreamHealth]:
 def group_lagging(health: list[StreamHealth], sla_s: float, now_us: int) -> bool:
     """True when no actor reported, or any actor of the group is outside the SLA."""
     return not health or any(h.lagging(sla_s, now_us) for h in health)
+
+
+def stream_checkpoint_root(state_dir: str | Path) -> Path:
+    """Where aggregation actors keep checkpoints and health by default: ``<root>/<catalog>/<group>``."""
+    return Path(state_dir).absolute() / "stream_checkpoints"
+
+
+class StreamLagMonitor:
+    """Answers "is this streaming group outside its lag SLA?" for readers, from the actors' published health,
+    re-read at most every ``refresh_s``. A group no actor has ever reported on is not lagging: its stream path
+    is not deployed, and the online table holds whatever was written to it."""
+
+    def __init__(self, root: str | Path, refresh_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.root = Path(root)
+        self.refresh_s = refresh_s
+        self._clock = clock
+        self._answers: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    def lagging(self, catalog: str, group: str, sla_s: float) -> bool:
+        now = self._clock()
+        cached = self._answers.get((catalog, group))
+        if cached is not None and now - cached[0] < self.refresh_s:
+            return cached[1]
+        health = read_health(health_store(self.root / catalog / group))
+        answer = bool(health) and group_lagging(health, sla_s, now_us())
+        self._answers[(catalog, group)] = (now, answer)
+        return answer

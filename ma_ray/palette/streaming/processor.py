@@ -2,13 +2,17 @@
 
 `StreamAggregator.apply` folds a micro-batch into the windows (filters and DSL values are evaluated
 vectorized over the batch, with the same compiled expressions as the batch pipeline) and returns the keys it
-changed; `rows` gives those keys' feature values as of each key's newest event time, as online-store rows
-(``feature_ts`` = that event time, so rewriting them is idempotent). `checkpoint` serializes the state with
-the Kafka offsets it includes; `restore` brings both back, so a restart continues exactly after them.
+changed; `rows` gives those keys' feature values as online-store rows as of each key's row time (``feature_ts``:
+its newest event, or later once its windows decayed), so rewriting them is idempotent. Windows also decay
+without new events: `expire` moves keys whose oldest bucket left a window by the stream's event-time
+watermark (the newest event time seen) to that watermark, so a quiet driver's ``trip_count_1h`` falls to 0.
+`checkpoint` serializes the state with the Kafka offsets it includes; `restore` brings both back, so a
+restart continues exactly after them.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import zlib
 from collections.abc import Iterable, Sequence
@@ -24,7 +28,9 @@ from ma_ray.palette.streaming.window import EntityWindows, WindowAgg
 from ma_ray.palette.types import FeatureType
 
 F = AggregationFunction
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # version 1 had no decay times: its keys' rows sit at their newest event
+_NEVER = -(2**62)
 Offsets = dict[str, int]  # "topic:partition" -> the next offset to read
 
 
@@ -46,6 +52,9 @@ class StreamAggregator:
         self.aggs = tuple(WindowAgg.of(a.spec.function, a.spec.window_s) for a in bound.aggregations)
         self.entities: dict[EntityKey, EntityWindows] = {}
         self.late_events = 0
+        self.watermark_us = _NEVER
+        self.decayed_us: dict[EntityKey, int] = {}  # key -> the time its windows were last decayed to
+        self._changes: list[tuple[int, EntityKey]] = []  # heap of (when a key's windows next decay, key)
 
     @property
     def signature(self) -> list[list[Any]]:
@@ -78,7 +87,48 @@ class StreamAggregator:
                 late |= not entity.add(i, agg, ts, value)
             self.late_events += late
             changed.add(key)
+            self.watermark_us = max(self.watermark_us, ts)
+        for key in changed:
+            self._schedule(key)
         return changed
+
+    # ---- decay without events -------------------------------------------------------------------------------
+    def row_time(self, key: EntityKey) -> int:
+        """The instant ``key``'s online row describes: its newest event, or the time its windows decayed to."""
+        return max(self.entities[key].latest_us, self.decayed_us.get(key, _NEVER))
+
+    def expire(self, watermark_us: int | None = None) -> set[EntityKey]:
+        """Keys whose window values changed between their row time and ``watermark_us`` (default: the newest
+        event time seen) only because old buckets left a window; their row time moves to the watermark."""
+        watermark = self.watermark_us if watermark_us is None else watermark_us
+        moved: set[EntityKey] = set()
+        while self._changes and self._changes[0][0] <= watermark:
+            _, key = heapq.heappop(self._changes)
+            if key in moved:
+                continue
+            due = self._next_change(key)
+            if due is not None and due <= watermark:
+                self.decayed_us[key] = max(watermark, self.row_time(key))
+                moved.add(key)
+                self._schedule(key)
+            elif due is not None:
+                heapq.heappush(self._changes, (due, key))
+        return moved
+
+    def _next_change(self, key: EntityKey) -> int | None:
+        """When a bucket next leaves one of ``key``'s windows, after its row time (None: all windows empty)."""
+        entity, as_of = self.entities[key], self.row_time(key)
+        times = []
+        for agg, per in zip(self.aggs, entity.buckets, strict=True):
+            live = [b for b in per if b >= agg.lowest_bucket(as_of)]
+            if live:
+                times.append((min(live) + agg.buckets) * agg.bucket_us)
+        return min(times, default=None)
+
+    def _schedule(self, key: EntityKey) -> None:
+        due = self._next_change(key)
+        if due is not None:
+            heapq.heappush(self._changes, (due, key))
 
     def _inputs(self, events: Sequence[dict[str, Any]]) -> list[tuple[list | None, list | None]]:
         """Per aggregation: the filter mask and the input values of every event (None: not needed)."""
@@ -125,8 +175,8 @@ class StreamAggregator:
         return found
 
     def rows(self, keys: Iterable[EntityKey]) -> list[EntityRow]:
-        """Online-store rows of ``keys``: values as of, and ``feature_ts`` equal to, each key's newest event."""
-        return [EntityRow(k, self.entities[k].latest_us, self.values(k)) for k in keys]
+        """Online-store rows of ``keys``: values as of, and ``feature_ts`` equal to, each key's row time."""
+        return [EntityRow(k, self.row_time(k), self.values(k, self.row_time(k))) for k in keys]
 
     def log_table(self, rows: Sequence[EntityRow]) -> pa.Table:
         """The rows as the offline log stores them: key, features as declared, ``feature_timestamp``."""
@@ -153,6 +203,7 @@ class StreamAggregator:
                     [[b, _dump(agg.function, acc)] for b, acc in per.items()]
                     for agg, per in zip(self.aggs, e.buckets, strict=True)
                 ],
+                self.decayed_us.get(key),
             ]
             for key, e in self.entities.items()
         ]
@@ -163,6 +214,7 @@ class StreamAggregator:
             "aggregations": self.signature,
             "offsets": offsets,
             "late_events": self.late_events,
+            "watermark_us": self.watermark_us,
             "entities": entities,
         }
         return zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 1)
@@ -172,18 +224,23 @@ class StreamAggregator:
         """The aggregator and offsets of a checkpoint; `CheckpointMismatchError` if the declarations changed."""
         payload = json.loads(zlib.decompress(data))
         aggregator = cls(bound)
-        if payload.get("version") != CHECKPOINT_VERSION or payload["aggregations"] != aggregator.signature:
+        if payload.get("version") not in _READABLE_VERSIONS or payload["aggregations"] != aggregator.signature:
             raise CheckpointMismatchError(
                 f"checkpoint of {payload.get('catalog')}.{payload.get('group')} was taken with other aggregations "
                 f"({payload.get('aggregations')}); the group now declares {aggregator.signature}"
             )
-        for key, latest, buckets in payload["entities"]:
+        for key, latest, buckets, *decayed in payload["entities"]:
             entity = EntityWindows(len(aggregator.aggs), latest)
             for agg, per, stored in zip(aggregator.aggs, entity.buckets, buckets, strict=True):
                 for bucket, acc in stored:
                     per[bucket] = _load(agg.function, acc)
             aggregator.entities[key] = entity
+            if decayed and decayed[0] is not None:
+                aggregator.decayed_us[key] = decayed[0]
+            aggregator.watermark_us = max(aggregator.watermark_us, latest)
+            aggregator._schedule(key)
         aggregator.late_events = payload["late_events"]
+        aggregator.watermark_us = max(aggregator.watermark_us, payload.get("watermark_us", _NEVER))
         return aggregator, dict(payload["offsets"])
 
 
