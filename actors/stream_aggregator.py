@@ -25,6 +25,7 @@ import ray
 from ma_ray.config import backend_class, load_settings
 from ma_ray.datagen.rideshare import TRIP_EVENT_SCHEMA, TRIP_SCHEMA
 from ma_ray.palette.catalog import FeatureRepository
+from ma_ray.palette.offline import OfflineStore
 from ma_ray.palette.online import OnlineTable, now_us
 from ma_ray.palette.pipelines import PipelineError, generate_pipelines
 from ma_ray.palette.streaming import (
@@ -212,12 +213,11 @@ class StreamAggregatorWorker:
 
     def _log_offline(self, rows: list, start_offsets: dict[str, int]) -> None:
         """Parquet of what serving now sees, named by the offsets the batch starts at (a replay overwrites it)."""
-        import pyarrow.fs as pafs
         import pyarrow.parquet as pq
 
         plan = self.bound.plan
-        filesystem, root = pafs.FileSystem.from_uri(self.settings.offline_uri)
-        directory = f"{root}/stream_log/{plan.catalog}/{plan.group}/{self.config.name}"
+        offline = OfflineStore(self.settings.offline_uri)
+        filesystem, directory = offline.fs, offline.stream_log_dir(plan.catalog, plan.group, self.config.name)
         filesystem.create_dir(directory, recursive=True)
         topic = self.config.topic
         start = "-".join(f"p{p}o{start_offsets.get(offset_key(topic, p), 0)}" for p in self.config.partitions)

@@ -1,8 +1,9 @@
 """Training data: labels joined point-in-time with offline feature snapshots, plus derived features and request
 fields computed by the same DSL definitions serving uses (vectorized here, scalar online).
 
-Each label row gets, for each stored feature, the newest snapshot value at or before its timestamp and within
-its group's TTL, never a later one; so a model trains on exactly what serving would have seen.
+Each label row gets, for each stored feature, the newest value at or before its timestamp and within its
+group's TTL, never a later one: from the daily snapshots of a batch group, and from the stream log (the rows
+the aggregation actors wrote online) of a streaming group; so a model trains on exactly what serving saw.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRef, FeatureRepository
+from ma_ray.palette.catalog import BASIS_PREFIX, FeatureGroup, FeatureRef, FeatureRepository, SourceKind
 from ma_ray.palette.dsl import compile_expression
-from ma_ray.palette.offline import OfflineStore, point_in_time_join_table
+from ma_ray.palette.offline import FEATURE_TIMESTAMP, OfflineStore, point_in_time_join_table
 
 
 def training_table(
@@ -79,15 +80,9 @@ def _stored_columns(
         group = next(g for g in repo.groups if g.name == group_name)
         join_key = repo.entity(group.entity or "").join_key
         names = [r.feature for r in group_refs]
-        snapshots = [
-            offline.read(repo.catalog, group_name, info.snapshot_date, columns=[join_key, "feature_timestamp", *names])
-            for info in offline.snapshots(repo.catalog, group_name)
-        ]
-        if not snapshots:
-            raise ValueError(f"no offline snapshot of {repo.catalog}.{group_name}: run its batch pipeline first")
         joined = point_in_time_join_table(
             labels.select([join_key, label_ts]),
-            pa.concat_tables(snapshots),
+            _history(repo, offline, group, [join_key, FEATURE_TIMESTAMP, *names]),
             join_key,
             label_ts,
             feature_columns=names,
@@ -96,3 +91,19 @@ def _stored_columns(
         )
         columns.update({str(ref): joined[f"f.{ref.feature}"] for ref in group_refs})
     return columns
+
+
+def _history(repo: FeatureRepository, offline: OfflineStore, group: FeatureGroup, columns: list[str]) -> pa.Table:
+    """Every stored version of a group's features: its stream log if it is a streaming group, else its snapshots."""
+    if group.source is SourceKind.STREAMING:
+        logged = offline.read_stream_log(repo.catalog, group.name, columns)
+        if logged is None:
+            raise ValueError(f"{repo.catalog}.{group.name} has no stream log: run its streaming pipeline first")
+        return logged
+    snapshots = [
+        offline.read(repo.catalog, group.name, info.snapshot_date, columns=columns)
+        for info in offline.snapshots(repo.catalog, group.name)
+    ]
+    if not snapshots:
+        raise ValueError(f"no offline snapshot of {repo.catalog}.{group.name}: run its batch pipeline first")
+    return pa.concat_tables(snapshots)

@@ -59,3 +59,44 @@ def test_unknown_refs_and_missing_snapshots(raw_uri: str, tmp_path: Path) -> Non
         training_table(repo, offline, labels, "requested_at", ["@palette:rideshare:driver_stats:nope:driver_id"])
     with pytest.raises(ValueError, match="run its batch pipeline first"):
         training_table(repo, offline, labels, "requested_at", [TRIPS])
+
+
+def test_streaming_features_come_from_the_stream_log(tmp_path: Path) -> None:
+    """Training sees what serving saw: each label gets the newest logged stream row at or before it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ma_ray.palette.offline.snapshot import TIMESTAMP_TYPE
+
+    repo = sample_repository()
+    offline = OfflineStore(str(tmp_path / "offline"))
+    realtime = "@palette:rideshare:driver_realtime:trip_count_1h:driver_id"
+    with pytest.raises(ValueError, match="no stream log"):
+        training_table(repo, offline, pa.table({"driver_id": ["d1"], "ts": [0]}), "ts", [realtime])
+    hour = 3_600_000_000
+    t0 = 1_767_600_000_000_000  # 2026-01-05T08:00Z, in epoch microseconds
+    logged = {
+        "a0": [("d1", t0, 3), ("d2", t0 + hour, 5)],
+        "a1": [("d1", t0 + 2 * hour, 1)],  # a second actor's file: both are read
+    }
+    for actor, rows in logged.items():
+        directory = offline.stream_log_dir("rideshare", "driver_realtime", actor)
+        offline.fs.create_dir(directory, recursive=True)
+        keys, times, counts = zip(*rows, strict=True)
+        table = pa.table(
+            {
+                "driver_id": pa.array(keys),
+                "trip_count_1h": pa.array(counts, pa.int64()),
+                "completed_trips_1d": pa.array([0] * len(rows), pa.int64()),
+                "feature_timestamp": pa.array(times, pa.int64()).cast(TIMESTAMP_TYPE),
+            }
+        )
+        pq.write_table(table, f"{directory}/p0o0.parquet", filesystem=offline.fs)
+    labels = pa.table(
+        {
+            "driver_id": ["d1", "d1", "d1", "d2"],
+            "ts": pa.array([t0 - 1, t0 + hour, t0 + 3 * hour, t0 + hour], pa.int64()).cast(TIMESTAMP_TYPE),
+        }
+    )
+    table = training_table(repo, offline, labels, "ts", [realtime])
+    assert table[realtime].to_pylist() == [None, 3, 1, 5]

@@ -4,6 +4,7 @@ Layout under the root::
 
     <catalog>/<group>/snapshot_date=YYYY-MM-DD/part-00000.parquet ... _manifest.json
     _staging/<catalog>.<group>.<date>.<random>/          (writes in progress, or left by a crash)
+    stream_log/<catalog>/<group>/<actor>/<offsets>.parquet  (what streaming wrote online, micro-batch by batch)
 
 A snapshot is written whole in a staging folder, manifest last, then published by one rename of the folder:
 on a local disk or HDFS the rename is atomic, so readers see the whole snapshot or none of it. Readers only
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     import ray.data
 
 STAGING = "_staging"
+STREAM_LOG = "stream_log"
 ROWS_PER_FILE = 1_000_000
 _NAME = re.compile(NAME_PATTERN)
 _FOLDER = re.compile(r"^snapshot_date=(\d{4}-\d{2}-\d{2})$")
@@ -123,6 +125,25 @@ class OfflineStore:
 
         info = self.snapshot(catalog, group, snapshot_date)
         return ray.data.read_parquet(list(info.files), filesystem=self.fs, columns=columns)
+
+    def stream_log_dir(self, catalog: str, group: str, actor: str) -> str:
+        """Where an aggregation actor logs the rows it wrote online (one file per micro-batch, named by the
+        offsets it starts at, so a replay overwrites rather than duplicates)."""
+        return f"{self.root}/{STREAM_LOG}/{catalog}/{group}/{actor}"
+
+    def read_stream_log(self, catalog: str, group: str, columns: list[str] | None = None) -> pa.Table | None:
+        """Every row a streaming group wrote online, from all its actors; None if it never logged any."""
+        group_dir = f"{self.root}/{STREAM_LOG}/{catalog}/{group}"
+        if self.fs.get_file_info(group_dir).type != pafs.FileType.Directory:
+            return None
+        files = [
+            entry.path
+            for entry in self.fs.get_file_info(pafs.FileSelector(group_dir, recursive=True))
+            if entry.type == pafs.FileType.File and entry.base_name.endswith(".parquet")
+        ]
+        if not files:
+            return None
+        return ds.dataset(sorted(files), filesystem=self.fs, format="parquet").to_table(columns=columns)
 
     def apply_retention(
         self,
