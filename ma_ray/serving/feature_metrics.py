@@ -16,12 +16,14 @@ VALUES_TOTAL = "ma_ray_feature_values_total"
 DEFAULTS_TOTAL = "ma_ray_feature_defaults_total"
 STALENESS_SECONDS = "ma_ray_feature_staleness_seconds"
 BREAKER_OPEN = "ma_ray_feature_store_breaker_open"
-METRIC_NAMES = (LOOKUP_SECONDS, VALUES_TOTAL, DEFAULTS_TOTAL, STALENESS_SECONDS, BREAKER_OPEN)
+STREAM_FALLBACK_TOTAL = "ma_ray_feature_stream_fallback_total"
+METRIC_NAMES = (LOOKUP_SECONDS, VALUES_TOTAL, DEFAULTS_TOTAL, STALENESS_SECONDS, BREAKER_OPEN, STREAM_FALLBACK_TOTAL)
 
 
 class FeatureMetrics:
     """Lookup latency by cache hit/miss, values served per tier (the hit ratio), defaults by reason,
-    staleness of served values, and whether each backend's breaker is open."""
+    staleness of served values, whether each backend's breaker is open, and lookups that got a streaming
+group's batch values because its stream lagged past the SLA."""
 
     def __init__(self, backend: MetricsBackend | None = None) -> None:
         backend = backend or default_backend()
@@ -37,6 +39,9 @@ class FeatureMetrics:
             STALENESS_SECONDS, "Age of served stored values (now - feature timestamp)", STALENESS_BOUNDARIES_S
         )
         self.breaker_open = backend.gauge(BREAKER_OPEN, "1 while a backend's circuit breaker is open", ("backend",))
+        self.stream_fallback = backend.counter(
+            STREAM_FALLBACK_TOTAL, "Lookups served a streaming group's batch values (stream past its SLA)", ("group",)
+        )
 
     def record_lookup(self, seconds: float, tiers: list[str]) -> None:
         cache = "hit" if tiers and all(tier in CACHE_TIERS for tier in tiers) else "miss"
@@ -49,6 +54,10 @@ class FeatureMetrics:
 
     def record_staleness(self, seconds: float) -> None:
         self.staleness.record(seconds)
+
+    def record_stream_fallback(self, groups: tuple[str, ...]) -> None:
+        for group in groups:
+            self.stream_fallback.record(1, {"group": group})
 
     def record_breakers(self, states: dict[str, str]) -> None:
         for backend, state in states.items():

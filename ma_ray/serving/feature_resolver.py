@@ -166,9 +166,10 @@ class FeatureResolver:
         fallback = self._lagging_groups(stored)
         answers, degraded = self._read(rows, stored, read_ts, fallback)
         resolved = [self._row(row, refs, stored, answers, read_ts, fallback) for row in rows]
+        result = Resolution(resolved, read_ts, degraded, tuple(sorted(fallback)))
         if self.metrics is not None:
-            self._record(time.perf_counter() - started, resolved, stored, degraded)
-        return Resolution(resolved, read_ts, degraded, tuple(sorted(fallback)))
+            self._record(time.perf_counter() - started, result, stored)
+        return result
 
     def _lagging_groups(self, stored: set[str]) -> set[str]:
         """Streaming groups of ``stored`` whose actors are outside the group's lag SLA."""
@@ -181,10 +182,11 @@ class FeatureResolver:
         }
         return {group for catalog, group, sla in streaming if self.lag_monitor.lagging(catalog, group, sla)}
 
-    def _record(self, seconds: float, rows: list[ResolvedRow], stored: set[str], degraded: bool) -> None:
+    def _record(self, seconds: float, result: Resolution, stored: set[str]) -> None:
         metrics = self.metrics
         assert metrics is not None
-        metas = [row.meta[ref] for row in rows for ref in stored if ref in row.meta]
+        metrics.record_stream_fallback(result.stream_fallback)
+        metas = [row.meta[ref] for row in result.rows for ref in stored if ref in row.meta]
         metrics.record_lookup(seconds, [meta.tier for meta in metas if not meta.defaulted])
         for meta in metas:
             if meta.defaulted:

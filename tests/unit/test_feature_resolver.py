@@ -152,14 +152,20 @@ REALTIME = "@palette:rideshare:driver_realtime:trip_count_1h:driver_id"
 
 
 def test_a_lagging_stream_serves_batch_values_and_says_so(tmp_path) -> None:
-    from ma_ray.palette.streaming.health import StreamHealth, StreamLagMonitor, health_store, publish
+    from prometheus_client import CollectorRegistry
 
+    from ma_ray.metrics import PrometheusMetrics
+    from ma_ray.palette.streaming.health import StreamHealth, StreamLagMonitor, health_store, publish
+    from ma_ray.serving.feature_metrics import FeatureMetrics
+
+    registry = CollectorRegistry()
     stream_table = table("driver_realtime")
     store = store_with({"driver_realtime": [EntityRow("d1", now_us() - 5_000_000, {"trip_count_1h": 7})]})
     store.put(stream_table.batch_fallback(), [EntityRow("d1", now_us() - 3_600_000_000, {"trip_count_1h": 4})])
     clock = [0.0]
     monitor = StreamLagMonitor(tmp_path, refresh_s=1.0, clock=lambda: clock[0])
-    resolver = FeatureResolver(CATALOG, store, timeout_s=1.0, lag_monitor=monitor)
+    metrics = FeatureMetrics(PrometheusMetrics(registry))
+    resolver = FeatureResolver(CATALOG, store, timeout_s=1.0, lag_monitor=monitor, metrics=metrics)
     row = {"driver_id": "d1"}
 
     first = resolver.resolve([row], [REALTIME, TRIPS])  # no actor has reported: the stream path is not deployed
@@ -173,6 +179,7 @@ def test_a_lagging_stream_serves_batch_values_and_says_so(tmp_path) -> None:
     assert lagging.stream_fallback == ("driver_realtime",)
     assert lagging.rows[0].values[REALTIME] == 4 and lagging.rows[0].meta[REALTIME].batch_fallback
     assert not lagging.rows[0].meta[TRIPS].batch_fallback  # batch groups are read as always
+    assert registry.get_sample_value("ma_ray_feature_stream_fallback_total", {"group": "driver_realtime"}) == 1
 
     publish(health, StreamHealth("a0", lag_messages=0, freshness_s=0.5, updated_us=now_us()))
     clock[0] = 4.0
