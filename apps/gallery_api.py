@@ -14,7 +14,15 @@ from ray import serve
 
 from ma_ray.config import load_settings
 from ma_ray.gallery import AliasConflictError, Gallery, NothingToRollBackError
-from ma_ray.gallery.errors import GalleryError, UnknownAliasError, UnknownModelError, UnknownVersionError
+from ma_ray.gallery.errors import (
+    DeploymentFailedError,
+    DeploymentInProgressError,
+    GalleryError,
+    UnknownAliasError,
+    UnknownModelError,
+    UnknownVersionError,
+)
+from ma_ray.serving.rollout import Rollout, ServePool
 
 api = FastAPI(title="ma-ray Gallery admin API", version="1", description="Models, versions and aliases.")
 
@@ -27,6 +35,14 @@ class AliasUpdate(BaseModel):
     expect_unset: bool = Field(default=False, description="compare-and-set: the alias must be unset now")
     reason: str = Field(default="", max_length=500)
     wait_s: float | None = Field(default=None, gt=0, le=60, description="wait until every replica acknowledged")
+
+
+class DeployRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | str = Field(description='a version number, "latest", or an alias whose version to deploy')
+    alias: str | None = Field(default="production", description="the alias to move; null only loads the version")
+    app: str = Field(default="prediction", description="the Serve application serving the model")
 
 
 class AdminGallery:
@@ -47,8 +63,10 @@ class AdminGallery:
 def _http_error(error: Exception) -> HTTPException:
     if isinstance(error, UnknownModelError | UnknownVersionError | UnknownAliasError):
         return HTTPException(404, str(error))
-    if isinstance(error, AliasConflictError | NothingToRollBackError):
+    if isinstance(error, AliasConflictError | NothingToRollBackError | DeploymentInProgressError):
         return HTTPException(409, str(error))
+    if isinstance(error, DeploymentFailedError):
+        return HTTPException(422, str(error))
     return HTTPException(400, str(error))
 
 
@@ -106,6 +124,15 @@ class GalleryAdminAPI:
     def rollback(self, model: str, alias: str, authorization: str | None = Header(default=None)) -> dict:
         self.admin.authorize(authorization)
         return self._call(self.admin.gallery.rollback, model, alias).model_dump(mode="json")
+
+    @api.post("/v1/admin/models/{model}:deploy", responses={409: {}, 422: {}})
+    def deploy(self, model: str, request: DeployRequest, authorization: str | None = Header(default=None)) -> dict:
+        """Deploy a version through the rollout flow: shadow load on every replica of the model's pool, atomic
+        alias flip, every ingress switched. 422: the version failed to load and was rolled back; 409: another
+        deployment of the model is in progress."""
+        self.admin.authorize(authorization)
+        rollout = Rollout(self.admin.gallery, ServePool(self.admin.gallery, request.app))
+        return self._call(rollout.deploy, model, request.version, request.alias).to_dict()
 
 
 def build_app(args: dict[str, Any]) -> serve.Application:

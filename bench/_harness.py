@@ -103,11 +103,14 @@ def interleaved_latencies_us(
     return samples
 
 
-def report(name: str, results: list[Result]) -> Path:
-    """Write the results file and print the table; returns the file's path."""
+def report(name: str, results: list[Result], notes: str | None = None) -> Path:
+    """Write the results file (with ``notes``: what the figures mean, what dominated them) and print the
+    table; returns the file's path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    payload = {"name": name, "machine": machine(), "results": [_as_json(r) for r in results]}
+    payload: dict[str, object] = {"name": name, "machine": machine(), "results": [_as_json(r) for r in results]}
+    if notes:
+        payload["notes"] = notes
     path.write_text(json.dumps(payload, indent=2) + "\n")
     rows = [(r.metric, r.value, r.unit, r.baseline, r.ratio, _target_text(r.target), _met_text(r.met)) for r in results]
     print(f"\n{name}")
@@ -115,6 +118,8 @@ def report(name: str, results: list[Result]) -> Path:
     missed = [r.metric for r in results if r.met is False]
     if missed:
         print(f"MISSED TARGETS: {', '.join(missed)}")
+    if notes:
+        print(notes)
     print(f"-> {path}")
     return path
 

@@ -83,7 +83,16 @@ class Deployer:
         self.gallery, self.store, self.lease_s = gallery, gallery.store, lease_s
         self.user = user or gallery.user or getpass.getuser()
 
-    def deploy(self, model: str, ref: int | str, load: Loader, alias: str | None = "production") -> Deployment:
+    def deploy(
+        self,
+        model: str,
+        ref: int | str,
+        load: Loader,
+        alias: str | None = "production",
+        after_flip: Callable[[Deployment], None] | None = None,
+    ) -> Deployment:
+        """Deploy ``ref`` and point ``alias`` at it. ``after_flip`` runs once it is live, still under the lock
+        (the drain: waiting for every reader to drop the old resolution before another deployment may start)."""
         version = self.gallery.version(model, ref)
         lock = DeploymentLock(self.store, model, self.user, self.lease_s)
         with lock:
@@ -117,7 +126,10 @@ class Deployer:
                     f"deployment of {model}:{version.version} rolled back ({type(error).__name__}: {error}); "
                     f"{alias or 'serving'} stays at version {record.previous_version}"
                 ) from error
-            return self._move(record, DeploymentStatus.LIVE)
+            live = self._move(record, DeploymentStatus.LIVE)
+            if after_flip is not None:
+                after_flip(live)
+            return live
 
     def _move(self, record: Deployment, status: DeploymentStatus, reason: str = "") -> Deployment:
         if status not in TRANSITIONS[record.status]:

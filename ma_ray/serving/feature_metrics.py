@@ -23,7 +23,7 @@ METRIC_NAMES = (LOOKUP_SECONDS, VALUES_TOTAL, DEFAULTS_TOTAL, STALENESS_SECONDS,
 class FeatureMetrics:
     """Lookup latency by cache hit/miss, values served per tier (the hit ratio), defaults by reason,
     staleness of served values, whether each backend's breaker is open, and lookups that got a streaming
-group's batch values because its stream lagged past the SLA."""
+    group's batch values because its stream lagged past the SLA."""
 
     def __init__(self, backend: MetricsBackend | None = None) -> None:
         backend = backend or default_backend()

@@ -118,3 +118,43 @@ class PlacementPlanner:
 
 def _mb(models: list[ModelProfile]) -> float:
     return sum(m.memory_mb for m in models)
+
+
+# The serving app's pool deployments, one per placement group (a deployment's replicas hold its group's pools).
+TIER1_GROUP = "tier1"
+LOWER_GROUP = "tier2-4"
+GPU_GROUP = "gpu"
+GROUPS = (TIER1_GROUP, LOWER_GROUP, GPU_GROUP)
+# The Serve deployment of each group (apps/prediction.py): the names a handle is asked for.
+POOL_DEPLOYMENTS = {TIER1_GROUP: "ModelPoolTier1", LOWER_GROUP: "ModelPool", GPU_GROUP: "GpuModelPool"}
+DEEP_FRAMEWORKS = frozenset({"pytorch", "deepspeed"})
+
+
+def pool_group(tier: int, deep: bool) -> str:
+    """The placement group a model belongs to: deep models share the GPU pool, the rest split by tier."""
+    if deep:
+        return GPU_GROUP
+    return TIER1_GROUP if tier == 1 else LOWER_GROUP
+
+
+def pool_deployment(tier: int, framework: str) -> str:
+    """The Serve deployment that serves a model of this tier and framework (Gallery's framework names)."""
+    return POOL_DEPLOYMENTS[pool_group(tier, str(framework) in DEEP_FRAMEWORKS)]
+
+
+@dataclass(frozen=True)
+class GroupSize:
+    replicas: int
+    models_per_replica: int
+
+
+def group_sizes(plans: Iterable[PoolPlan]) -> dict[str, GroupSize]:
+    """Replicas and per-replica model slots of each group's deployment: the sum of its pools' replicas and the
+    largest pool's slots; at least one replica, two for tier 1 so one can fail."""
+    replicas = dict.fromkeys(GROUPS, 0)
+    slots = dict.fromkeys(GROUPS, 1)
+    for plan in plans:
+        group = pool_group(plan.models[0].tier, plan.models[0].deep)
+        replicas[group] += plan.replicas
+        slots[group] = max(slots[group], plan.slots_per_replica)
+    return {g: GroupSize(max(replicas[g], 2 if g == TIER1_GROUP else 1), slots[g]) for g in GROUPS}

@@ -4,17 +4,24 @@ DSL transforms -> XGBoost, through Serve's HTTP proxy."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 import pytest
 import requests
+import torch
 from ray import serve
 
 from apps.prediction import build_app
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery, InputSignature
+from ma_ray.serving.stage_timing import REQUEST_SECONDS, STAGE_SECONDS, STAGES, TIMING_HEADER, decode_timing
+from ma_ray.training.trainers.torch_trainer import mlp
 from tests.ports import free_port
 from tests.rideshare_data import load_sample
 
@@ -26,6 +33,11 @@ SIGNATURE = InputSignature(
     transforms={"peak": "hour(@basis:request_ts) in [7, 8, 9, 17, 18, 19]", "log_trips": f"log1p({TRIPS})"},
 )
 REQUEST_TS = "2026-01-07T08:30:00+00:00"
+APP = "prediction"
+MLP_FACTORY = "ma_ray.training.trainers.torch_trainer:mlp"
+SURGE_SHAPE = {"in_features": 5, "hidden": [4], "out_features": 1}
+torch.manual_seed(0)
+SURGE = mlp(**SURGE_SHAPE)
 
 
 def train(seed: int) -> object:
@@ -36,68 +48,209 @@ def train(seed: int) -> object:
     return xgb.train({"max_depth": 3, "nthread": 1}, xgb.DMatrix(x, label=y), num_boost_round=5)
 
 
+@dataclass
+class Service:
+    url: str
+    snapshot: object
+    boosters: dict[int, object]
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def body(self, drivers: int = 3) -> dict:
+        return {"rows": [{"driver_id": d, "request_ts": REQUEST_TS} for d in self.snapshot.index[:drivers]]}
+
+
 @pytest.fixture(scope="module")
-def service(ray_cluster: str, raw_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict]]:
+def service(ray_cluster: str, raw_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """eta (tier 1, production -> 1, three versions) and promo (tier 3, three versions) in a cache that holds
+    about two and a half models per replica; tier 1 is pinned all day (every hour is peak), no grace period.
+    surge (tier 2, PyTorch, forecast traffic) is served by the GPU pool (no GPU here: same code on CPU)."""
     overrides = {"state_dir": tmp_path_factory.mktemp("prediction")}
     snapshot = load_sample(load_settings(**overrides), raw_uri, batch_rows=5000)
     gallery = Gallery.from_settings(load_settings(**overrides))
     gallery.register_model(name="eta", owner="maps", tier=1, framework="xgboost")
-    boosters = {1: train(0), 2: train(1)}
-    for booster in boosters.values():
-        gallery.log_model("eta", booster, signature=SIGNATURE)
+    gallery.register_model(name="promo", owner="growth", tier=3, framework="xgboost")
+    boosters = {seed + 1: train(seed) for seed in range(3)}
+    sizes = {}
+    for model in ("eta", "promo"):
+        for booster in boosters.values():
+            record = gallery.log_model(model, booster, signature=SIGNATURE)
+            sizes[f"{model}:{record.version}"] = record.size_bytes
     gallery.set_alias("eta", "production", 1)
+    gallery.register_model(name="surge", owner="pricing", tier=2, framework="pytorch")
+    gallery.log_model("surge", SURGE, signature=SIGNATURE, factory=MLP_FACTORY, factory_kwargs=SURGE_SHAPE)
+    gallery.set_alias("surge", "production", 1)
     gallery.close()
+    serving = {
+        "cache_budget_mb": 2.5 * max(sizes.values()) / 1024 / 1024,
+        "grace_period_s": 0,
+        "peak_hours_utc": list(range(24)),
+        "replicas": {"ModelPoolTier1": 1},
+        "batch_wait_timeout_s": 0.05,
+        "forecast_qps": {"surge": 100.0},  # tier 2 with forecast traffic: PREEMPTIVE
+    }
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app({"settings": overrides}), name="prediction", route_prefix="/predict")
+    serve.run(build_app({"settings": overrides, "serving": serving}), name=APP, route_prefix="/predict")
     try:
-        yield f"http://127.0.0.1:{port}/predict/v1/models", {"snapshot": snapshot, "boosters": boosters}
+        yield Service(f"http://127.0.0.1:{port}/predict/v1/models", snapshot, boosters, sizes)
     finally:
-        serve.delete("prediction")
+        serve.delete(APP)
         serve.shutdown()
 
 
-def expected(context: dict, driver: str, version: int) -> float:
-    stats = context["snapshot"].loc[driver]
+def model_row(snapshot: pd.DataFrame, driver: str) -> list[float]:
+    stats = snapshot.loc[driver]
     reliability = stats["acceptance_rate"] * (1 - stats["cancellation_rate"])
     hour_peak = datetime.fromisoformat(REQUEST_TS).astimezone(UTC).hour in (7, 8, 9, 17, 18, 19)
-    row = [
+    return [
         stats["trip_count_7d"],
         stats["acceptance_rate"],
         reliability,
         float(hour_peak),
         math.log1p(stats["trip_count_7d"]),
     ]
+
+
+def expected(context: dict, driver: str, version: int) -> float:
+    row = model_row(context["snapshot"], driver)
     return float(context["boosters"][version].inplace_predict(np.array([row], dtype=np.float64))[0])
 
 
-def test_predict_by_alias_and_pinned_version(service: tuple[str, dict]) -> None:
-    url, context = service
-    drivers = list(context["snapshot"].index[:3])
-    body = {"rows": [{"driver_id": d, "request_ts": REQUEST_TS} for d in drivers]}
+def test_predict_by_alias_and_pinned_version(service: Service) -> None:
+    url, context = service.url, {"snapshot": service.snapshot, "boosters": service.boosters}
+    drivers = list(service.snapshot.index[:3])
+    body = service.body()
     response = requests.post(f"{url}/eta:predict", json=body, timeout=60)
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["version"] == 1 and not answer["degraded"]
     assert answer["predictions"] == pytest.approx([expected(context, d, 1) for d in drivers], rel=1e-5)
-    assert {"routing", "feature_lookup", "transform_and_inference"} <= set(answer["timing_ms"])
+    assert {"parsing", "routing", "transformation", "inference"} <= set(answer["timing_ms"])
+    assert TIMING_HEADER not in response.headers
     pinned = requests.post(f"{url}/eta:predict?version=2", json=body, timeout=60).json()
     assert pinned["version"] == 2
     assert pinned["predictions"] == pytest.approx([expected(context, d, 2) for d in drivers], rel=1e-5)
 
 
+ROW = {"driver_id": "d", "request_ts": REQUEST_TS}
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "fragment"),
     [
-        ("/nope:predict", {"rows": [{"driver_id": "d"}]}, 404, "nope"),
-        ("/eta:predict?alias=staging", {"rows": [{"driver_id": "d"}]}, 404, "staging"),
-        ("/eta:predict?version=9", {"rows": [{"driver_id": "d"}]}, 404, "9"),
+        ("/nope:predict", {"rows": [ROW]}, 404, "nope"),
+        ("/eta:predict?alias=staging", {"rows": [ROW]}, 404, "staging"),
+        ("/eta:predict?version=9", {"rows": [ROW]}, 404, "9"),
+        ("/Bad-Name:predict", {"rows": [ROW]}, 400, "lower-case identifier"),
         ("/eta:predict", {"rows": [{"rider_id": "r", "request_ts": REQUEST_TS}]}, 400, "driver_id"),
+        ("/eta:predict", {"rows": [{"driver_id": 7, "request_ts": REQUEST_TS}]}, 400, "driver_id' must be a string"),
+        ("/eta:predict", {"rows": [{"driver_id": "d", "request_ts": "noon"}]}, 400, "ISO-8601"),
+        ("/eta:predict", {"rows": [{"driver_id": {"nested": 1}}]}, 422, "rows"),
+        ("/eta:predict", {"rows": "d"}, 422, "valid list"),
         ("/eta:predict", {"rows": []}, 422, "at least 1"),
-        ("/eta:predict", {"rows": [{"driver_id": "d"}], "extra": 1}, 422, "Extra inputs"),
+        ("/eta:predict", {"rows": [ROW] * 1001}, 422, "at most 1000"),
+        ("/eta:predict", {"rows": [ROW], "extra": 1}, 422, "Extra inputs"),
+        ("/eta:predict?version=0", {"rows": [ROW]}, 422, "greater than or equal to 1"),
+        ("/eta:predict", '{"rows": [', 422, "JSON decode error"),
     ],
 )
-def test_bad_requests(service: tuple[str, dict], path: str, body: dict, status: int, fragment: str) -> None:
-    response = requests.post(service[0] + path, json=body, timeout=60)
+def test_bad_requests(service: Service, path: str, body: dict | str, status: int, fragment: str) -> None:
+    payload = (
+        {"data": body, "headers": {"Content-Type": "application/json"}} if isinstance(body, str) else {"json": body}
+    )
+    response = requests.post(service.url + path, timeout=60, **payload)
     assert response.status_code == status, response.text
-    assert fragment in response.text and "Traceback" not in response.text
+    assert fragment in response.text, response.text
+    assert "Traceback" not in response.text and "ray::" not in response.text
+
+
+def test_timing_header_when_asked(service: Service) -> None:
+    response = requests.post(
+        f"{service.url}/eta:predict", json=service.body(), headers={TIMING_HEADER: "1"}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    stages = decode_timing(response.headers[TIMING_HEADER])
+    assert set(stages) <= set(STAGES)
+    lookup = {"feature_lookup_hit", "feature_lookup_miss"} & set(stages)
+    assert {"parsing", "routing", "transformation", "inference", "serialization"} <= set(stages) and len(lookup) == 1
+    assert all(ms >= 0 for ms in stages.values())
+
+
+def pool(name: str) -> serve.handle.DeploymentHandle:
+    return serve.get_deployment_handle(name, APP)
+
+
+def pool_state(name: str) -> dict:
+    return pool(name).resident.remote().result(timeout_s=60)
+
+
+def test_tier1_production_version_is_loaded_at_replica_start(service: Service) -> None:
+    resident = pool("ModelPoolTier1").resident.remote().result(timeout_s=60)
+    assert "eta:1" in resident["models"]
+
+
+def test_tier2_model_with_forecast_traffic_is_loaded_before_its_first_request(service: Service) -> None:
+    state = pool_state("GpuModelPool")
+    assert state["models"] == ["surge:1"] and state["evictions"] == []
+
+
+def test_preload_loads_through_the_multiplexed_path(service: Service) -> None:
+    handle = pool("ModelPoolTier1")
+    report = handle.options(multiplexed_model_id="eta:2").preload.remote("eta:2").result(timeout_s=60)
+    assert report["model_id"] == "eta:2" and report["load_ms"] > 0 and report["replica"]
+    again = handle.options(multiplexed_model_id="eta:2").preload.remote("eta:2").result(timeout_s=60)
+    assert again["already_loaded"]
+    assert {"eta:1", "eta:2"} <= set(handle.resident.remote().result(timeout_s=60)["models"])
+
+
+def test_lower_tiers_load_lazily_and_evict_least_recently_used_by_memory(service: Service) -> None:
+    handle = pool("ModelPool")
+    assert handle.resident.remote().result(timeout_s=60)["models"] == []
+    for version in (1, 2, 3):
+        response = requests.post(f"{service.url}/promo:predict?version={version}", json=service.body(1), timeout=60)
+        assert response.status_code == 200, response.text
+    cache = handle.resident.remote().result(timeout_s=60)
+    assert cache["models"] == ["promo:2", "promo:3"] and cache["evictions"] == ["promo:1"]
+    assert cache["used_bytes"] <= cache["budget_bytes"]
+
+
+def test_pinned_tier1_models_are_never_evicted_a_full_cache_refuses(service: Service) -> None:
+    handle = pool("ModelPoolTier1")
+    handle.options(multiplexed_model_id="eta:2").preload.remote("eta:2").result(timeout_s=60)
+    response = requests.post(f"{service.url}/eta:predict?version=3", json=service.body(1), timeout=60)
+    assert response.status_code == 503, response.text
+    assert "tier 1 at peak" in response.json()["detail"]
+    cache = handle.resident.remote().result(timeout_s=60)
+    assert cache["models"] == ["eta:1", "eta:2"] and cache["evictions"] == []
+
+
+def test_deep_models_are_served_by_the_gpu_pool_batched_across_requests(service: Service) -> None:
+    """Concurrent requests of different sizes share forward passes; each gets its own rows' answers."""
+    sizes = [1, 3, 2, 5, 1, 4, 2, 3]
+
+    def ask(count: int) -> requests.Response:
+        return requests.post(f"{service.url}/surge:predict?version=1", json=service.body(count), timeout=60)
+
+    with ThreadPoolExecutor(len(sizes)) as pool:
+        answers = list(pool.map(ask, sizes))
+    with torch.inference_mode():
+        for count, answer in zip(sizes, answers, strict=True):
+            assert answer.status_code == 200, answer.text
+            rows = [model_row(service.snapshot, d) for d in service.snapshot.index[:count]]
+            truth = SURGE(torch.tensor(rows, dtype=torch.float32))[:, 0].tolist()
+            assert answer.json()["predictions"] == pytest.approx(truth, rel=1e-4)
+    assert pool_state("GpuModelPool")["models"] == ["surge:1"]
+
+
+def test_every_stage_reaches_the_ray_prometheus_endpoint(service: Service, ray_metrics_url: str) -> None:
+    for _ in range(3):
+        requests.post(f"{service.url}/eta:predict", json=service.body(), timeout=60).raise_for_status()
+    wanted = {f'stage="{stage}"' for stage in ("parsing", "routing", "transformation", "inference", "serialization")}
+    deadline, found, text = time.monotonic() + 60, set(), ""
+    while time.monotonic() < deadline and not (found == wanted and REQUEST_SECONDS in text):
+        text = requests.get(ray_metrics_url, timeout=5).text
+        lines = [line for line in text.splitlines() if line.startswith(f"ray_{STAGE_SECONDS}_bucket")]
+        found = {label for label in wanted if any(label in line for line in lines)}
+        time.sleep(1)
+    assert found == wanted
+    assert f"ray_{REQUEST_SECONDS}_bucket" in text

@@ -26,8 +26,8 @@ from ma_ray.palette.online import OnlineTable, now_us, open_online_store
 from ma_ray.palette.pipelines import (
     BatchPipeline,
     BatchRunError,
-    PipelineError,
     OnlineStoreDatasink,
+    PipelineError,
     RetryPolicy,
     RunMode,
     RunStatus,
