@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from actors.feature_server import FeatureServerPool
 from apps.demo_models import stage_predict, stage_train
+from apps.demo_production import ServicesUnavailable, check_services, production_settings
 from apps.demo_stream import stage_stream
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import RideshareConfig, read_raw, write_chunk, write_dimensions
@@ -184,10 +185,13 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
 
 def run(argv: list[str] | None = None) -> DemoContext:
     args = _parse(argv)
-    settings = load_settings()
+    settings = production_settings() if args.production else load_settings()
+    if args.production:
+        print("\n".join(check_services(settings)))
     data = RideshareConfig(seed=args.seed, trips=args.trips, days=args.days)
     raw_uri = args.raw_uri or f"{settings.offline_uri}/raw"
     ctx = DemoContext(settings, data, raw_uri)
+    ctx.facts["topic"] = args.topic
     init_ray(settings)
     print(f"ma-ray demo: {data.trips:,} trips, seed {data.seed}, online store {settings.online_store}")
     for number, (title, stage) in enumerate(STAGES, start=1):
@@ -205,6 +209,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=28, help="days of history")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--raw-uri", default="", help="where raw Parquet goes (default: <offline_uri>/raw)")
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="real Cassandra, Redis and Kafka (MA_RAY_CONFIG_FILE, else clusters/settings/local-services.yaml)",
+    )
+    parser.add_argument("--topic", default="demo.trip-events", help="Kafka topic of the stream stage (production)")
     return parser.parse_args(argv)
 
 
@@ -214,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # SettingsError and pydantic's ValidationError: a bad setting or argument
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except ServicesUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

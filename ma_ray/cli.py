@@ -78,7 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_palette_commands(nouns)
     add_gallery_commands(nouns)
 
-    demo = nouns.add_parser("demo", help="run the main job on embedded defaults (options: `ma-ray demo --help`)")
+    # add_help=False: `ma-ray demo --help` reaches apps.demo, which owns the demo's options
+    demo = nouns.add_parser(
+        "demo",
+        add_help=False,
+        help="run the main job on embedded defaults (--production: on Cassandra, Redis and Kafka; "
+        "all options: `ma-ray demo --help`)",
+    )
     demo.set_defaults(handler=cmd_demo)
     return parser
 

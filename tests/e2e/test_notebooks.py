@@ -1,4 +1,4 @@
-"""Every notebook in notebooks/ runs top to bottom without an error."""
+"""Every notebook in notebooks/ runs top to bottom without an error, on embedded defaults, and draws its plots."""
 
 from pathlib import Path
 
@@ -17,3 +17,10 @@ def test_notebook_runs(path: Path) -> None:
     ).execute()
     errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    plotting = [cell for cell in notebook.cells if cell.cell_type == "code" and "plt.show()" in cell.source]
+    images = [cell for cell in plotting if any("image/png" in o.get("data", {}) for o in cell.outputs)]
+    assert len(images) == len(plotting)
+
+
+def test_the_quickstart_is_there() -> None:
+    assert "quickstart.ipynb" in {path.name for path in NOTEBOOKS}

@@ -21,7 +21,9 @@ def open_online_store(settings: Settings) -> TieredOnlineStore:
     if settings.online_store is OnlineStoreKind.CASSANDRA:
         from ma_ray.connections import redis_client
 
-        caches.append(RedisCache(redis_client(settings), ttl_s=settings.redis_cache_ttl_s))
+        # One Redis may front several keyspaces (deployments, test runs): keys carry the keyspace.
+        prefix = f"mr:{settings.cassandra_keyspace}"
+        caches.append(RedisCache(redis_client(settings), ttl_s=settings.redis_cache_ttl_s, prefix=prefix))
     return TieredOnlineStore(primary, caches)
 
 
