@@ -8,6 +8,7 @@ Each stage prints what it did; a stage exists here only once it is built.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -20,9 +21,10 @@ import ray
 from tqdm import tqdm
 
 from actors.feature_server import FeatureServerPool
-from apps.demo_models import stage_predict, stage_train
+from apps.demo_deploy import stage_deploy, stage_predict_http
 from apps.demo_production import ServicesUnavailable, check_services, production_settings
 from apps.demo_stream import stage_stream
+from apps.demo_train import stage_train_job
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import RideshareConfig, read_raw, write_chunk, write_dimensions
 from ma_ray.palette.catalog import FeatureRepository
@@ -98,7 +100,6 @@ def stage_batch_features(ctx: DemoContext) -> None:
     """Run the batch pipelines generated from the catalog for the last day: Ray Data aggregations over raw
     Parquet, an immutable offline snapshot per group, a bulk load into the online store through a Datasink."""
     as_of = ctx.data.start_date + timedelta(days=ctx.data.days - 1)
-    ray.data.DataContext.get_current().enable_progress_bars = False  # the demo prints its own summary
     pipeline = BatchPipeline(_registered_repository(ctx), ctx.settings, ctx.raw_uri)
     records = pipeline.run(as_of)
     rows = [
@@ -178,8 +179,9 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("batch features to the online store", stage_batch_features),
     ("look up features", stage_lookup),
     ("stream features", lambda ctx: stage_stream(ctx, _registered_repository)),
-    ("train a model on point-in-time features", stage_train),
-    ("predict over HTTP", stage_predict),
+    ("train a model through the job controller", stage_train_job),
+    ("deploy the model", stage_deploy),
+    ("predict over HTTP", stage_predict_http),
 ]
 
 
@@ -193,6 +195,8 @@ def run(argv: list[str] | None = None) -> DemoContext:
     ctx = DemoContext(settings, data, raw_uri)
     ctx.facts["topic"] = args.topic
     init_ray(settings)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # each stage prints its own summary
+    ray.data.DataContext.get_current().enable_progress_bars = False
     print(f"ma-ray demo: {data.trips:,} trips, seed {data.seed}, online store {settings.online_store}")
     for number, (title, stage) in enumerate(STAGES, start=1):
         print(f"\n[{number}/{len(STAGES)}] {title}")

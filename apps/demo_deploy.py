@@ -52,13 +52,19 @@ def stage_predict_http(ctx: DemoContext) -> None:
     url = ctx.facts["prediction_url"].format(model=MODEL)
     request_ts = f"{ctx.facts['as_of']}T08:30:00+00:00"
     drivers = ctx.facts["hot_drivers"]
-    rows = [{"driver_id": d, "request_ts": request_ts} for d in drivers]
+    distances = [2.0 + 4.0 * i for i in range(len(drivers))]  # short to long routes
+    rows = [
+        {"driver_id": d, "request_ts": request_ts, "distance_km": km} for d, km in zip(drivers, distances, strict=True)
+    ]
     try:
         answer = requests.post(url, json={"rows": rows}, timeout=60).json()
         print(
             format_table(
-                [(d, round(p, 1)) for d, p in zip(drivers, answer["predictions"], strict=True)],
-                ["driver", f"predicted minutes ({MODEL}:{answer['version']})"],
+                [
+                    (r["driver_id"], r["distance_km"], round(p, 1))
+                    for r, p in zip(rows, answer["predictions"], strict=True)
+                ],
+                ["driver", "route km", f"predicted minutes ({MODEL}:{answer['version']})"],
             )
         )
         _print_latency(url, rows[0])

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from ma_ray.config import ServiceName, load_settings
 from ma_ray.gallery.cli import add_commands as add_gallery_commands
+from ma_ray.jobs.cli import add_commands as add_job_commands
 from ma_ray.palette.cli import add_commands as add_palette_commands
 from ma_ray.services import ALL_SERVICES, ServiceError, ServiceLauncher, ServiceStatus
 from ma_ray.text_table import format_table
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_palette_commands(nouns)
     add_gallery_commands(nouns)
+    add_job_commands(nouns)
 
     # add_help=False: `ma-ray demo --help` reaches apps.demo, which owns the demo's options
     demo = nouns.add_parser(

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     ray_address: str = ""
     ray_num_cpus: int | None = Field(default=None, ge=1)
     ray_object_store_mb: int = Field(default=512, ge=75)
+    ray_dashboard: bool = Field(
+        default=True, description="a local Ray runs its dashboard, which also serves the job-submission API"
+    )
 
     # Bearer token for admin writes over HTTP (/v1/admin/...); unset: admin writes are refused.
     admin_token: SecretStr | None = None

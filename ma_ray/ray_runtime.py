@@ -14,7 +14,8 @@ def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
     return {
         "num_cpus": settings.ray_num_cpus,
         "object_store_memory": settings.ray_object_store_mb * 1024 * 1024,
-        "include_dashboard": False,
+        # The dashboard is also the job server: the job controller submits training through it.
+        "include_dashboard": settings.ray_dashboard,
         "ignore_reinit_error": True,
         "log_to_driver": False,
     }

@@ -15,6 +15,7 @@ import pytest
 from ma_ray.config import Settings, load_settings
 from ma_ray.services import ServiceLauncher
 from tests.ports import free_port
+from tests.ray_head import RayHead, ray_head
 
 ROOT = Path(__file__).resolve().parent.parent
 # Chosen before Ray starts: the session's Ray exports its Prometheus metrics here.
@@ -55,22 +56,31 @@ def services(service_settings: Settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One small local Ray for the session; yields its address so child processes can join it."""
+def ray_head_node() -> Iterator[RayHead]:
+    """One small Ray cluster for the session, started as users start one (`ray start --head`, with the
+    dashboard and its job server), and joined by this process."""
     import ray
 
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    ray.init(
-        num_cpus=2,
-        object_store_memory=300 * 1024 * 1024,
-        include_dashboard=False,
-        log_to_driver=False,
-        _metrics_export_port=RAY_METRICS_PORT,
-    )
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
+    # 4 logical CPUs on 2 cores: training jobs submitted to the job server find room beside the tests' actors.
+    with ray_head(num_cpus=4, object_store_mb=300, metrics_export_port=RAY_METRICS_PORT) as head:
+        ray.init(address=head.gcs_address, log_to_driver=False)
+        try:
+            yield head
+        finally:
+            ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_head_node: RayHead) -> str:
+    """The session Ray's address, so child processes (`MA_RAY_RAY_ADDRESS`) join it."""
+    return ray_head_node.gcs_address
+
+
+@pytest.fixture(scope="session")
+def job_server(ray_head_node: RayHead) -> str:
+    """The session Ray's job-submission address (what `ray job submit --address` takes)."""
+    return ray_head_node.job_server
 
 
 @pytest.fixture(scope="session")

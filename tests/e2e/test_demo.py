@@ -26,9 +26,11 @@ def test_demo_generates_the_raw_data_set(ray_cluster: str, tmp_path: Path, ma_ra
     assert re.search(r"\[4/\d+\] look up features", result.stdout)
     assert "single-driver lookups through the actor pool" in result.stdout
     assert re.search(r"\[5/\d+\] stream features", result.stdout) and "events/s" in result.stdout
-    assert re.search(r"\[6/\d+\] train a model on point-in-time features", result.stdout)
-    assert "registered eta_minutes:1 (production)" in result.stdout
-    assert re.search(r"\[7/\d+\] predict over HTTP", result.stdout)
+    assert re.search(r"\[6/\d+\] train a model through the job controller", result.stdout)
+    assert "registered eta_minutes:1 with lineage" in result.stdout
+    assert re.search(r"\[7/\d+\] deploy the model", result.stdout)
+    assert "deployed eta_minutes:1 as production (was None)" in result.stdout
+    assert re.search(r"\[8/\d+\] predict over HTTP", result.stdout)
     assert "total over HTTP" in result.stdout
     assert re.search(r"all \d+ stages done", result.stdout)
     raw = f"{tmp_path.absolute()}/offline/raw"

@@ -70,7 +70,8 @@ def test_production_demo_runs_every_stage_on_the_real_servers(
     )
     assert produced and int(produced.group(1).replace(",", "")) > 1000
     assert ", 0 dead-lettered" in out
-    assert "registered eta_minutes:1 (production)" in out and "total over HTTP" in out
+    assert "registered eta_minutes:1 with lineage" in out and "deployed eta_minutes:1 as production" in out
+    assert "total over HTTP" in out
     assert "@palette:rideshare:driver_stats:trip_count_7d:driver_id" in features
     assert aliases == {"production": 1}
 

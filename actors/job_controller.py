@@ -1,0 +1,430 @@
+"""The job controller: one detached, named Ray actor (``ma-ray-job-controller`` in namespace ``ma-ray``) that
+takes training job specs through the seed's workflow:
+
+1. submission: validate the spec (schema, features in the catalog, snapshots, resources), resolve its snapshots,
+   estimate its resources (the scheduler request), persist it, queue it in the tiered scheduler;
+2. cluster selection: the scheduler's decisions (fair share across tiers, FFD packing, tier-1 headroom and
+   preemption, data locality, spot for tiers 3-4);
+3. job creation: a Ray job on the chosen cluster's job-submission address, ``python -m apps.train --job-id ...``;
+4. monitoring: poll each attempt; a failed attempt is retried with the same run id (the trainer resumes from its
+   newest valid checkpoint) until ``max_attempts`` failed; a preempted one is queued again;
+5. completion: archive the logs, register the model version with its lineage in Gallery, free the resources.
+
+Every state change is written to the job store first (records and events), so a new controller started after
+a crash reloads the jobs and goes on monitoring the Ray jobs that kept running meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import fields, replace
+from typing import Any
+
+import ray
+
+from ma_ray.config import ENV_PREFIX, Settings, load_settings
+from ma_ray.jobs import workflow
+from ma_ray.jobs.clusters import ClusterRegistry
+from ma_ray.jobs.job_store import open_job_store
+from ma_ray.jobs.scheduler import Preempt, ScaleUp, Start, TieredScheduler
+from ma_ray.jobs.spec import ClusterSpec, SpecError, TrainingJobSpec, parse_spec
+from ma_ray.jobs.validation import DEFAULT_HEADROOM, job_request, validate_job
+from ma_ray.jobs.workflow import Action, JobRecord, JobState
+from ma_ray.metrics import RayMetrics
+
+NAME = workflow.CONTROLLER_NAME
+NAMESPACE = workflow.CONTROLLER_NAMESPACE
+# Settings that describe the controller's own Ray, not the cluster a training job runs on.
+_LOCAL_ONLY = {"ray_address", "ray_num_cpus", "ray_object_store_mb"}
+_ERROR_LINE = re.compile(r"^\s*([\w.]*(Error|Exception)\b|Killed)")  # a Python exception line
+
+logger = logging.getLogger("ma_ray.jobs")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``MA_RAY_*`` env vars that give a training job the controller's stores and URIs."""
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None or name in _LOCAL_ONLY:
+            continue
+        if name == "admin_token" and settings.admin_token is not None:
+            value = settings.admin_token.get_secret_value()
+        if name == "state_dir":
+            value = str(settings.state_dir.absolute())
+        env[f"{ENV_PREFIX}{name.upper()}"] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return env
+
+
+@ray.remote(num_cpus=0, max_concurrency=8)
+class JobController:
+    """See the module docstring. Methods return plain dicts (job records) so any client can read them."""
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        clusters: list[dict[str, Any]],
+        poll_s: float = 1.0,
+        headroom: float = DEFAULT_HEADROOM,
+    ) -> None:
+        self._settings = load_settings(**settings)
+        self._registry = ClusterRegistry(ClusterSpec.model_validate(c).to_cluster() for c in clusters)
+        self._headroom = headroom
+        self._scheduler = TieredScheduler(self._registry, headroom=headroom)
+        self._store = open_job_store(self._settings)
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._poll_s = poll_s
+        self._stop = threading.Event()
+        metrics = RayMetrics()
+        self._jobs = metrics.gauge("ma_ray_training_jobs", "training jobs by state", ("state",))
+        self._attempts = metrics.counter("ma_ray_training_attempts", "ended training attempts, by how", ("end",))
+        self._reload()
+        self._thread = threading.Thread(target=self._loop, name="job-controller", daemon=True)
+        self._thread.start()
+
+    # ---- the API ---------------------------------------------------------------------------------------------
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Validate and queue a job: ``{"job": record}``, or ``{"refused": [reasons]}`` with nothing submitted."""
+        try:
+            parsed = parse_spec(spec)
+            validated = validate_job(parsed, self._settings, self._registry, self._headroom)
+        except SpecError as error:
+            return {"refused": error.reasons}
+        job_id = f"{parsed.name}-{uuid.uuid4().hex[:8]}"
+        record = JobRecord(
+            job_id,
+            parsed.model_dump(mode="json"),
+            tier=parsed.tier,
+            max_attempts=parsed.max_attempts,
+            training_snapshot=validated.training_snapshot,
+            message="queued",
+        )
+        with self._lock:
+            self._save(
+                record, f"submitted: {parsed.framework}, tier {parsed.tier}, snapshots {record.training_snapshot}"
+            )
+            self._scheduler.submit(job_request(job_id, parsed))
+        self._wake()
+        return {"job": record.to_dict()}
+
+    def list(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self._store.list()]
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        """The record and its events; ``KeyError`` for an unknown job."""
+        record = self._record(job_id)
+        events = [{"at": e.at, "message": e.message} for e in self._store.events(job_id)]
+        outcome = self._store.outcome(job_id, record.attempt) if record.attempt else None
+        return {**record.to_dict(), "events": events, "outcome": outcome}
+
+    def logs(self, job_id: str) -> dict[int, str]:
+        """Archived logs by attempt, plus the live log of a running attempt."""
+        record = self._record(job_id)
+        logs = self._store.logs(job_id)
+        if record.state is JobState.RUNNING and record.attempt not in logs:
+            try:
+                logs[record.attempt] = self._client(record.address).get_job_logs(record.submission_id)
+            except (RuntimeError, ConnectionError) as error:
+                logs[record.attempt] = f"(live log unavailable: {error})"
+        return logs
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued job now, or stop a running one (it is marked cancelled once its Ray job stopped)."""
+        with self._lock:
+            record = self._record(job_id)
+            if record.state is JobState.PENDING:
+                self._scheduler.cancel(job_id)
+                record = workflow.transition(record, JobState.CANCELLED, "cancelled while queued")
+                self._save(record, "cancelled while queued")
+            elif record.state is JobState.RUNNING:
+                record = replace(record, cancel_requested=True)
+                self._save(record, f"cancel requested; stopping {record.submission_id}")
+                self._client(record.address).stop_job(record.submission_id)
+            return record.to_dict()
+
+    def tick(self) -> None:
+        """One monitoring and scheduling round (the background loop runs one every ``poll_s``)."""
+        with self._lock:
+            for record in self._store.list():
+                if record.state is JobState.RUNNING:
+                    self._check(record)
+            self._carry_out(self._scheduler.schedule())
+            states = Counter(r.state for r in self._store.list())
+            for state in JobState:
+                self._jobs.record(states[state], {"state": state.value})
+
+    def stop(self) -> None:
+        """Stop the background loop (tests, shutdown); jobs and Ray jobs are left as they are."""
+        self._stop.set()
+        self._thread.join()
+
+    # ---- monitoring --------------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # one bad round (an unreachable cluster, a store timeout) must not end monitoring
+                logger.exception("job controller round failed")
+            self._stop.wait(self._poll_s)
+
+    def _wake(self) -> None:
+        threading.Thread(target=self.tick, daemon=True).start()
+
+    def _check(self, record: JobRecord) -> None:
+        assert record.address is not None and record.submission_id is not None
+        try:
+            status = self._client(record.address).get_job_status(record.submission_id).value
+        except (RuntimeError, ConnectionError) as error:
+            logger.warning("cannot reach %s for %s: %s", record.address, record.job_id, error)
+            return
+        outcome = self._store.outcome(record.job_id, record.attempt)
+        end = workflow.classify(status, outcome and outcome.get("status"))
+        if end is None:
+            return
+        self._attempts.record(1, {"end": end.value})
+        logs = self._archive(record)
+        self._release(record.job_id)
+        action = workflow.decide(record, end)
+        detail = "" if end is not workflow.AttemptEnd.FAILED else self._failure_reason(record, logs)
+        record = workflow.apply(record, action, detail)
+        self._save(record, record.message)
+        if action in (Action.RETRY, Action.REQUEUE):
+            self._scheduler.submit(job_request(record.job_id, parse_spec(record.spec)))
+        elif action is Action.REGISTER:
+            self._register(record, outcome or {})
+
+    def _failure_reason(self, record: JobRecord, logs: str) -> str:
+        """Ray's one-line verdict (exit code) and the last error line the attempt logged."""
+        try:
+            message = (self._client(record.address).get_job_info(record.submission_id).message or "").strip()
+        except (RuntimeError, ConnectionError):
+            message = ""
+        verdict = message.splitlines()[0].split(", last available logs")[0] if message else ""
+        errors = [line.strip() for line in logs.splitlines() if _ERROR_LINE.search(line)]
+        return "; ".join(part for part in (verdict, errors[-1][:300] if errors else "") if part)
+
+    def _archive(self, record: JobRecord) -> str:
+        """Copy the attempt's log into the job store (Ray keeps job logs only as long as the cluster lives)."""
+        try:
+            text = self._client(record.address).get_job_logs(record.submission_id)
+        except (RuntimeError, ConnectionError) as error:
+            text = f"(logs unavailable: {error})"
+        self._store.put_logs(record.job_id, record.attempt, text)
+        return text
+
+    def _release(self, job_id: str) -> None:
+        if job_id in self._scheduler.running():
+            self._scheduler.finish(job_id)
+        elif job_id in self._scheduler.queued():
+            self._scheduler.cancel(job_id)
+
+    # ---- job creation ------------------------------------------------------------------------------------------
+    def _carry_out(self, decisions: Iterable[Start | ScaleUp | Preempt]) -> None:
+        for decision in decisions:
+            record = self._record(decision.job_id)
+            if isinstance(decision, Start):
+                if record.state is JobState.PENDING:
+                    self._launch(record, decision)
+            elif isinstance(decision, Preempt):
+                self._preempt(record, decision)
+            else:
+                self._store.add_event(record.job_id, f"{decision.workers} workers available; grows on its next start")
+
+    def _launch(self, record: JobRecord, start: Start) -> None:
+        cluster = self._registry.get(start.cluster)
+        record = workflow.started(record, cluster.name, cluster.address)
+        entrypoint = (
+            f"python -m apps.train --job-id {record.job_id} --attempt {record.attempt} --workers {start.workers}"
+        )
+        try:
+            self._client(cluster.address).submit_job(
+                entrypoint=entrypoint,
+                submission_id=record.submission_id,
+                runtime_env={"env_vars": settings_env(self._settings)},
+                metadata={"ma_ray_job": record.job_id, "attempt": str(record.attempt)},
+            )
+        except (RuntimeError, ConnectionError) as error:
+            self._release(record.job_id)
+            failed = workflow.apply(record, workflow.decide(record, workflow.AttemptEnd.FAILED), f"submit: {error}")
+            self._save(failed, failed.message)
+            if failed.state is JobState.PENDING:
+                self._scheduler.submit(job_request(failed.job_id, parse_spec(failed.spec)))
+            return
+        self._save(
+            record, f"{record.submission_id} submitted to {cluster.name} ({cluster.address}), {start.workers} workers"
+        )
+
+    def _preempt(self, record: JobRecord, preempt: Preempt) -> None:
+        """The scheduler re-queued the job for a tier-1 job: stop its Ray job; it resumes from its checkpoint."""
+        if record.state is not JobState.RUNNING:
+            return
+        self._client(record.address).stop_job(record.submission_id)
+        self._archive(record)
+        record = workflow.apply(record, Action.REQUEUE, f"preempted by {preempt.by}")
+        self._save(record, record.message)
+
+    # ---- completion -------------------------------------------------------------------------------------------
+    def _register(self, record: JobRecord, outcome: dict[str, Any]) -> None:
+        try:
+            model_id = register_in_gallery(self._settings, record, parse_spec(record.spec), outcome)
+        except Exception as error:  # a Gallery refusal ends the job with its reason instead of a silent hang
+            failed = workflow.transition(record, JobState.FAILED, f"registration failed: {error}")
+            self._save(failed, failed.message)
+            return
+        self._save(workflow.registered(record, model_id), f"registered {model_id} with lineage")
+
+    # ---- helpers ------------------------------------------------------------------------------------------------
+    def _record(self, job_id: str) -> JobRecord:
+        record = self._store.get(job_id)
+        if record is None:
+            raise KeyError(f"no job {job_id!r}: `ma-ray jobs list` shows the known ones")
+        return record
+
+    def _save(self, record: JobRecord, event: str) -> None:
+        self._store.put(record)
+        self._store.add_event(record.job_id, event)
+
+    def _client(self, address: str | None) -> Any:
+        from ray.job_submission import JobSubmissionClient
+
+        assert address is not None
+        if address not in self._clients:
+            self._clients[address] = JobSubmissionClient(address)
+        return self._clients[address]
+
+    def _reload(self) -> None:
+        """Queue the pending jobs again and re-admit the running ones (their Ray jobs outlived the old controller)."""
+        running = []
+        for record in self._store.list():
+            if record.state in (JobState.PENDING, JobState.RUNNING):
+                self._scheduler.submit(job_request(record.job_id, parse_spec(record.spec)))
+                if record.state is JobState.RUNNING:
+                    running.append(record.job_id)
+            elif record.state is JobState.REGISTERING:
+                self._register(record, self._store.outcome(record.job_id, record.attempt) or {})
+        for decision in self._scheduler.schedule():
+            if decision.job_id in running:
+                continue  # already running: the decision only re-records its allocation
+            self._carry_out([decision])
+        for job_id in running:
+            self._store.add_event(job_id, "controller restarted; monitoring resumed")
+
+
+def register_in_gallery(settings: Settings, record: JobRecord, spec: TrainingJobSpec, outcome: dict[str, Any]) -> str:
+    """Register the attempt's published artifact as the next version of ``spec.name`` with its lineage (features,
+    snapshots, params, metrics, job id); returns ``<model>:<version>``. Idempotent per job: a version already
+    registered by this job is returned instead of a second one."""
+    from ma_ray.gallery import Gallery, InputSignature, PaletteLineage
+    from ma_ray.gallery.models import VersionSpec
+    from ma_ray.palette.meta_store import open_meta_store
+    from ma_ray.palette.registry import FeatureRegistry
+
+    artifact = outcome.get("artifact")
+    if not artifact:
+        raise ValueError("the attempt reported success but published no artifact")
+    meta = open_meta_store(settings)
+    gallery = Gallery.from_settings(settings, lineage=PaletteLineage(FeatureRegistry(meta)))
+    try:
+        gallery.register_model(
+            name=spec.name,
+            owner=spec.owner,
+            tier=spec.tier,
+            framework=spec.trainer_framework,
+            description=spec.description,
+        )
+        done = [v for v in gallery.versions(spec.name) if v.training_job_id == record.job_id]
+        version = (
+            done[0]
+            if done
+            else gallery.register_version(
+                spec.name,
+                VersionSpec(
+                    artifact_uri=artifact["uri"],
+                    checksum=artifact["checksum"],
+                    size_bytes=artifact["size_bytes"],
+                    flavor=artifact["flavor"],
+                    signature=InputSignature(features=spec.features, transforms=spec.transforms),
+                    params={k: json.dumps(v) if isinstance(v, list) else v for k, v in spec.hyperparameters.items()},
+                    metrics=outcome.get("metrics", {}),
+                    training_job_id=record.job_id,
+                    training_snapshot=record.training_snapshot,
+                    description=spec.description,
+                ),
+            )
+        )
+        if spec.alias:
+            gallery.set_alias(spec.name, spec.alias, version.version, reason=f"training job {record.job_id}")
+        return version.model_id
+    finally:
+        gallery.close()
+        meta.close()
+
+
+def job_controller(settings: Settings, clusters: Iterable[ClusterSpec], poll_s: float = 1.0) -> Any:
+    """The running controller, or a new one (detached, so it outlives its creator). Two callers racing get one."""
+    try:
+        return ray.get_actor(NAME, namespace=NAMESPACE)
+    except ValueError:
+        data = settings.model_dump(mode="json")
+        data["state_dir"] = str(settings.state_dir.absolute())  # the actor's working directory is not ours
+        if settings.admin_token is not None:
+            data["admin_token"] = settings.admin_token.get_secret_value()
+        return JobController.options(name=NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True).remote(
+            data, [c.model_dump(mode="json") for c in clusters], poll_s
+        )
+
+
+def record_of(data: dict[str, Any]) -> JobRecord:
+    """The job record in a controller answer (``status`` adds events and the outcome to it)."""
+    names = {f.name for f in fields(JobRecord)}
+    return JobRecord.from_dict({k: v for k, v in data.items() if k in names})
+
+
+def submit(controller: Any, spec: TrainingJobSpec) -> JobRecord:
+    """Submit through the controller; ``SpecError`` (raised here, with every reason) if it refused the spec."""
+    answer = ray.get(controller.submit.remote(spec.model_dump(mode="json")))
+    if "refused" in answer:
+        raise SpecError(answer["refused"])
+    return JobRecord.from_dict(answer["job"])
+
+
+def wait(controller: Any, job_id: str, timeout_s: float, poll_s: float = 1.0) -> JobRecord:
+    """Block until the job is terminal; ``TimeoutError`` (naming its state) after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = record_of(ray.get(controller.status.remote(job_id)))
+        if record.state.terminal:
+            return record
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {record.state} after {timeout_s:.0f}s: {record.message}")
+        time.sleep(poll_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m actors.job_controller --clusters FILE``: start the controller in the Ray cluster the settings
+    name (``MA_RAY_RAY_ADDRESS``, default: the local ``ray start`` cluster), or report the running one."""
+    import argparse
+
+    from ma_ray.jobs.spec import load_clusters_file
+
+    parser = argparse.ArgumentParser(prog="python -m actors.job_controller", description=main.__doc__)
+    parser.add_argument("--clusters", required=True, help="clusters YAML (see clusters/jobs/clusters.yaml)")
+    parser.add_argument("--poll-s", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    ray.init(address=settings.ray_address or "auto", namespace=NAMESPACE, log_to_driver=False)
+    controller = job_controller(settings, load_clusters_file(args.clusters), args.poll_s)
+    print(f"job controller {NAME} (namespace {NAMESPACE}) is running; {len(ray.get(controller.list.remote()))} job(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

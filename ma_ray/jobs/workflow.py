@@ -1,0 +1,181 @@
+"""The job controller's workflow as pure data and decisions: job states, legal transitions, what to do when an
+attempt ends. No I/O; the controller actor carries the decisions out and persists every record it changes.
+
+```
+PENDING --start--> RUNNING --attempt succeeded--> REGISTERING --registered--> SUCCEEDED
+   ^                  |  \\--out of attempts-------------------------------> FAILED
+   +--retry/preempt---+   \\--cancel----------------------------------------> CANCELLED
+```
+
+A failed attempt is retried (a new Ray job, same ``run_id``, so the trainer resumes from its newest valid
+checkpoint) until ``max_attempts`` submissions have failed. A preempted attempt (the trainer checkpointed on
+the notice, or the scheduler preempted it for a tier-1 job) goes back to PENDING without using up an attempt.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+CONTROLLER_NAME = "ma-ray-job-controller"
+CONTROLLER_NAMESPACE = "ma-ray"
+"""The job controller is one detached actor of this name and namespace; clients find it by name."""
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    REGISTERING = "registering"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.RUNNING: frozenset({JobState.PENDING, JobState.REGISTERING, JobState.FAILED, JobState.CANCELLED}),
+    JobState.REGISTERING: frozenset({JobState.SUCCEEDED, JobState.FAILED}),
+    JobState.SUCCEEDED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+}
+
+
+class IllegalTransitionError(ValueError):
+    """A state change the workflow does not allow (a controller bug, or a race with a cancel)."""
+
+
+class AttemptEnd(StrEnum):
+    """How a Ray job attempt ended, from its Ray status and the outcome the entrypoint wrote."""
+
+    SUCCEEDED = "succeeded"
+    PREEMPTED = "preempted"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class Action(StrEnum):
+    REGISTER = "register"
+    RETRY = "retry"
+    REQUEUE = "requeue"
+    FAIL = "fail"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as the job store keeps it. ``spec`` is the validated spec as JSON-able data.
+
+    ``attempt`` counts Ray job submissions (the current one while RUNNING); ``failures`` the failed ones.
+    ``submission_id`` is the Ray job of the current or last attempt; ``cluster``/``address`` where it runs."""
+
+    job_id: str
+    spec: dict[str, Any]
+    state: JobState = JobState.PENDING
+    tier: int = 4
+    attempt: int = 0
+    failures: int = 0
+    max_attempts: int = 3
+    cluster: str | None = None
+    address: str | None = None
+    submission_id: str | None = None
+    model_version: str | None = None
+    training_snapshot: str | None = None
+    message: str = ""
+    cancel_requested: bool = False
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRecord:
+        return cls(**{**data, "state": JobState(data["state"])})
+
+
+def transition(record: JobRecord, to: JobState, message: str | None = None, **changes: Any) -> JobRecord:
+    """``record`` moved to ``to`` (with other field changes); raises ``IllegalTransitionError`` if not allowed."""
+    if to not in TRANSITIONS[record.state]:
+        raise IllegalTransitionError(f"job {record.job_id}: cannot go from {record.state} to {to}")
+    return replace(
+        record, state=to, message=record.message if message is None else message, updated_at=time.time(), **changes
+    )
+
+
+def started(record: JobRecord, cluster: str, address: str) -> JobRecord:
+    """The next attempt was submitted to ``cluster`` as a Ray job."""
+    attempt = record.attempt + 1
+    return transition(
+        record,
+        JobState.RUNNING,
+        f"attempt {attempt} on {cluster}",
+        attempt=attempt,
+        cluster=cluster,
+        address=address,
+        submission_id=submission_id(record.job_id, attempt),
+    )
+
+
+def submission_id(job_id: str, attempt: int) -> str:
+    """The Ray job id of an attempt: unique per attempt, readable by people."""
+    return f"{job_id}-attempt-{attempt}"
+
+
+def classify(ray_status: str, outcome_status: str | None) -> AttemptEnd | None:
+    """How an attempt ended, or None while its Ray job is still pending or running.
+
+    The outcome the entrypoint wrote wins over Ray's status: a preempted run exits cleanly but is not done."""
+    if ray_status in ("PENDING", "RUNNING"):
+        return None
+    if outcome_status == "preempted":
+        return AttemptEnd.PREEMPTED
+    if ray_status == "SUCCEEDED":
+        return AttemptEnd.SUCCEEDED if outcome_status == "succeeded" else AttemptEnd.FAILED
+    if ray_status == "STOPPED":
+        return AttemptEnd.STOPPED
+    return AttemptEnd.FAILED
+
+
+def decide(record: JobRecord, end: AttemptEnd) -> Action:
+    """What to do after an attempt ended: register, retry, requeue, fail or record a cancel."""
+    if record.cancel_requested:
+        return Action.CANCEL
+    if end is AttemptEnd.SUCCEEDED:
+        return Action.REGISTER
+    if end in (AttemptEnd.PREEMPTED, AttemptEnd.STOPPED):  # stopped without a cancel: the scheduler preempted it
+        return Action.REQUEUE
+    return Action.RETRY if record.failures + 1 < record.max_attempts else Action.FAIL
+
+
+def apply(record: JobRecord, action: Action, detail: str = "") -> JobRecord:
+    """The record after ``action`` (REGISTER moves to REGISTERING; the caller finishes with ``registered``)."""
+    suffix = f": {detail}" if detail else ""
+    if action is Action.REGISTER:
+        return transition(record, JobState.REGISTERING, f"attempt {record.attempt} succeeded; registering")
+    if action is Action.REQUEUE:
+        return transition(record, JobState.PENDING, f"attempt {record.attempt} preempted; queued to resume{suffix}")
+    if action is Action.CANCEL:
+        return transition(record, JobState.CANCELLED, "cancelled")
+    failures = record.failures + 1
+    if action is Action.RETRY:
+        return transition(
+            record,
+            JobState.PENDING,
+            f"attempt {record.attempt} failed ({failures} of {record.max_attempts}); retrying from the newest "
+            f"checkpoint{suffix}",
+            failures=failures,
+        )
+    return transition(record, JobState.FAILED, f"failed after {failures} attempt(s){suffix}", failures=failures)
+
+
+def registered(record: JobRecord, model_version: str) -> JobRecord:
+    return transition(record, JobState.SUCCEEDED, f"registered {model_version}", model_version=model_version)

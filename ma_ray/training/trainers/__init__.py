@@ -1,0 +1,28 @@
+"""Framework trainers on Ray Train: ``fit(framework, run)`` trains ``run`` with the framework's trainer.
+
+Each trainer imports its framework only when called, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ma_ray.training.run import TrainingOutcome, TrainingRun
+
+FRAMEWORKS: dict[str, str] = {
+    "xgboost": "ma_ray.training.trainers.xgboost_trainer",
+    "pytorch": "ma_ray.training.trainers.torch_trainer",
+    "deepspeed": "ma_ray.training.trainers.deepspeed_trainer",
+}
+"""Framework name (as Gallery's ``Framework`` spells it) -> the module whose ``fit(run)`` trains it."""
+
+
+def fit(framework: str, run: TrainingRun) -> TrainingOutcome:
+    """Train ``run`` with ``framework``'s trainer; ``ValueError`` names the known frameworks otherwise."""
+    module = FRAMEWORKS.get(framework)
+    if module is None:
+        raise ValueError(f"unknown framework {framework!r}: known are {', '.join(sorted(FRAMEWORKS))}")
+    return importlib.import_module(module).fit(run)
+
+
+__all__ = ["FRAMEWORKS", "fit"]

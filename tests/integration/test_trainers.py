@@ -1,0 +1,138 @@
+"""The framework trainers on the session's local Ray, end to end, with faults injected.
+
+Per framework, two runs of one ``run_id`` cover the seed's recovery rows with little training:
+1. a preemption notice at step 7 (checkpoints every 3 steps): a checkpoint is taken on the notice, status
+   ``preempted``;
+2. the newest checkpoint (the one from the notice) is corrupted, and the same run is started again with a worker
+   killed at step 8: it resumes from step 6 (the corrupt one rejected), Ray Train restarts the killed worker
+   group, which resumes from step 6 again (still the newest valid), and the run finishes.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ma_ray.training.checkpoint_policy import CheckpointPolicy
+from ma_ray.training.checkpoint_store import MANIFEST
+from ma_ray.training.run import FaultInjection, TrainingOutcome, TrainingRun
+from ma_ray.training.trainers import FRAMEWORKS, fit
+
+FEATURES = ("f0", "f1", "f2", "f3")
+WEIGHTS = np.array([1.0, -2.0, 0.5, 3.0])
+
+
+def _tabular(rows: int, seed: int) -> list[dict[str, float]]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, len(FEATURES)))
+    y = x @ WEIGHTS + rng.normal(scale=0.1, size=rows)
+    return [{**dict(zip(FEATURES, map(float, r), strict=True)), "y": float(t)} for r, t in zip(x, y, strict=True)]
+
+
+def _run(framework: str, root: Path, faults: FaultInjection) -> TrainingRun:
+    import ray.data
+
+    params: dict[str, dict[str, Any]] = {
+        "xgboost": {"num_boost_round": 12, "max_depth": 3, "eta": 0.3},
+        "pytorch": {"epochs": 4, "batch_size": 64, "lr": 0.03},  # 160 rows per worker: 3 steps per epoch
+        "deepspeed": {"epochs": 4, "batch_size": 8, "seq_len": 24, "lr": 1e-2},  # 24 lines per worker
+    }
+    if framework == "deepspeed":
+        from ma_ray.training.trainers.tiny_lm import tiny_corpus
+
+        train, valid = ray.data.from_items(tiny_corpus(48, seed=1)), ray.data.from_items(tiny_corpus(8, seed=2))
+        label, features, text = "", (), "text"
+    else:
+        train, valid = ray.data.from_items(_tabular(320, 0)), ray.data.from_items(_tabular(80, 1))
+        label, features, text = "y", FEATURES, None
+    return TrainingRun(
+        run_id=f"{framework}-run",
+        checkpoint_uri=str(root),
+        train=train,
+        valid=valid,
+        label_column=label,
+        feature_columns=features,
+        params=params[framework],
+        num_workers=2,
+        cpus_per_worker=0.5,
+        checkpoint_policy=CheckpointPolicy(min_interval_s=3600, keep_last=3),
+        checkpoint_every_steps=3,
+        faults=faults,
+        text_column=text,
+    )
+
+
+def _corrupt_newest(outcome: TrainingOutcome) -> str:
+    newest = Path(outcome.checkpoints[-1])
+    victim = next(p for p in sorted(newest.rglob("*")) if p.is_file() and p.name != MANIFEST)
+    victim.write_bytes(victim.read_bytes() + b"corrupt")
+    return newest.name
+
+
+def _gallery_round_trip(framework: str, outcome: TrainingOutcome, tmp_path: Path) -> Any:
+    """What Gallery's flavor for the framework saves from the outcome, loaded back."""
+    from ma_ray.gallery.flavors import flavor
+
+    saver = flavor(framework)
+    metadata = saver.save(outcome.model, tmp_path / "artifact", **outcome.save_options)
+    return saver.load(tmp_path / "artifact", metadata)
+
+
+def _check_model(framework: str, outcome: TrainingOutcome, tmp_path: Path) -> None:
+    loaded = _gallery_round_trip(framework, outcome, tmp_path)
+    rows = _tabular(50, 7)
+    x = np.array([[r[f] for f in FEATURES] for r in rows], dtype=np.float32)
+    y = np.array([r["y"] for r in rows])
+    if framework == "xgboost":
+        import xgboost as xgb
+
+        matrix = xgb.DMatrix(x, feature_names=list(FEATURES))
+        predicted = outcome.model.predict(matrix)
+        assert np.array_equal(loaded.predict(matrix), predicted)
+    elif framework == "pytorch":
+        import torch
+
+        with torch.no_grad():
+            predicted = outcome.model(torch.from_numpy(x)).squeeze(-1).numpy()
+            assert np.array_equal(loaded(torch.from_numpy(x)).squeeze(-1).numpy(), predicted)
+    else:
+        from ma_ray.training.trainers.tiny_lm import VOCAB
+
+        assert (loaded.path / "latest").is_file() and (loaded.tag_dir / "mp_rank_00_model_states.pt").is_file()
+        assert (loaded.path / "model_config.json").is_file()
+        assert outcome.metrics["valid_perplexity"] < len(VOCAB)  # better than a uniform guess
+        shutil.rmtree(Path(outcome.model).parent)  # the caller owns the local copy of the final checkpoint
+        return
+    # Better than always predicting the mean: the model learnt something from the features.
+    assert float(np.sqrt(np.mean((predicted - y) ** 2))) < float(np.std(y))
+
+
+@pytest.mark.parametrize("framework", list(FRAMEWORKS))
+def test_preemption_corruption_and_worker_loss_recover(framework: str, ray_cluster: str, tmp_path: Path) -> None:
+    preempted = fit(framework, _run(framework, tmp_path, FaultInjection(preempt_at_step=7)))
+    assert preempted.status == "preempted" and preempted.final_step == 7
+    assert [Path(c).name.split("-")[1] for c in preempted.checkpoints] == ["0000000003", "0000000006", "0000000007"]
+    assert "Preemption notice at step 7: checkpoint_now" in preempted.log_lines
+
+    corrupt = _corrupt_newest(preempted)
+    finished = fit(framework, _run(framework, tmp_path, FaultInjection(fail_at_step=8)))
+    assert finished.status == "succeeded" and finished.final_step == 12
+    assert finished.resumed_from_step == 6
+    rerun = finished.log_lines[finished.log_lines.index("Preemption notice at step 7: checkpoint_now") :]
+    assert any(line.startswith(f"Rejected checkpoint {corrupt}") for line in rerun)
+    # Once when the rerun started, once after Ray Train restarted the killed worker group.
+    assert rerun.count("Resumed from step 6") == 2
+    assert (tmp_path / f"{framework}-run" / "_faults" / "fail").is_file()
+    assert len(finished.checkpoints) == 3  # keep_last
+    assert finished.metrics and all(math.isfinite(v) for v in finished.metrics.values())
+    _check_model(framework, finished, tmp_path)
+
+
+def test_unknown_framework_names_the_known_ones(ray_cluster: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="deepspeed, pytorch, xgboost"):
+        fit("sklearn", _run("xgboost", tmp_path, FaultInjection()))
