@@ -84,8 +84,8 @@ class JobController:
         self._poll_s = poll_s
         self._stop = threading.Event()
         metrics = RayMetrics()
-        self._jobs = metrics.gauge("ma_ray_training_jobs", "training jobs by state", ("state",))
-        self._attempts = metrics.counter("ma_ray_training_attempts", "ended training attempts, by how", ("end",))
+        self._jobs = metrics.gauge(workflow.TRAINING_JOBS, "training jobs by state", ("state",))
+        self._attempts = metrics.counter(workflow.TRAINING_ATTEMPTS_TOTAL, "ended training attempts, by how", ("end",))
         self._reload()
         self._thread = threading.Thread(target=self._loop, name="job-controller", daemon=True)
         self._thread.start()

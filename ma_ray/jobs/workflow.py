@@ -21,6 +21,9 @@ from typing import Any
 
 CONTROLLER_NAME = "ma-ray-job-controller"
 CONTROLLER_NAMESPACE = "ma-ray"
+TRAINING_JOBS = "ma_ray_training_jobs"  # gauge by state: the scheduler's queues and what runs
+TRAINING_ATTEMPTS_TOTAL = "ma_ray_training_attempts_total"  # ended attempts, by how they ended
+METRIC_NAMES = (TRAINING_JOBS, TRAINING_ATTEMPTS_TOTAL)
 """The job controller is one detached actor of this name and namespace; clients find it by name."""
 
 

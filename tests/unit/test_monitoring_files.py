@@ -6,13 +6,16 @@ from pathlib import Path
 
 import yaml
 
+from ma_ray.jobs.workflow import METRIC_NAMES as TRAINING_METRICS
 from ma_ray.palette.streaming.metrics import METRIC_NAMES as STREAM_METRICS
 from ma_ray.serving.feature_metrics import METRIC_NAMES
 from ma_ray.serving.rollout import METRIC_NAMES as ROLLOUT_METRICS
 from ma_ray.serving.stage_timing import METRIC_NAMES as PREDICTION_METRICS
 
 MONITORING = Path(__file__).resolve().parents[2] / "clusters" / "monitoring"
-EMITTED = set(METRIC_NAMES) | set(STREAM_METRICS) | set(PREDICTION_METRICS) | set(ROLLOUT_METRICS)
+EMITTED = (
+    set(METRIC_NAMES) | set(STREAM_METRICS) | set(PREDICTION_METRICS) | set(ROLLOUT_METRICS) | set(TRAINING_METRICS)
+)
 # Ray exports application metrics with a "ray_" prefix; histograms add these suffixes.
 REFERENCE = re.compile(r"ray_(ma_ray_[a-z0-9_]+?)(?:_bucket|_count|_sum)?\b")
 
