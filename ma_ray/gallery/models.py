@@ -76,14 +76,9 @@ class InputSignature(_Record):
     @field_validator("transforms")
     @classmethod
     def _parse(cls, transforms: dict[str, str]) -> dict[str, str]:
-        from ma_ray.palette.dsl import DslError, parse
+        from ma_ray.palette.dsl import check_transforms
 
-        for name, source in transforms.items():
-            try:
-                parse(source)
-            except DslError as error:
-                raise ValueError(f"transform '{name}': {error}") from None
-        return transforms
+        return check_transforms(transforms)
 
     @property
     def palette_refs(self) -> list[str]:

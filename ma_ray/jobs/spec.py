@@ -218,14 +218,9 @@ class TrainingJobSpec(_Model):
     @field_validator("transforms")
     @classmethod
     def _transforms(cls, transforms: dict[str, str]) -> dict[str, str]:
-        from ma_ray.palette.dsl import DslError, parse
+        from ma_ray.palette.dsl import check_transforms
 
-        for name, source in transforms.items():
-            try:
-                parse(source)
-            except DslError as error:
-                raise ValueError(f"transform {name!r}: {error}") from None
-        return transforms
+        return check_transforms(transforms)
 
     @property
     def trainer_framework(self) -> str:

@@ -33,6 +33,17 @@ from ma_ray.palette.dsl.errors import DslError, DslLimitError, DslSyntaxError, D
 from ma_ray.palette.dsl.nodes import Node
 from ma_ray.palette.dsl.parser import parse
 
+
+def check_transforms(transforms: dict[str, str]) -> dict[str, str]:
+    """``transforms`` (name -> expression) if every expression parses; else ValueError naming the transform."""
+    for name, source in transforms.items():
+        try:
+            parse(source)
+        except DslError as error:
+            raise ValueError(f"transform '{name}': {error}") from None
+    return transforms
+
+
 __all__ = [
     "CompiledExpression",
     "DslError",
@@ -41,6 +52,7 @@ __all__ = [
     "DslTypeError",
     "DslUnknownReferenceError",
     "Node",
+    "check_transforms",
     "compile_expression",
     "parse",
 ]
