@@ -16,6 +16,7 @@ a crash reloads the jobs and goes on monitoring the Ray jobs that kept running m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -160,6 +161,10 @@ class JobController:
             states = Counter(r.state for r in self._store.list())
             for state in JobState:
                 self._jobs.record(states[state], {"state": state.value})
+
+    def fingerprint(self) -> str:
+        """`settings_fingerprint` of the settings this controller was started with."""
+        return settings_fingerprint(self._settings)
 
     def stop(self) -> None:
         """Stop the background loop (tests, shutdown); jobs and Ray jobs are left as they are."""
@@ -368,18 +373,43 @@ def register_in_gallery(settings: Settings, record: JobRecord, spec: TrainingJob
         meta.close()
 
 
-def job_controller(settings: Settings, clusters: Iterable[ClusterSpec], poll_s: float = 1.0) -> Any:
-    """The running controller, or a new one (detached, so it outlives its creator). Two callers racing get one."""
+def settings_fingerprint(settings: Settings) -> str:
+    """Which stores and URIs a controller works with: two callers with other fingerprints must not share one."""
+    return hashlib.sha256(json.dumps(settings_env(settings), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class ControllerConflictError(RuntimeError):
+    """The cluster's controller works with other stores than the caller's settings name."""
+
+
+def running_controller() -> Any | None:
+    """The cluster's job controller, or None if none runs."""
     try:
         return ray.get_actor(NAME, namespace=NAMESPACE)
     except ValueError:
-        data = settings.model_dump(mode="json")
-        data["state_dir"] = str(settings.state_dir.absolute())  # the actor's working directory is not ours
-        if settings.admin_token is not None:
-            data["admin_token"] = settings.admin_token.get_secret_value()
-        return JobController.options(name=NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True).remote(
-            data, [c.model_dump(mode="json") for c in clusters], poll_s
-        )
+        return None
+
+
+def job_controller(settings: Settings, clusters: Iterable[ClusterSpec], poll_s: float = 1.0) -> Any:
+    """The running controller, or a new one (detached, so it outlives its creator). Two callers racing get one.
+    Raises ControllerConflictError if the running one was started with other stores or URIs."""
+    running = running_controller()
+    if running is not None:
+        theirs = ray.get(running.fingerprint.remote())
+        if theirs != settings_fingerprint(settings):
+            raise ControllerConflictError(
+                f"the job controller in this Ray cluster works with other settings (fingerprint {theirs}): use "
+                "the settings it was started with, or stop it (ray.kill the actor ma-ray-job-controller in "
+                "namespace ma-ray) and start it again"
+            )
+        return running
+    data = settings.model_dump(mode="json")
+    data["state_dir"] = str(settings.state_dir.absolute())  # the actor's working directory is not ours
+    if settings.admin_token is not None:
+        data["admin_token"] = settings.admin_token.get_secret_value()
+    return JobController.options(name=NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True).remote(
+        data, [c.model_dump(mode="json") for c in clusters], poll_s
+    )
 
 
 def record_of(data: dict[str, Any]) -> JobRecord:

@@ -35,12 +35,15 @@ def stage_deploy(ctx: DemoContext) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app({"settings": ctx.settings.model_dump()}), name=APP, route_prefix="/")
     gallery = Gallery.from_settings(ctx.settings)
     try:
+        serve.run(build_app({"settings": ctx.settings.model_dump()}), name=APP, route_prefix="/")
         rollout = Rollout(gallery, ServePool(gallery, APP))
         report = rollout.deploy(MODEL, "latest", "production")
         _print_rollout(report, rollout)
+    except BaseException:
+        serve.shutdown()  # the predict stage will not run to shut it down
+        raise
     finally:
         gallery.close()
     ctx.facts["deployment"] = report.to_dict()

@@ -6,11 +6,11 @@ lives there)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from actors.job_controller import job_controller, submit, wait
+from actors.job_controller import job_controller, running_controller, submit, wait
 from apps.demo_models import MODEL, SIGNATURE, TRAINING_DAYS
 from ma_ray.jobs.spec import ClusterSpec, NodeSpec, TrainingJobSpec, parse_spec
 from ma_ray.jobs.workflow import JobState
@@ -74,7 +74,17 @@ def stage_train_job(ctx: DemoContext) -> None:
     first = as_of - timedelta(days=TRAINING_DAYS)
     repo = registered_repository(ctx.settings, "rideshare")
     BatchPipeline(repo, ctx.settings, ctx.raw_uri).backfill(first, as_of - timedelta(days=1), ["driver_stats"])
+    ours = running_controller() is None  # the demo stops a controller it started, and only that one
     controller = job_controller(ctx.settings, [local_cluster()])
+    try:
+        _train(controller, ctx)
+    finally:
+        if ours:
+            ray.get(controller.stop.remote())
+            ray.kill(controller)
+
+
+def _train(controller: Any, ctx: DemoContext) -> None:
     job = submit(controller, eta_spec(ctx))
     print(f"submitted {job.job_id} (tier {job.tier}); snapshots {job.training_snapshot}")
     done = wait(controller, job.job_id, JOB_TIMEOUT_S)

@@ -1,4 +1,5 @@
-"""Feature-serving actors' metrics reach Ray's Prometheus endpoint (what the Ray dashboard reads)."""
+"""Feature-serving actors' metrics reach Ray's Prometheus endpoint (what the Ray dashboard reads), while one
+streaming group lags past its SLA and is served from batch values."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import requests
 
 from actors.feature_server import FeatureServerPool
 from ma_ray.config import load_settings
+from ma_ray.palette.online import now_us
+from ma_ray.palette.streaming.health import StreamHealth, health_store, publish, stream_checkpoint_root
 from ma_ray.serving.feature_metrics import METRIC_NAMES
 from tests.rideshare_data import load_sample
 
@@ -17,10 +20,15 @@ from tests.rideshare_data import load_sample
 def test_platform_metrics_on_the_ray_endpoint(ray_metrics_url: str, tmp_path: Path, raw_uri: str) -> None:
     settings = load_settings(state_dir=tmp_path)
     expected = load_sample(settings, raw_uri)
+    # driver_realtime's aggregation actor says it is far behind: readers fall back to batch values
+    health = health_store(stream_checkpoint_root(tmp_path) / "rideshare" / "driver_realtime")
+    publish(health, StreamHealth("a0", lag_messages=10_000, freshness_s=600.0, updated_us=now_us()))
     pool = FeatureServerPool(2, "rideshare", settings.model_dump())
     drivers = [{"driver_id": d} for d in [*expected.index[:10], "nobody"]]
     trips = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
-    ray.get([pool.get_features(drivers, [trips]) for _ in range(50)])
+    recent = "@palette:rideshare:driver_realtime:trip_count_1h:driver_id"
+    answers = ray.get([pool.get_features(drivers, [trips, recent]) for _ in range(50)])
+    assert all(answer["stream_fallback"] == ["driver_realtime"] for answer in answers)
     deadline, found, labels = time.monotonic() + 60, set(), False
     while time.monotonic() < deadline and not (found == set(METRIC_NAMES) and labels):
         text = requests.get(ray_metrics_url, timeout=5).text

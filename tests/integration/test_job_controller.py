@@ -316,3 +316,14 @@ def test_labels_are_the_windows_rows_that_pass_the_filter(raw_uri: str) -> None:
     assert len(frame) == len(done) > 0
     assert frame.minutes.tolist() == pytest.approx((done.duration_s / 60).tolist())
     assert sorted(frame.driver_id) == sorted(done.driver_id)
+
+
+def test_a_controller_with_other_stores_is_not_shared(
+    controller: Any, settings: Settings, clusters: list[ClusterSpec], tmp_path: Path
+) -> None:
+    """Callers whose settings name other stores get an error, never a controller writing somewhere else."""
+    from actors.job_controller import ControllerConflictError
+
+    assert job_controller(settings, clusters) == controller
+    with pytest.raises(ControllerConflictError, match="other settings"):
+        job_controller(settings.model_copy(update={"state_dir": tmp_path}), clusters)

@@ -11,6 +11,14 @@ from ma_ray.palette.offline.distributed_join import bucket_of
 from tests.unit.test_offline_point_in_time import brute_force, expected_table, make_tables, random_case
 
 
+def one_row_per_version(features: pa.Table) -> pa.Table:
+    """The last of the rows sharing a key and feature timestamp: the shuffle keeps no input order, so only the
+    single-process join can honour "the later row wins" among them (see distributed_join's docstring)."""
+    rows = features.to_pylist()
+    last = {(row["k"], row["feature_timestamp"]): i for i, row in enumerate(rows)}
+    return features.take(sorted(last.values()))
+
+
 def _run(labels: pa.Table, features: pa.Table, **kwargs: object) -> list[dict[str, object]]:
     import ray.data
 
@@ -27,6 +35,7 @@ def _run(labels: pa.Table, features: pa.Table, **kwargs: object) -> list[dict[st
 @pytest.mark.parametrize(("seed", "string_keys", "ttl_s"), [(1, False, None), (2, True, 300), (3, True, None)])
 def test_matches_brute_force(ray_cluster: str, seed: int, string_keys: bool, ttl_s: int | None) -> None:
     labels, features = random_case(np.random.default_rng(seed), 1_500, 2_500, string_keys)
+    features = one_row_per_version(features)
     got = _run(labels, features, ttl_s=ttl_s, num_partitions=5)
     want = expected_table(labels, brute_force(labels, features, "k", "ts", ttl_s), ["value", "row_no"])
     assert got == want
@@ -34,6 +43,7 @@ def test_matches_brute_force(ray_cluster: str, seed: int, string_keys: bool, ttl
 
 def test_matches_the_single_process_join_with_options(ray_cluster: str) -> None:
     labels, features = random_case(np.random.default_rng(4), 3_000, 3_000, string_keys=False)
+    features = one_row_per_version(features)
     got = _run(labels, features, feature_columns=["value"], ttl_s=1_000, prefix="drv_")
     want = point_in_time_join_table(labels, features, "k", "ts", feature_columns=["value"], ttl_s=1_000, prefix="drv_")
     assert got == want.to_pylist()

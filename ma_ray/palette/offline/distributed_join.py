@@ -3,8 +3,10 @@
 Both sides are hash-partitioned by join key into buckets (a stable hash, so a key lands in the same bucket
 on every worker), tagged with their side and unioned; ``groupby(bucket).map_groups`` then hands each bucket,
 labels and features together, to the single-process join. Every key's rows meet in one bucket, so the result
-is exactly the single-process join's, row for row; only the order of the output rows differs (grouped by
-bucket, not the labels' order).
+is the single-process join's, row for row; the order of the output rows differs (grouped by bucket, not the
+labels' order), and so does one rule: among feature rows sharing a key and feature timestamp (one version
+written twice, identical when it is a replayed write) the shuffle keeps no input order, so any one of them
+is taken, where the single-process join takes the last.
 """
 
 from __future__ import annotations
