@@ -55,6 +55,7 @@ class StreamAggregator:
         self.watermark_us = _NEVER
         self.decayed_us: dict[EntityKey, int] = {}  # key -> the time its windows were last decayed to
         self._changes: list[tuple[int, EntityKey]] = []  # heap of (when a key's windows next decay, key)
+        self._due: dict[EntityKey, int] = {}  # each key's one live heap entry; others in the heap are stale
 
     @property
     def signature(self) -> list[list[Any]]:
@@ -69,6 +70,7 @@ class StreamAggregator:
         """Fold validated events (any order) into the windows; returns the keys whose state moved."""
         inputs = self._inputs(events)
         changed: set[EntityKey] = set()
+        earliest: dict[EntityKey, int] = {}  # per key, when the oldest bucket this batch added leaves its window
         n_aggs = len(self.aggs)
         for j, event in enumerate(events):
             key, ts = event[self.key], event[self.time]
@@ -84,12 +86,18 @@ class StreamAggregator:
                 value = None if values is None else values[j]
                 if values is not None and value is None:
                     continue
-                late |= not entity.add(i, agg, ts, value)
+                if entity.add(i, agg, ts, value):
+                    leaves = (ts // agg.bucket_us + agg.buckets) * agg.bucket_us
+                    earliest[key] = min(earliest.get(key, leaves), leaves)
+                else:
+                    late = True
             self.late_events += late
             changed.add(key)
             self.watermark_us = max(self.watermark_us, ts)
-        for key in changed:
-            self._schedule(key)
+        for key, leaves in earliest.items():
+            # A new bucket moves a key's next decay only if it is older than the one already due.
+            if key not in self._due or leaves < self._due[key]:
+                self._schedule(key)
         return changed
 
     # ---- decay without events -------------------------------------------------------------------------------
@@ -103,16 +111,15 @@ class StreamAggregator:
         watermark = self.watermark_us if watermark_us is None else watermark_us
         moved: set[EntityKey] = set()
         while self._changes and self._changes[0][0] <= watermark:
-            _, key = heapq.heappop(self._changes)
-            if key in moved:
+            when, key = heapq.heappop(self._changes)
+            if self._due.get(key) != when:
                 continue
+            del self._due[key]
             due = self._next_change(key)
             if due is not None and due <= watermark:
                 self.decayed_us[key] = max(watermark, self.row_time(key))
                 moved.add(key)
-                self._schedule(key)
-            elif due is not None:
-                heapq.heappush(self._changes, (due, key))
+            self._schedule(key)
         return moved
 
     def _next_change(self, key: EntityKey) -> int | None:
@@ -127,7 +134,8 @@ class StreamAggregator:
 
     def _schedule(self, key: EntityKey) -> None:
         due = self._next_change(key)
-        if due is not None:
+        if due is not None and due != self._due.get(key):
+            self._due[key] = due
             heapq.heappush(self._changes, (due, key))
 
     def _inputs(self, events: Sequence[dict[str, Any]]) -> list[tuple[list | None, list | None]]:
