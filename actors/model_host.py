@@ -23,7 +23,7 @@ from typing import Any
 
 from ray.serve.multiplex import _ModelMultiplexWrapper
 
-from ma_ray.serving.model_cache import TierAwareModelCache
+from ma_ray.serving.model_cache import CacheFullError, TierAwareModelCache
 
 logger = logging.getLogger("ray.serve")
 
@@ -31,20 +31,28 @@ logger = logging.getLogger("ray.serve")
 WRAPPER_ATTRIBUTE = "__serve_multiplex_wrapper"
 
 Describe = Callable[[str], Awaitable[tuple[int, int]]]
+OnEvict = Callable[[str], None]
 
 
 class TierAwareMultiplexer(_ModelMultiplexWrapper):
     """A multiplex wrapper whose eviction follows a :class:`TierAwareModelCache`.
 
-    ``describe(model_id)`` returns the model's (tier, size in bytes) before it is loaded.
+    ``describe(model_id)`` returns the model's (tier, size in bytes) before it is loaded; ``on_evict(model_id)``,
+    if given, is called after a loaded model leaves the replica (to release what its load holds).
     """
 
     def __init__(
-        self, load: Callable[[Any, str], Awaitable[Any]], owner: Any, cache: TierAwareModelCache, describe: Describe
+        self,
+        load: Callable[[Any, str], Awaitable[Any]],
+        owner: Any,
+        cache: TierAwareModelCache,
+        describe: Describe,
+        on_evict: OnEvict | None = None,
     ) -> None:
         super().__init__(load, owner, max_num_models_per_replica=-1)
         self.cache = cache
         self.describe = describe
+        self.on_evict = on_evict
         self._pending: dict[str, asyncio.Future[Any]] = {}
 
     async def load_model(self, model_id: str) -> Any:
@@ -82,7 +90,12 @@ class TierAwareMultiplexer(_ModelMultiplexWrapper):
                 raise
             async with self._model_cache_lock:
                 if model_id not in self.cache:  # another load evicted the reservation while this one ran
-                    for victim in self.cache.admit(model_id, tier, size_bytes):
+                    try:
+                        victims = self.cache.admit(model_id, tier, size_bytes)
+                    except CacheFullError:
+                        self._released(model_id)  # the loaded model is dropped unused
+                        raise
+                    for victim in victims:
                         await self.unload(victim)
                 self.models[model_id] = model
             self.model_load_latency_ms.observe((time.perf_counter() - started) * 1000)
@@ -101,6 +114,11 @@ class TierAwareMultiplexer(_ModelMultiplexWrapper):
         self.registered_model_gauge.set(0, tags={"model_id": model_id})
         self._push_multiplexed_replica_info = True
         logger.info("evicted model %s (tier-aware cache, %d bytes in use)", model_id, self.cache.used_bytes)
+        self._released(model_id)
+
+    def _released(self, model_id: str) -> None:
+        if self.on_evict is not None:
+            self.on_evict(model_id)
 
     async def unload_model_lru(self) -> None:
         """Serve calls this on replica shutdown until no model is left."""
@@ -108,10 +126,16 @@ class TierAwareMultiplexer(_ModelMultiplexWrapper):
             await self.unload(next(iter(self.models)))
 
 
-def install(owner: Any, loader: Callable[..., Any], cache: TierAwareModelCache, describe: Describe) -> None:
+def install(
+    owner: Any,
+    loader: Callable[..., Any],
+    cache: TierAwareModelCache,
+    describe: Describe,
+    on_evict: OnEvict | None = None,
+) -> None:
     """Give ``owner`` (a deployment instance) a tier-aware multiplexer for its ``@serve.multiplexed`` ``loader``
     (the decorated method, as found on the class); Serve's decorator then uses it instead of its own."""
     raw = inspect.unwrap(loader)
     if not asyncio.iscoroutinefunction(raw):
         raise TypeError(f"{raw.__qualname__} must be an async loader decorated with @serve.multiplexed")
-    setattr(owner, WRAPPER_ATTRIBUTE, TierAwareMultiplexer(raw, owner, cache, describe))
+    setattr(owner, WRAPPER_ATTRIBUTE, TierAwareMultiplexer(raw, owner, cache, describe, on_evict))

@@ -44,7 +44,7 @@ import ray
 from fastapi import FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.handle import DeploymentHandle
@@ -54,8 +54,9 @@ from actors.model_host import install
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery
 from ma_ray.metrics import default_backend
-from ma_ray.serving.artifact_cache import DEFAULT_ROOT, LocalArtifactCache, load_local
+from ma_ray.serving.artifact_cache import DEFAULT_ROOT, LocalArtifact, LocalArtifactCache, load_local
 from ma_ray.serving.batching import infer_grouped
+from ma_ray.serving.coalescing import RequestCoalescer
 from ma_ray.serving.feature_resolver import EntityKeyError, UnknownReferenceError
 from ma_ray.serving.model_cache import (
     CacheFullError,
@@ -77,6 +78,7 @@ from ma_ray.serving.placement import (
     group_sizes,
     pool_deployment,
 )
+from ma_ray.serving.precision import SIZE_FACTOR, Precision, apply_precision, check_precision, input_dtype
 from ma_ray.serving.stage_timing import (
     INFERENCE,
     LOAD_FAILURES_TOTAL,
@@ -137,15 +139,33 @@ class ServingOptions(BaseModel):
     )
     forecast_qps: dict[str, float] = Field(default={}, description="model name -> forecast QPS (placement, preloads)")
     gpus_per_replica: float = Field(default=0.0, ge=0, description="GPU pool replicas; 0 on CPU-only machines")
+    deep_precision: Precision = Field(
+        default="fp32", description="GPU pool models: fp32, fp16 (GPU or CPU) or int8 (dynamic quantization, CPU only)"
+    )
     num_cpus_per_replica: float = Field(default=0.25, gt=0)
     max_batch_size: int = Field(default=32, ge=1, description="GPU pool: requests batched into one forward pass")
     batch_wait_timeout_s: float = Field(default=0.002, ge=0)
+    coalesce_in_flight: int = Field(
+        default=2, ge=1, description="ingress: calls in flight per model version; requests beyond share the next"
+    )
+    coalesce_max_rows: int = Field(default=256, ge=1, description="ingress: rows in one coalesced pool call")
     artifact_cache_dir: str | None = Field(
         default=None, description="node-local directory of fetched artifacts; default <tmp>/ma_ray_artifact_cache"
+    )
+    artifact_cache_max_mb: float | None = Field(
+        default=None,
+        ge=0,
+        description="disk budget of the node-local artifact cache: after a fetch, least recently used artifacts "
+        "no replica has loaded are deleted; default unbounded",
     )
     replicas: dict[str, int] = Field(
         default={}, description="deployment name -> replicas, over the planner's; 0 leaves a pool out of the app"
     )
+
+    @model_validator(mode="after")
+    def _precision_fits_the_hardware(self) -> "ServingOptions":
+        check_precision(self.deep_precision, "cuda" if self.gpus_per_replica > 0 else "cpu")
+        return self
 
 
 class AppArgs(BaseModel):
@@ -175,8 +195,8 @@ def _ms(since: float) -> float:
 class LoadedModel:
     """A version ready to infer: its model object, its input builder, and where it runs."""
 
-    def __init__(self, model: Any, inputs: ModelInputs, device: str) -> None:
-        self.model, self.inputs, self.device = model, inputs, device
+    def __init__(self, model: Any, inputs: ModelInputs, device: str, precision: str = "fp32") -> None:
+        self.model, self.inputs, self.device, self.precision = model, inputs, device, precision
 
     def predict(self, matrix: np.ndarray) -> list[float]:
         if hasattr(self.model, "inplace_predict"):
@@ -184,7 +204,7 @@ class LoadedModel:
         import torch
 
         with torch.inference_mode():
-            output = self.model(torch.as_tensor(matrix, dtype=torch.float32, device=self.device))
+            output = self.model(torch.as_tensor(matrix, dtype=input_dtype(self.precision), device=self.device))
         return output.reshape(len(matrix), -1)[:, 0].float().cpu().tolist()
 
 
@@ -219,11 +239,15 @@ class PoolReplica:
             import torch
 
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.precision = self.options.deep_precision
         budget = self.options.cache_budget_mb
         budget_bytes = int(budget * 1024 * 1024) if budget else int(_node_memory_bytes() * 0.8)
         self.cache = TierAwareModelCache(budget_bytes, self.options.grace_period_s, is_peak=self._is_peak)
-        self.artifacts = LocalArtifactCache(self.options.artifact_cache_dir or DEFAULT_ROOT)
-        install(self, type(self).get_model, self.cache, self._describe)
+        max_mb = self.options.artifact_cache_max_mb
+        max_bytes = None if max_mb is None else int(max_mb * 1024 * 1024)
+        self.artifacts = LocalArtifactCache(self.options.artifact_cache_dir or DEFAULT_ROOT, max_bytes)
+        self.artifact_pins: dict[str, str] = {}  # model id -> its artifact's checksum, pinned while loaded
+        install(self, type(self).get_model, self.cache, self._describe, self._release_artifact)
         self.metrics = shared_stage_metrics()
 
     def _is_peak(self) -> bool:
@@ -232,21 +256,39 @@ class PoolReplica:
     async def _describe(self, model_id: str) -> tuple[int, int]:
         model, _, version = model_id.rpartition(":")
         record = self.gallery.version(model, int(version))
-        return self.gallery.model(model).tier, max(record.size_bytes, 1)
+        factor = SIZE_FACTOR[self.precision] if record.flavor == "pytorch" else 1.0
+        return self.gallery.model(model).tier, max(int(record.size_bytes * factor), 1)
 
     @serve.multiplexed(max_num_models_per_replica=-1)  # eviction by memory: actors.model_host
     async def get_model(self, model_id: str) -> LoadedModel:
         try:
             return await asyncio.to_thread(self._load, model_id)
         except Exception as error:
+            self._release_artifact(model_id)
             raise ModelLoadError(f"model {model_id} failed to load: {error}") from None
 
     def _load(self, model_id: str) -> LoadedModel:
         model, _, version = model_id.rpartition(":")
         record = self.gallery.version(model, int(version))
         inputs = ModelInputs(record.signature.features, record.signature.transforms, self.types)
-        artifact = self.artifacts.get(record.artifact_uri, record.checksum)
-        return LoadedModel(load_local(artifact, self.device), inputs, self.device)
+        artifact = self._pinned_artifact(model_id, record.artifact_uri, record.checksum)
+        model = load_local(artifact, self.device)
+        if record.flavor == "pytorch":
+            model = apply_precision(model, self.precision, self.device)
+            return LoadedModel(model, inputs, self.device, self.precision)
+        return LoadedModel(model, inputs, self.device)
+
+    def _pinned_artifact(self, model_id: str, uri: str, checksum: str) -> LocalArtifact:
+        # Pinned before the get, so no replica's prune deletes the files while this model maps them.
+        self.artifacts.pin(checksum)
+        self.artifact_pins[model_id] = checksum
+        return self.artifacts.get(uri, checksum)
+
+    def _release_artifact(self, model_id: str) -> None:
+        """The model left the replica (evicted, or failed to load): its artifact may be pruned."""
+        checksum = self.artifact_pins.pop(model_id, None)
+        if checksum is not None:
+            self.artifacts.unpin(checksum)
 
     def startup_loads(self) -> list[str]:
         """This pool's models to load at replica start: EAGER ones (tier 1), then PREEMPTIVE ones (tier 2 with
@@ -299,6 +341,7 @@ class PoolReplica:
             "actor_name": ray.get_runtime_context().get_actor_name(),
             "feature_breakers": self._breakers(),
             "models": self.cache.resident(),
+            "device": self.device,
             "used_bytes": self.cache.used_bytes,
             "budget_bytes": self.cache.budget_bytes,
             "evictions": list(self.cache.evictions),
@@ -371,17 +414,39 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
     return JSONResponse({"detail": problems}, status_code=422)
 
 
-@api.middleware("http")
-async def _arrival_time(request: Request, call_next: Any) -> Response:
-    request.state.arrived = time.perf_counter()  # parsing = arrival -> handler (body read + validation)
-    return await call_next(request)
+class _ArrivalTime:
+    """Stamps each request's arrival (parsing = arrival -> handler: body read + validation). A plain ASGI
+    middleware: Starlette's ``BaseHTTPMiddleware`` costs an extra task and body stream per request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["arrived"] = time.perf_counter()
+        await self.app(scope, receive, send)
+
+
+api.add_middleware(_ArrivalTime)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
 @serve.ingress(api)
 class PredictionIngress:
-    def __init__(self, pools: dict[str, DeploymentHandle], settings_overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        pools: dict[str, DeploymentHandle],
+        settings_overrides: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self.pools = pools
+        serving = ServingOptions(**(options or {}))
+        self.coalescer = RequestCoalescer(
+            self._call_pool,
+            serving.coalesce_in_flight,
+            serving.coalesce_max_rows,
+            shared_errors=(ModelLoadError, CacheFullError, PoolMissingError, RayActorError),
+        )
         self.gallery = Gallery.from_settings(load_settings(**(settings_overrides or {})))
         # The cached routing table: alias -> version for 1 s, invalidated at once by Gallery's broadcast.
         self.aliases = self.gallery.cached_resolver(f"ingress-{uuid.uuid4().hex[:8]}")
@@ -399,7 +464,8 @@ class PredictionIngress:
         resolved = self.gallery.version(model, version).version if version else self.aliases.get(model, alias)
         return self.routes[model], resolved
 
-    async def _call_pool(self, pool: str, model_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    async def _call_pool(self, key: tuple[str, str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        pool, model_id = key
         if pool not in self.pools:
             raise PoolMissingError(f"this app runs no {pool} deployment, which {model_id} needs; deploy one")
         handle = self.pools[pool].options(multiplexed_model_id=model_id)
@@ -413,7 +479,7 @@ class PredictionIngress:
     async def _serve(self, model: str, version: int | None, alias: str, rows: list) -> tuple[int, dict, list[str]]:
         pool, resolved = self._route(model, version, alias)
         try:
-            answer = await self._call_pool(pool, f"{model}:{resolved}", rows)
+            answer = await self.coalescer.submit((pool, f"{model}:{resolved}"), rows)
         except ModelLoadError as error:
             self.load_failures.record(1, {"model": model})
             previous = self.last_good.get((model, alias))
@@ -421,7 +487,7 @@ class PredictionIngress:
                 raise
             reason = _cause(error)
             logger.error("%s; serving version %d of alias %s instead", reason, previous, alias)
-            answer = await self._call_pool(pool, f"{model}:{previous}", rows)
+            answer = await self.coalescer.submit((pool, f"{model}:{previous}"), rows)
             return previous, answer, [f"{reason}; served version {previous}, the last that loaded"]
         if version is None:
             self.last_good[(model, alias)] = resolved
@@ -508,7 +574,7 @@ def _application(parsed: AppArgs, sizes: dict[str, GroupSize]) -> serve.Applicat
         configured = deployment.options(num_replicas=replicas, ray_actor_options=actor)
         pools[name] = configured.bind(group, parsed.catalog, parsed.settings, serving.model_dump())
     ingress = PredictionIngress.options(num_replicas=serving.replicas.get("PredictionIngress", 1))
-    return ingress.bind(pools, parsed.settings)
+    return ingress.bind(pools, parsed.settings, serving.model_dump())
 
 
 def build_app(args: dict[str, Any]) -> serve.Application:

@@ -1,0 +1,134 @@
+"""Request coalescing: no wait when a slot is free, shared calls under load, each request its own rows' answers,
+a bad row failing only its request, whole-call errors given to all, and abandoned requests dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from ma_ray.serving.coalescing import RequestCoalescer, split_answer
+
+pytestmark = pytest.mark.unit
+
+
+class Pool:
+    """A stand-in for the pool call: predictions are each row's ``x`` doubled; a row with ``bad`` fails its call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def __call__(self, key: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append([row["x"] for row in rows])
+        await self.gate.wait()
+        if any(row.get("bad") for row in rows):
+            raise ValueError(f"row {next(r['x'] for r in rows if r.get('bad'))} is bad")
+        if any(row.get("unloadable") for row in rows):
+            raise RuntimeError("model cannot load")
+        return {"predictions": [2 * row["x"] for row in rows], "degraded": False, "key": key}
+
+
+def test_split_answer_cuts_predictions_and_shares_the_rest() -> None:
+    parts = split_answer({"predictions": [1, 2, 3], "degraded": True}, [2, 1])
+    assert parts == [{"predictions": [1, 2], "degraded": True}, {"predictions": [3], "degraded": True}]
+
+
+def test_a_request_that_finds_a_free_slot_goes_alone_at_once() -> None:
+    async def scenario() -> None:
+        pool = Pool()
+        coalescer = RequestCoalescer(pool, max_in_flight=2)
+        assert (await coalescer.submit("m:1", [{"x": 1}, {"x": 2}]))["predictions"] == [2, 4]
+        assert pool.calls == [[1, 2]]
+
+    asyncio.run(scenario())
+
+
+def test_requests_arriving_while_slots_are_busy_share_the_next_call() -> None:
+    async def scenario() -> None:
+        pool = Pool()
+        pool.gate.clear()
+        coalescer = RequestCoalescer(pool, max_in_flight=1, max_rows=4)
+        tasks = [asyncio.create_task(coalescer.submit("m:1", [{"x": i}])) for i in range(6)]
+        await asyncio.sleep(0)
+        pool.gate.set()
+        answers = await asyncio.gather(*tasks)
+        assert [a["predictions"] for a in answers] == [[2 * i] for i in range(6)]
+        assert pool.calls == [[0], [1, 2, 3, 4], [5]]  # the first alone, then up to max_rows rows per call
+        assert coalescer.calls == 3
+
+    asyncio.run(scenario())
+
+
+def test_keys_are_coalesced_separately() -> None:
+    async def scenario() -> None:
+        pool = Pool()
+        pool.gate.clear()
+        coalescer = RequestCoalescer(pool, max_in_flight=1)
+        tasks = [asyncio.create_task(coalescer.submit(f"m:{i % 2}", [{"x": i}])) for i in range(4)]
+        await asyncio.sleep(0)
+        pool.gate.set()
+        answers = await asyncio.gather(*tasks)
+        assert [a["key"] for a in answers] == ["m:0", "m:1", "m:0", "m:1"]
+        assert sorted(pool.calls) == [[0], [1], [2], [3]]
+
+    asyncio.run(scenario())
+
+
+def test_a_bad_row_fails_only_its_own_request() -> None:
+    async def scenario() -> None:
+        pool = Pool()
+        pool.gate.clear()
+        coalescer = RequestCoalescer(pool, max_in_flight=1)
+        first = asyncio.create_task(coalescer.submit("m", [{"x": 0}]))
+        rest = [asyncio.create_task(coalescer.submit("m", [{"x": i, "bad": i == 2}])) for i in (1, 2, 3)]
+        await asyncio.sleep(0)
+        pool.gate.set()
+        assert (await first)["predictions"] == [0]
+        outcomes = await asyncio.gather(*rest, return_exceptions=True)
+        assert outcomes[0]["predictions"] == [2] and outcomes[2]["predictions"] == [6]
+        assert isinstance(outcomes[1], ValueError) and str(outcomes[1]) == "row 2 is bad"
+        assert pool.calls == [[0], [1, 2, 3], [1], [2], [3]]  # the shared call failed: each retried alone
+
+    asyncio.run(scenario())
+
+
+def test_a_whole_call_error_goes_to_every_request_without_retries() -> None:
+    async def scenario() -> None:
+        pool = Pool()
+        pool.gate.clear()
+        coalescer = RequestCoalescer(pool, max_in_flight=1, shared_errors=(RuntimeError,))
+        first = asyncio.create_task(coalescer.submit("m", [{"x": 0}]))
+        rest = [asyncio.create_task(coalescer.submit("m", [{"x": i, "unloadable": True}])) for i in (1, 2)]
+        await asyncio.sleep(0)
+        pool.gate.set()
+        await first
+        outcomes = await asyncio.gather(*rest, return_exceptions=True)
+        assert all(isinstance(o, RuntimeError) for o in outcomes)
+        assert pool.calls == [[0], [1, 2]]
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_request_is_left_out_of_the_next_call() -> None:
+    async def scenario() -> None:
+        pool = Pool()
+        pool.gate.clear()
+        coalescer = RequestCoalescer(pool, max_in_flight=1)
+        first = asyncio.create_task(coalescer.submit("m", [{"x": 0}]))
+        gone = asyncio.create_task(coalescer.submit("m", [{"x": 1}]))
+        kept = asyncio.create_task(coalescer.submit("m", [{"x": 2}]))
+        await asyncio.sleep(0)
+        gone.cancel()
+        pool.gate.set()
+        assert (await first)["predictions"] == [0] and (await kept)["predictions"] == [4]
+        assert pool.calls == [[0], [2]]
+
+    asyncio.run(scenario())
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="max_in_flight and max_rows must be >= 1"):
+        RequestCoalescer(Pool(), max_in_flight=0)
