@@ -108,6 +108,8 @@ class _FineTune:
         model = build_tiny_lm(**hp.model_config())
         self.engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
                                                config=hp.deepspeed_config())  # fmt: skip
+        stage = self.engine.zero_optimization_stage()
+        self.log.add(f"Rank {rank} trains on {self.engine.device} with ZeRO stage {stage}")
         self.state = TrainingState()
         with tempfile.TemporaryDirectory(prefix="ma_ray_resume_") as tmp:
             self.resumed = resume(self.store, rank, Path(tmp), self.log)

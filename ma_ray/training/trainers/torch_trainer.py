@@ -132,8 +132,8 @@ class _Trainer:
         with tempfile.TemporaryDirectory(prefix="ma_ray_resume_") as tmp:
             self.resumed = resume(self.store, rank, Path(tmp), self.log)
             if self.resumed.local_dir is not None:
-                module.load_state_dict(torch.load(Path(tmp) / MODEL_FILE, weights_only=True))
-                optimizer_state = torch.load(Path(tmp) / OPTIMIZER_FILE, weights_only=True)
+                module.load_state_dict(torch.load(Path(tmp) / MODEL_FILE, map_location="cpu", weights_only=True))
+                optimizer_state = torch.load(Path(tmp) / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
                 saved = read_state(Path(tmp))
                 self.state = saved.training
                 rng = saved.rng_for(rank)
@@ -141,6 +141,7 @@ class _Trainer:
                     restore_rng(rng)
         self.module = module
         self.model = ray.train.torch.prepare_model(module)
+        self.log.add(f"Rank {rank} trains on {next(self.model.parameters()).device}")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
@@ -242,7 +243,7 @@ def fit(run: TrainingRun) -> TrainingOutcome:
     module = mlp(**factory_kwargs)
     with tempfile.TemporaryDirectory(prefix="ma_ray_model_") as tmp:
         final_checkpoint(store, Path(tmp))
-        module.load_state_dict(torch.load(Path(tmp) / MODEL_FILE, weights_only=True))
+        module.load_state_dict(torch.load(Path(tmp) / MODEL_FILE, map_location="cpu", weights_only=True))
     module.eval()
     options = {"factory": f"{mlp.__module__}:{mlp.__qualname__}", "factory_kwargs": factory_kwargs}
     done = outcome("pytorch", result, store, module, save_options=options)
