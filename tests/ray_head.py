@@ -28,8 +28,11 @@ class RayHead:
 
 
 @contextlib.contextmanager
-def ray_head(num_cpus: int, object_store_mb: int, metrics_export_port: int | None = None) -> Iterator[RayHead]:
-    """Start a one-node cluster, wait until it runs a trivial job, yield its addresses, then stop it."""
+def ray_head(
+    num_cpus: int, object_store_mb: int, metrics_export_port: int | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[RayHead]:
+    """Start a one-node cluster, wait until it runs a trivial job, yield its addresses, then stop it. `extra_env`
+    adds to the environment of `ray start`, which every job and Serve replica of the cluster inherits (settings)."""
     venv_bin = str(Path(sys.executable).parent)
     temp = tempfile.mkdtemp(prefix="mray_", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     gcs, dashboard = free_port(), free_port()
@@ -46,6 +49,7 @@ def ray_head(num_cpus: int, object_store_mb: int, metrics_export_port: int | Non
     }
     env = {
         **os.environ,
+        **(extra_env or {}),
         "PATH": f"{venv_bin}:{os.environ['PATH']}",  # the jobs' `python` is this environment's
         "RAY_AUTH_MODE": "disabled",  # loopback only; a real cluster keeps Ray's token authentication
         "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
