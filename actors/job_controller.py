@@ -7,7 +7,10 @@ takes training job specs through the seed's workflow:
    preemption, data locality, spot for tiers 3-4);
 3. job creation: a Ray job on the chosen cluster's job-submission address, ``python -m apps.train --job-id ...``;
 4. monitoring: poll each attempt; a failed attempt is retried with the same run id (the trainer resumes from its
-   newest valid checkpoint) until ``max_attempts`` failed; a preempted one is queued again;
+   newest valid checkpoint) until ``max_attempts`` failed; a preempted one is queued again. A job the scheduler
+   preempts for a tier-1 job gets a notice in its run's checkpoint store, checkpoints and ends as preempted (the
+   controller stops its Ray job if it has not ended within ``preempt_grace_s``); it is held in its queue
+   meanwhile, then resumes from that checkpoint;
 5. completion: archive the logs, register the model version with its lineage in Gallery, free the resources.
 
 Every state change is written to the job store first (records and events), so a new controller started after
@@ -31,6 +34,7 @@ from typing import Any
 
 import ray
 
+from apps.train import checkpoint_root
 from ma_ray.config import ENV_PREFIX, Settings, load_settings
 from ma_ray.jobs import workflow
 from ma_ray.jobs.clusters import ClusterRegistry
@@ -38,14 +42,16 @@ from ma_ray.jobs.job_store import open_job_store
 from ma_ray.jobs.scheduler import Preempt, ScaleUp, Start, TieredScheduler
 from ma_ray.jobs.spec import ClusterSpec, SpecError, TrainingJobSpec, parse_spec
 from ma_ray.jobs.validation import DEFAULT_HEADROOM, job_request, validate_job
-from ma_ray.jobs.workflow import Action, JobRecord, JobState
+from ma_ray.jobs.workflow import Action, AttemptEnd, Draining, JobRecord, JobState
 from ma_ray.metrics import RayMetrics
+from ma_ray.training.trainers.common import clear_preemption_notice, send_preemption_notice
 
 NAME = workflow.CONTROLLER_NAME
 NAMESPACE = workflow.CONTROLLER_NAMESPACE
 # Settings that describe the controller's own Ray, not the cluster a training job runs on.
 _LOCAL_ONLY = {"ray_address", "ray_num_cpus", "ray_object_store_mb"}
 _ERROR_LINE = re.compile(r"^\s*([\w.]*(Error|Exception)\b|Killed)")  # a Python exception line
+PREEMPT_GRACE_S = 120.0  # as long as a cloud's spot notice: a checkpoint that takes longer is not waited for
 
 logger = logging.getLogger("ma_ray.jobs")
 
@@ -74,6 +80,7 @@ class JobController:
         clusters: list[dict[str, Any]],
         poll_s: float = 1.0,
         headroom: float = DEFAULT_HEADROOM,
+        preempt_grace_s: float = PREEMPT_GRACE_S,
     ) -> None:
         self._settings = load_settings(**settings)
         self._registry = ClusterRegistry(ClusterSpec.model_validate(c).to_cluster() for c in clusters)
@@ -83,6 +90,8 @@ class JobController:
         self._clients: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._poll_s = poll_s
+        self._preempt_grace_s = preempt_grace_s
+        self._draining: dict[str, Draining] = {}  # preempted jobs whose attempt still runs, by job id
         self._stop = threading.Event()
         metrics = RayMetrics()
         self._jobs = metrics.gauge(workflow.TRAINING_JOBS, "training jobs by state", ("state",))
@@ -157,6 +166,7 @@ class JobController:
             for record in self._store.list():
                 if record.state is JobState.RUNNING:
                     self._check(record)
+            self._stop_overdue()
             self._carry_out(self._scheduler.schedule())
             states = Counter(r.state for r in self._store.list())
             for state in JobState:
@@ -196,15 +206,42 @@ class JobController:
             return
         self._attempts.record(1, {"end": end.value})
         logs = self._archive(record)
-        self._release(record.job_id)
+        draining = self._draining.pop(record.job_id, None)
         action = workflow.decide(record, end)
-        detail = "" if end is not workflow.AttemptEnd.FAILED else self._failure_reason(record, logs)
-        record = workflow.apply(record, action, detail)
+        self._requeue_or_release(record, action, held=draining is not None)
+        detail = self._failure_reason(record, logs) if end is AttemptEnd.FAILED else ""
+        record = workflow.apply(record, action, draining.detail(end) if draining and not detail else detail)
         self._save(record, record.message)
-        if action in (Action.RETRY, Action.REQUEUE):
-            self._scheduler.submit(job_request(record.job_id, parse_spec(record.spec)))
-        elif action is Action.REGISTER:
+        if action is Action.REGISTER:
             self._register(record, outcome or {})
+
+    def _requeue_or_release(self, record: JobRecord, action: Action, held: bool) -> None:
+        """After an attempt ended: queue the job again for a retry or a preemption, or free it. A job preempted
+        with a notice is still queued at its place, held: it is only let go."""
+        again = action in (Action.RETRY, Action.REQUEUE)
+        if held and again:
+            self._scheduler.unhold(record.job_id)
+            return
+        self._release(record.job_id)
+        if again:
+            self._scheduler.submit(job_request(record.job_id, parse_spec(record.spec)))
+
+    def _stop_overdue(self) -> None:
+        """Stop the preempted attempts that have not ended within the grace period (they resume from their last
+        periodic checkpoint)."""
+        for job_id, draining in self._draining.items():
+            if not draining.overdue(time.time()):
+                continue
+            record = self._record(job_id)
+            try:
+                self._client(record.address).stop_job(record.submission_id)
+            except (RuntimeError, ConnectionError) as error:  # tried again next round
+                logger.warning("cannot stop %s after its grace period: %s", record.submission_id, error)
+                continue
+            draining.stopped = True
+            self._store.add_event(
+                job_id, f"not ended {draining.grace_s:.0f}s after the preemption notice: stopped {record.submission_id}"
+            )
 
     def _failure_reason(self, record: JobRecord, logs: str) -> str:
         """Ray's one-line verdict (exit code) and the last error line the attempt logged."""
@@ -250,13 +287,14 @@ class JobController:
             f"python -m apps.train --job-id {record.job_id} --attempt {record.attempt} --workers {start.workers}"
         )
         try:
+            clear_preemption_notice(checkpoint_root(self._settings), record.job_id)  # an older attempt's
             self._client(cluster.address).submit_job(
                 entrypoint=entrypoint,
                 submission_id=record.submission_id,
                 runtime_env={"env_vars": settings_env(self._settings)},
                 metadata={"ma_ray_job": record.job_id, "attempt": str(record.attempt)},
             )
-        except (RuntimeError, ConnectionError) as error:
+        except (RuntimeError, OSError) as error:
             self._release(record.job_id)
             failed = workflow.apply(record, workflow.decide(record, workflow.AttemptEnd.FAILED), f"submit: {error}")
             self._save(failed, failed.message)
@@ -268,13 +306,27 @@ class JobController:
         )
 
     def _preempt(self, record: JobRecord, preempt: Preempt) -> None:
-        """The scheduler re-queued the job for a tier-1 job: stop its Ray job; it resumes from its checkpoint."""
+        """The scheduler re-queued the job for a tier-1 job: hold it in the queue and send its attempt the notice
+        (it checkpoints and ends as preempted; `_check` lets it go then). Without a notice, stop its Ray job."""
         if record.state is not JobState.RUNNING:
             return
-        self._client(record.address).stop_job(record.submission_id)
-        self._archive(record)
-        record = workflow.apply(record, Action.REQUEUE, f"preempted by {preempt.by}")
-        self._save(record, record.message)
+        self._scheduler.hold(record.job_id)
+        draining = Draining(preempt.by, time.time(), self._preempt_grace_s)
+        self._draining[record.job_id] = draining
+        notice = {"by": preempt.by, "attempt": record.attempt, "sent_at": draining.sent_at,
+                  "deadline": draining.deadline}  # fmt: skip
+        try:
+            send_preemption_notice(checkpoint_root(self._settings), record.job_id, notice)
+        except OSError as error:
+            draining.stopped = True
+            self._store.add_event(record.job_id, f"cannot send the preemption notice ({error}): stopping the attempt")
+            self._client(record.address).stop_job(record.submission_id)
+            return
+        message = f"preemption notice sent (by {preempt.by}); checkpointing"
+        self._save(
+            replace(record, message=message, updated_at=time.time()),
+            f"{message}, stopped after {draining.grace_s:.0f}s otherwise",
+        )
 
     # ---- completion -------------------------------------------------------------------------------------------
     def _register(self, record: JobRecord, outcome: dict[str, Any]) -> None:
@@ -390,8 +442,11 @@ def running_controller() -> Any | None:
         return None
 
 
-def job_controller(settings: Settings, clusters: Iterable[ClusterSpec], poll_s: float = 1.0) -> Any:
+def job_controller(
+    settings: Settings, clusters: Iterable[ClusterSpec], poll_s: float = 1.0, preempt_grace_s: float = PREEMPT_GRACE_S
+) -> Any:
     """The running controller, or a new one (detached, so it outlives its creator). Two callers racing get one.
+    ``preempt_grace_s``: how long a preempted job may take to checkpoint before its Ray job is stopped.
     Raises ControllerConflictError if the running one was started with other stores or URIs."""
     running = running_controller()
     if running is not None:
@@ -408,7 +463,7 @@ def job_controller(settings: Settings, clusters: Iterable[ClusterSpec], poll_s: 
     if settings.admin_token is not None:
         data["admin_token"] = settings.admin_token.get_secret_value()
     return JobController.options(name=NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True).remote(
-        data, [c.model_dump(mode="json") for c in clusters], poll_s
+        data, [c.model_dump(mode="json") for c in clusters], poll_s, preempt_grace_s=preempt_grace_s
     )
 
 
@@ -448,10 +503,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m actors.job_controller", description=main.__doc__)
     parser.add_argument("--clusters", required=True, help="clusters YAML (see clusters/jobs/clusters.yaml)")
     parser.add_argument("--poll-s", type=float, default=2.0)
+    parser.add_argument("--preempt-grace-s", type=float, default=PREEMPT_GRACE_S,
+                        help="how long a preempted job may take to checkpoint before it is stopped")  # fmt: skip
     args = parser.parse_args(argv)
     settings = load_settings()
     ray.init(address=settings.ray_address or "auto", namespace=NAMESPACE, log_to_driver=False)
-    controller = job_controller(settings, load_clusters_file(args.clusters), args.poll_s)
+    controller = job_controller(settings, load_clusters_file(args.clusters), args.poll_s, args.preempt_grace_s)
     print(f"job controller {NAME} (namespace {NAMESPACE}) is running; {len(ray.get(controller.list.remote()))} job(s)")
     return 0
 

@@ -6,7 +6,8 @@ Pure and deterministic: no I/O, no threads, time comes from an injected clock. T
 - ``Start``: launch the job with ``workers`` workers on the listed nodes of one cluster.
 - ``ScaleUp``: an elastic job gets more workers (the listed placements are the additions).
 - ``Preempt``: checkpoint the job, then stop it; the scheduler has already put it back in its tier's queue, at
-  its original place, so it resumes from its checkpoint (keeping its progress) when it is started again.
+  its original place, so it resumes from its checkpoint (keeping its progress) when it is started again. The
+  caller may ``hold`` it there until its attempt has ended, then ``unhold`` it.
 
 Rules:
 
@@ -148,6 +149,7 @@ class TieredScheduler:
         self._queues: dict[int, list[_Queued]] = {tier: [] for tier in weights}
         self._running: dict[str, _Running] = {}
         self._known: set[str] = set()
+        self._held: set[str] = set()
         self._seq = 0
 
     # -- the caller's side ---------------------------------------------------------------------------------
@@ -182,8 +184,19 @@ class TieredScheduler:
                 if entry.request.job_id == job_id:
                     del queue[i]
                     self._known.discard(job_id)
+                    self._held.discard(job_id)
                     return
         raise KeyError(f"job {job_id!r} is not queued")
+
+    def hold(self, job_id: str) -> None:
+        """Keep a queued job, at its place, from starting until `unhold` (a preempted job still checkpointing)."""
+        if job_id not in self.queued():
+            raise KeyError(f"job {job_id!r} is not queued")
+        self._held.add(job_id)
+
+    def unhold(self, job_id: str) -> None:
+        """Let a held job start again, from the place it kept."""
+        self._held.discard(job_id)
 
     def schedule(self) -> list[Decision]:
         """One scheduling round: fair-share dispatch, then tier-1 preemption, then elastic scale-up."""
@@ -228,6 +241,9 @@ class TieredScheduler:
                 return batch
             tier = min(active, key=lambda t: (passes[t], t))
             entry = self._queues[tier][heads[tier]]
+            if entry.request.job_id in self._held:  # passed over, not blocking its tier
+                heads[tier] += 1
+                continue
             demand = entry.request.demand(entry.request.floor)
             if not (claimed + demand).fits_in(self._budget(tier)):
                 blocked.add(tier)
@@ -295,7 +311,7 @@ class TieredScheduler:
     # -- elastic scale-up -----------------------------------------------------------------------------------
 
     def _scale_up(self) -> list[ScaleUp]:
-        waiting = [t for t, q in self._queues.items() if q]
+        waiting = [t for t, q in self._queues.items() if any(e.request.job_id not in self._held for e in q)]
         growing = sorted(
             (r for r in self._running.values() if r.workers < r.queued.request.max_workers),
             key=lambda r: (r.queued.request.tier, r.started_at, r.queued.seq),

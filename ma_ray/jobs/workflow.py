@@ -10,6 +10,8 @@ PENDING --start--> RUNNING --attempt succeeded--> REGISTERING --registered--> SU
 A failed attempt is retried (a new Ray job, same ``run_id``, so the trainer resumes from its newest valid
 checkpoint) until ``max_attempts`` submissions have failed. A preempted attempt (the trainer checkpointed on
 the notice, or the scheduler preempted it for a tier-1 job) goes back to PENDING without using up an attempt.
+A job the scheduler preempts stays RUNNING while its attempt checkpoints on the controller's notice
+(`Draining`); the controller stops it if it has not ended within the grace period.
 """
 
 from __future__ import annotations
@@ -103,6 +105,36 @@ class JobRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRecord:
         return cls(**{**data, "state": JobState(data["state"])})
+
+
+@dataclass
+class Draining:
+    """A running attempt the scheduler preempted: sent a notice at ``sent_at`` (epoch seconds) for job ``by``, it
+    checkpoints and ends by itself, or the controller stops it once ``grace_s`` have passed."""
+
+    by: str
+    sent_at: float
+    grace_s: float
+    stopped: bool = False
+
+    @property
+    def deadline(self) -> float:
+        return self.sent_at + self.grace_s
+
+    def overdue(self, now: float) -> bool:
+        """Whether to stop the attempt now: the grace period is over and it was not stopped yet."""
+        return not self.stopped and now >= self.deadline
+
+    def detail(self, end: AttemptEnd) -> str:
+        """How the preempted attempt ended, for its event."""
+        if end is AttemptEnd.PREEMPTED:
+            return f"checkpointed on the notice (preempted by {self.by})"
+        if self.stopped:
+            return (
+                f"stopped after the {self.grace_s:.0f}s grace period (preempted by {self.by}); resumes from its "
+                "last periodic checkpoint"
+            )
+        return f"ended {end.value} after the notice (preempted by {self.by})"
 
 
 def transition(record: JobRecord, to: JobState, message: str | None = None, **changes: Any) -> JobRecord:

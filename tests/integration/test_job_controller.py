@@ -1,6 +1,7 @@
 """The job controller end to end: specs refused before submission, XGBoost / PyTorch / DeepSpeed jobs trained on a
 real Ray cluster through its job-submission API (each with a forced failure, a retry that resumes from the
-checkpoint, and registration in Gallery with lineage), a controller killed mid-job that picks up where it was.
+checkpoint, and registration in Gallery with lineage), a controller killed mid-job that picks up where it was, a
+running job preempted for a tier-1 job that checkpoints on the controller's notice and resumes from it.
 
 The controller actor lives in the session's Ray and submits the jobs to that same cluster's job server (the
 session Ray is a `ray start --head` cluster with its dashboard, see tests/ray_head.py).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -26,7 +28,7 @@ import yaml
 from ray.job_submission import JobSubmissionClient
 
 from actors.job_controller import job_controller, record_of, submit, wait
-from apps.train import build_labels
+from apps.train import build_labels, checkpoint_root
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import read_raw
 from ma_ray.datagen.rideshare_features import driver_stats
@@ -38,6 +40,8 @@ from ma_ray.palette.lineage import Direction, model_node, snapshot_node
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.offline import OfflineStore
 from ma_ray.palette.registry import FeatureRegistry
+from ma_ray.training.checkpoint_store import CheckpointStore
+from ma_ray.training.trainers.common import ControlNotice, RunLog
 from tests.rideshare_data import sample_repository
 
 STATS = "@palette:rideshare:driver_stats:{}:driver_id"
@@ -215,6 +219,65 @@ def test_a_restarted_controller_reloads_its_jobs_and_finishes_monitoring(
     status = assert_failed_once_then_resumed(revived, job.job_id)
     assert any(e["message"] == "controller restarted; monitoring resumed" for e in status["events"])
     assert_registered(settings, done, "eta_minutes_mlp")
+
+
+def run_log(settings: Settings, job_id: str) -> list[str]:
+    """The job's trainer log lines, every attempt's, from its checkpoint store."""
+    return RunLog.read(CheckpointStore(checkpoint_root(settings), job_id))
+
+
+def event_at(status: dict[str, Any], prefix: str) -> float:
+    return next(e["at"] for e in status["events"] if e["message"].startswith(prefix))
+
+
+def test_a_tier1_job_preempts_a_running_job_which_checkpoints_on_the_notice_and_resumes_from_it(
+    controller: Any, settings: Settings, raw_uri: str, job_server: str
+) -> None:
+    """The cluster (2 CPUs) holds the tier-3 job (2 x 0.5 CPU) or the tier-1 job (2 x 1 CPU), not both."""
+    low = submit(
+        controller,
+        spec(
+            raw_uri,
+            name="eta_minutes_backfill",
+            tier=3,
+            hyperparameters={"max_depth": 2, "eta": 0.01, "num_boost_round": 6000},
+            resources={"workers": 2, "cpus_per_worker": 0.5, "memory_gb_per_worker": 0.5},
+            checkpoint_every_steps=1000,
+            faults={},
+        ),
+    )
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while not any(line.startswith("Checkpoint ") for line in run_log(settings, low.job_id)):  # it is boosting
+        assert time.monotonic() < deadline, "no checkpoint yet"
+        assert not record_of(ray.get(controller.status.remote(low.job_id))).state.terminal
+        time.sleep(0.2)
+    whole_cluster = {"workers": 2, "cpus_per_worker": 1, "memory_gb_per_worker": 0.5}
+    urgent = submit(controller, spec(raw_uri, name="eta_minutes_urgent", resources=whole_cluster, faults={}))
+    done_urgent = wait(controller, urgent.job_id, JOB_TIMEOUT_S)
+    assert done_urgent.state is JobState.SUCCEEDED, done_urgent.message
+    done = wait(controller, low.job_id, JOB_TIMEOUT_S)
+    assert done.state is JobState.SUCCEEDED, done.message
+
+    lines = run_log(settings, low.job_id)
+    (notice,) = [m for line in lines if (m := re.fullmatch(r"Preemption notice at step (\d+): checkpoint_now", line))]
+    step = int(notice[1])
+    assert f"Resumed from step {step}" in lines[lines.index(notice[0]) :]
+    status = ray.get(controller.status.remote(low.job_id))
+    assert (status["attempt"], status["failures"]) == (2, 0)  # a preemption uses up no attempt
+    assert status["outcome"]["resumed_from_step"] == step < status["outcome"]["final_step"] == 6000
+    messages = [e["message"] for e in status["events"]]
+    assert f"preemption notice sent (by {urgent.job_id}); checkpointing, stopped after 120s otherwise" in messages
+    requeued = f"attempt 1 preempted; queued to resume: checkpointed on the notice (preempted by {urgent.job_id})"
+    assert messages.count(requeued) == 1
+    assert not any("stopped" in m and "grace" in m for m in messages)
+    # The tier-1 job took the cluster; the preempted one started again only once it was done.
+    urgent_status = ray.get(controller.status.remote(urgent.job_id))
+    assert event_at(status, f"{low.job_id}-attempt-2 submitted") >= event_at(urgent_status, "registered ")
+    assert ControlNotice(checkpoint_root(settings), low.job_id, min_interval_s=0).seconds_left() is None  # consumed
+    ray_jobs = [j.submission_id or "" for j in JobSubmissionClient(job_server).list_jobs()]
+    assert sorted(j for j in ray_jobs if j.startswith(low.job_id)) == [f"{low.job_id}-attempt-{n}" for n in (1, 2)]
+    assert_registered(settings, done_urgent, "eta_minutes_urgent")
+    assert_registered(settings, done, "eta_minutes_backfill")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ma_ray.training.checkpoint_state import capture_rng
-from ma_ray.training.trainers.common import CheckpointClock, Faults, RunLog, preemption_seconds_left
+from ma_ray.training.trainers.common import CheckpointClock, ControlNotice, Faults, RunLog, preemption_seconds_left
 
 
 def agree(value: Any) -> Any:
@@ -43,11 +43,12 @@ class StepGate:
 
     def __init__(self, faults: Faults, log: RunLog, rank: int, clock: CheckpointClock) -> None:
         self.faults, self.log, self.rank, self.clock = faults, log, rank, clock
+        self.notice = ControlNotice(faults.spec.checkpoint_uri, faults.spec.run_id)
         self.preempted = False
 
     def after_step(self, step: int) -> tuple[bool, bool]:
         self.faults.maybe_kill(step, self.rank)
-        seconds_left = preemption_seconds_left(self.faults, step, self.rank)
+        seconds_left = preemption_seconds_left(self.faults, self.notice, step, self.rank, agree)
         if seconds_left is not None:
             save, line = agree(self.clock.on_notice(step, seconds_left) if self.rank == 0 else None)
             self.log.add(line)

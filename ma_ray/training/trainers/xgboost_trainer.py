@@ -22,6 +22,7 @@ from ma_ray.training.trainers.common import (
     PREEMPTED,
     SUCCEEDED,
     CheckpointClock,
+    ControlNotice,
     Faults,
     RunLog,
     WorkerSpec,
@@ -58,6 +59,15 @@ def _dmatrix(spec: WorkerSpec, name: str) -> Any:
     return xgb.DMatrix(frame[list(spec.feature_columns)], label=frame[spec.label_column])
 
 
+def _agree(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank, over XGBoost's own collective (the one boosting syncs through)."""
+    import xgboost as xgb
+
+    if not xgb.collective.is_distributed():
+        return value
+    return xgb.collective.broadcast((value,), 0)[0]  # wrapped: the root may not broadcast None
+
+
 class _Loop:
     """Per-round bookkeeping of one worker: history, faults, preemption, checkpoints (rank 0 writes)."""
 
@@ -66,6 +76,7 @@ class _Loop:
         self.spec, self.store, self.faults, self.log, self.rank = spec, store, faults, log, rank
         self.state = state
         self.clock = CheckpointClock(spec, last_step=state.step if state.step else None)
+        self.notice = ControlNotice(spec.checkpoint_uri, spec.run_id)
         self.history: list[dict[str, float]] = []
         self.preempted = False
         self.metric: dict[str, float] = {}
@@ -99,7 +110,9 @@ class _Loop:
         step = model.num_boosted_rounds()
         self._record(step, evals_log)
         self.faults.maybe_kill(step, self.rank)
-        seconds_left = preemption_seconds_left(self.faults, step, self.rank)
+        # The controller's notice every round (a round can take minutes): a stat on rank 0 at most every
+        # NOTICE_POLL_S and one broadcast (~0.15 ms on one host), small beside the round's own allreduces.
+        seconds_left = preemption_seconds_left(self.faults, self.notice, step, self.rank, _agree, notice_every=1)
         if seconds_left is not None:
             save, line = self.clock.on_notice(step, seconds_left)
             self.log.add(line)
@@ -127,6 +140,7 @@ def train_loop(config: dict[str, Any]) -> None:
     import xgboost as xgb
 
     spec: WorkerSpec = config["spec"]
+    entered = time.time()  # wall clock, comparable with the driver's: the phases of fit() in the outcome
     rank = ray.train.get_context().get_world_rank()
     faults = Faults(spec)
     store = spec.store()
@@ -142,17 +156,28 @@ def train_loop(config: dict[str, Any]) -> None:
             if rng is not None:
                 restore_rng(rng)
     params, rounds = booster_params(spec)
+    loaded = time.time()
     dtrain = _dmatrix(spec, "train")
     evals = [(_dmatrix(spec, "valid"), "valid")] if spec.has_valid else [(dtrain, "train")]
     loop = _Loop(spec, store, faults, log, rank, state)
     started = time.monotonic()
+    boosting_from = time.time()
     if rounds > state.step:
         booster = xgb.train(params, dtrain, num_boost_round=rounds - state.step, evals=evals, xgb_model=booster,
                             callbacks=[loop.callback()], verbose_eval=False)  # fmt: skip
+    boosted = time.time()
     if rank == 0 and not loop.preempted and loop.clock.last_step != loop.state.step:
         loop.save(booster)
     status = PREEMPTED if loop.preempted else SUCCEEDED
-    metrics = {**loop.metric, "boosting_s": time.monotonic() - started}  # this attempt's rounds and checkpoints
+    metrics = {
+        **loop.metric,
+        "boosting_s": time.monotonic() - started,  # this attempt's rounds and checkpoints
+        "phase_worker_start_s": entered - config["submitted_at"],
+        "phase_resume_s": loaded - entered,
+        "phase_shard_to_dmatrix_s": boosting_from - loaded,
+        "phase_final_checkpoint_s": time.time() - boosted,
+        "reported_at": time.time(),
+    }
     report_final(rank, summary(status, resumed, loop.state.step, loop.history, metrics), store)
 
 
@@ -165,16 +190,19 @@ def fit(run: TrainingRun) -> TrainingOutcome:
     started = time.monotonic()
     trainer = XGBoostTrainer(
         train_loop,
-        train_loop_config={"spec": spec},
+        train_loop_config={"spec": spec, "submitted_at": time.time()},
         scaling_config=scaling_config(run),
         run_config=run_config(spec, run.max_failures),
         datasets=datasets(run),
     )
     result = trainer.fit()
+    returned = time.time()
     store = spec.store()
     with tempfile.TemporaryDirectory(prefix="ma_ray_model_") as tmp:
         final_checkpoint(store, Path(tmp))
         booster = xgb.Booster(model_file=str(Path(tmp) / MODEL_FILE))
     done = outcome("xgboost", result, store, booster)
+    done.metrics["phase_report_to_driver_s"] = returned - done.metrics.pop("reported_at", returned)
+    done.metrics["phase_driver_model_load_s"] = time.time() - returned
     done.metrics["wall_time_s"] = time.monotonic() - started
     return done
