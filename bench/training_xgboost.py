@@ -6,7 +6,8 @@ Data shards and no periodic checkpoints, and the same Ray Train run checkpointin
 (``max(minimum, 10 % of the estimated duration)``, the estimate being the baseline's time, so about ten
 checkpoints). Targets: Ray Train wall time within 1.5x of the baseline (everything ``fit`` does: worker group,
 shards, DMatrix, boosting, final checkpoint, after a one-round warm-up run); checkpoint overhead under 5 % of the
-boosting time (in-worker time of the checkpointed run against the run without).
+boosting time (the time rank 0 spent saving, from the trainer's log, against the rest of the checkpointed run's
+boosting). The phases of the run without checkpoints say where its wall time went.
 Run alone: `python bench/training_xgboost.py [--rows 1000000] [--rounds 100]`.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -26,6 +28,7 @@ from ma_ray.training.run import TrainingRun
 from ma_ray.training.trainers import fit
 
 FEATURES = 20
+SAVE_LINE = re.compile(r"Checkpoint \S+ at step \d+ \(([\d.]+)s\)")  # the trainer's log line per save
 
 
 def data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -33,6 +36,25 @@ def data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     x = rng.normal(size=(rows, FEATURES)).astype(np.float32)
     y = (x @ rng.normal(size=FEATURES) + np.sin(x[:, 0]) * 2 + rng.normal(scale=0.5, size=rows)).astype(np.float32)
     return x, y
+
+
+PHASES = {
+    "phase_split_s": "the driver splits the datasets into one Ray Data shard per worker",
+    "phase_worker_start_s": "fit() -> the training function starts in rank 0 (worker group, datasets)",
+    "phase_resume_s": "looking for a checkpoint to resume from",
+    "phase_shard_to_dmatrix_s": "Ray Data shard -> DMatrix",
+    "boosting_s": "boosting",
+    "phase_final_checkpoint_s": "final checkpoint",
+    "phase_report_to_driver_s": "rank 0's last report -> fit() returns on the driver",
+    "phase_driver_model_load_s": "driver loads the final booster",
+}
+
+
+def phases(metrics: dict[str, float], wall_s: float) -> list[Result]:
+    """Where the Ray Train run's wall time went (rank 0's wall-clock stamps against the driver's)."""
+    results = [Result(f"phase: {label}", metrics[key], "s") for key, label in PHASES.items() if key in metrics]
+    results.append(Result("phase: the rest", wall_s - sum(r.value for r in results), "s"))
+    return results
 
 
 def main() -> None:
@@ -80,16 +102,17 @@ def main() -> None:
         started = time.perf_counter()
         outcome = fit("xgboost", run)
         wall = time.perf_counter() - started
-        saved = sum(line.startswith("Checkpoint ") for line in outcome.log_lines)
-        print(f"{run_id}: {wall:.1f}s, {saved} checkpoints, {outcome.metrics}", file=sys.stderr)
-        return wall, outcome.metrics, saved
+        took = [float(m.group(1)) for line in outcome.log_lines if (m := SAVE_LINE.match(line))]
+        print(f"{run_id}: {wall:.1f}s, {len(took)} checkpoints, {outcome.metrics}", file=sys.stderr)
+        return wall, {**outcome.metrics, "saving_s": sum(took)}, len(took)
 
     with tempfile.TemporaryDirectory(prefix="ma_ray_bench_train_") as root:
         # Warm-up: the session's first Ray Train run also starts Ray's worker processes and imports in them.
         ray_run("warm-up", root, checkpoints=False, rounds=1)
         ray_s, bare, _ = ray_run("no-checkpoints", root, checkpoints=False, rounds=args.rounds)
         _, checkpointed, saved = ray_run("policy-checkpoints", root, checkpoints=True, rounds=args.rounds)
-    overhead = checkpointed["boosting_s"] / bare["boosting_s"] - 1
+    # Rank 0 saves while the other rank waits at the next round's allreduce: the save time is added wall time.
+    overhead = checkpointed["saving_s"] / (checkpointed["boosting_s"] - checkpointed["saving_s"])
     ray_rmse = bare["train_rmse"]
     plain_rmse = evals["train"]["rmse"][-1]
     rows, cores, interval = f"{args.rows:,}", os.cpu_count(), policy.interval_s(plain_s)
@@ -111,16 +134,44 @@ def main() -> None:
                 baseline=plain_s,
             ),
             Result(
-                f"checkpoint overhead, {saved} checkpoints (the final one included) at interval {interval:.1f}s",
+                f"checkpoint overhead, {saved} checkpoints (the final one included) at interval {interval:.1f}s: "
+                "time spent saving / time boosting",
                 overhead * 100,
                 "%",
                 target=Target("value", "<", 5),
             ),
+            Result(
+                "boosting time with those checkpoints vs without (two runs: noisier than the saving time)",
+                checkpointed["boosting_s"],
+                "s",
+                baseline=bare["boosting_s"],
+            ),
             Result("train rmse, Ray Train", ray_rmse, "", baseline=plain_rmse),
             Result("train rmse, plain xgboost.train", plain_rmse, ""),
+            *phases(bare, ray_s),
         ],
+        notes(bare, ray_s, plain_s),
     )
     ray.shutdown()
+
+
+def notes(metrics: dict[str, float], wall_s: float, plain_s: float) -> str:
+    fixed, ratio = wall_s - metrics["boosting_s"], metrics["boosting_s"] / plain_s
+    # wall = fixed + ratio * plain <= 1.5 * plain  <=>  plain >= fixed / (1.5 - ratio)
+    reach = (
+        f"The 1.5x target holds once plain training takes {fixed / (1.5 - ratio):.0f} s or more "
+        f"({fixed / (1.5 - ratio) / plain_s:.0f}x this run's rounds)."
+        if ratio < 1.5
+        else "Boosting alone is over 1.5x here, so no run length meets the target."
+    )
+    return (
+        f"Of the Ray Train run's {wall_s:.1f} s, {fixed:.1f} s are outside boosting and do not grow with the "
+        f"rounds: {metrics.get('phase_worker_start_s', 0.0):.1f} s from fit() to the training function (Ray "
+        "Train's controller and worker actors start as new processes and import Ray Train and XGBoost; the "
+        "collective starts), the split and the DMatrix (these two grow with the rows) and the final report. The "
+        "boosting itself runs at "
+        f"{ratio:.2f}x plain xgboost.train (the per-round allreduce of two processes). " + reach
+    )
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ class _FineTune:
             self.store.prune()
         took = time.monotonic() - started
         self.clock.saved(self.state.step, took)
-        self.log.add(f"Checkpoint {checkpoint_id} at step {self.state.step} ({took:.2f}s)")
+        self.log.add(f"Checkpoint {checkpoint_id} at step {self.state.step} ({took:.3f}s)")
 
     def run_epoch(self, epoch: int) -> bool:
         """Train one epoch (the rest of it, when resumed inside it); False when a preemption stopped it."""
