@@ -3,9 +3,13 @@ deployment that returns a constant, through the same proxy, in the same run (iss
 
 Three endpoints behind one Serve HTTP proxy, timed in alternation so drift on a shared machine hits them alike:
 ``predict`` (the prediction application: ingress -> tier-1 model pool -> features -> XGBoost), ``bare`` (one
-deployment returning a constant: the baseline), ``hop`` (an ingress deployment calling a constant deployment
-through a handle: the same two-hop shape as predict with no work, to show what the hop itself costs).
-Throughput: 16 concurrent clients (asyncio + aiohttp, one process) against predict and bare, alternating.
+deployment returning a constant: the baseline), ``body`` (the same, reading the request body first: Serve
+fetches a body from the proxy with one more Ray call, which ``bare`` never makes), ``hop`` (an ingress
+deployment calling a constant deployment through a handle: the same two-hop shape as predict with no work, to
+show what the hop itself costs).
+Throughput: 16 concurrent clients (asyncio + aiohttp, one process) against predict and bare, alternating, and
+against ``uncoalesced`` (the same prediction application with ingress coalescing off: every request its own pool
+call), to show what coalescing buys.
 The server-side stage timings come from each answer's ``timing_ms``. ``notes`` in the results file says what
 dominates.
 
@@ -31,6 +35,7 @@ import requests
 from _harness import Result, Target, report
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from starlette.requests import Request
 
 from apps.prediction import build_app
 from ma_ray.config import load_settings
@@ -65,6 +70,16 @@ INGRESS_STAGES = ("parsing", "routing", "serialization")
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
 class Constant:
     async def __call__(self, request: object = None) -> dict:
+        return {"predictions": [1.0]}
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+class BodyConstant:
+    """Reads the request body, then returns a constant: a replica fetches a body from the proxy with one more
+    Ray call (Serve's ASGI receive proxy), which every handler that reads its input pays and ``Constant`` skips."""
+
+    async def __call__(self, request: Request) -> dict:
+        await request.body()
         return {"predictions": [1.0]}
 
 
@@ -166,8 +181,9 @@ def notes(lat: dict[str, np.ndarray], stages: dict[str, list], qps: dict[str, tu
         f"largest stage {biggest} {server.get(biggest, 0.0):.2f} ms) and the ingress's FastAPI handling "
         f"({ingress:.2f} ms p50 of parsing+routing+serialization, routing including the handle call's "
         "queueing). Throughput: "
-        f"{qps['predict'][0]:.0f}/s vs bare {qps['bare'][0]:.0f}/s: every prediction crosses two Serve "
-        f"replicas (two process hops of Ray RPC) plus the proxy, where bare crosses one; on 2 cores the proxy, "
+        f"{qps['predict'][0]:.0f}/s vs bare {qps['bare'][0]:.0f}/s ({qps['uncoalesced'][0]:.0f}/s with ingress "
+        "coalescing off): every request crosses the proxy and the ingress, and, coalesced or not, the ingress->pool "
+        "hop of Ray RPC, where bare crosses the proxy and one replica; on 2 cores the proxy, "
         f"the replicas and the load-generating client share the CPUs. Machine shared with other jobs during the "
         f"run (1-minute load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at its end): absolute "
         "figures are noisy, ratios less so."
@@ -179,7 +195,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="sequential requests per endpoint")
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per endpoint, 16 clients")
     args = parser.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Logical CPUs for placement only (two prediction apps, two bare ones); the box has 2 cores either way.
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as state:
         overrides, drivers = prepare(state)
         port = _free_port()
@@ -187,13 +204,23 @@ def main() -> None:
         serve.run(build_app({"settings": overrides}), name="prediction", route_prefix="/")
         serve.run(Constant.bind(), name="constant", route_prefix="/constant")
         serve.run(Hop.bind(Constant.bind()), name="hop", route_prefix="/hop")
+        serve.run(BodyConstant.bind(), name="body", route_prefix="/body")
+        uncoalesced = {"settings": overrides, "serving": {"coalesce_in_flight": 1_000_000}}
+        serve.run(build_app(uncoalesced), name="uncoalesced", route_prefix="/uncoalesced")
         base = f"http://127.0.0.1:{port}"
-        urls = {"predict": f"{base}/v1/models/eta:predict", "bare": f"{base}/constant", "hop": f"{base}/hop"}
+        urls = {
+            "predict": f"{base}/v1/models/eta:predict",
+            "bare": f"{base}/constant",
+            "hop": f"{base}/hop",
+            "body": f"{base}/body",
+        }
         body = {"rows": [{"driver_id": drivers[0], "request_ts": "2026-01-07T08:30:00+00:00"}]}
         batch = {"rows": [{"driver_id": d, "request_ts": "2026-01-07T08:30:00+00:00"} for d in drivers]}
         interleaved(urls, body, 100)  # warm-up: model loaded, features cached, connections open
         lat, stages = interleaved(urls, body, args.requests)
-        qps = throughput({"predict": urls["predict"], "bare": urls["bare"]}, body, args.seconds)
+        urls["uncoalesced"] = f"{base}/uncoalesced/v1/models/eta:predict"
+        interleaved({"uncoalesced": urls["uncoalesced"]}, body, 100)
+        qps = throughput({name: urls[name] for name in ("predict", "bare", "uncoalesced")}, body, args.seconds)
         batched = throughput({"predict": urls["predict"], "bare": urls["bare"]}, batch, args.seconds)
         serve.shutdown()
     ray.shutdown()
@@ -213,6 +240,18 @@ def main() -> None:
             target=Target("value", "<", 15),
         ),
         Result(
+            "bare deployment that reads the body p50 (the proxy -> replica body fetch) vs bare",
+            float(np.percentile(lat["body"], 50)),
+            "ms",
+            baseline=float(np.percentile(lat["bare"], 50)),
+        ),
+        Result(
+            "HTTP predict p50 vs the bare deployment that reads the body",
+            float(np.percentile(lat["predict"], 50)),
+            "ms",
+            baseline=float(np.percentile(lat["body"], 50)),
+        ),
+        Result(
             "two-deployment no-work chain p50 (the ingress->pool hop alone) vs bare",
             float(np.percentile(lat["hop"], 50)),
             "ms",
@@ -224,6 +263,12 @@ def main() -> None:
             "predictions/s",
             baseline=qps["bare"][0],
             target=Target("value", ">=", 1000),
+        ),
+        Result(
+            f"throughput, {CLIENTS} concurrent clients, ingress coalescing off (vs on)",
+            qps["uncoalesced"][0],
+            "predictions/s",
+            baseline=qps["predict"][0],
         ),
         Result(
             f"throughput, {CLIENTS} concurrent clients, {BATCH_ROWS} rows per request (bare: same body, "
