@@ -12,6 +12,7 @@ import json
 import operator
 import os
 import platform
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -138,3 +139,10 @@ def _target_text(target: Target | None) -> str:
 
 def _met_text(met: bool | None) -> str:
     return "" if met is None else ("yes" if met else "NO")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for a benchmark's Serve proxy)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import tempfile
 import time
 from importlib import resources
@@ -26,7 +25,7 @@ import aiohttp
 import numpy as np
 import ray
 import torch
-from _harness import Result, Target, report
+from _harness import Result, Target, free_port, report
 from ray import serve
 
 from apps.prediction import build_app
@@ -168,7 +167,7 @@ def main() -> None:
         print("gpu_pool: no CUDA device here; nothing measured (run it on a GPU machine)")
         return
     ray.init(num_cpus=12, num_gpus=0 if args.without_gpu else 1, include_dashboard=False, log_to_driver=False)
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as state:
         overrides, model = prepare(state)
         serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -204,12 +203,6 @@ def _report(figures: dict[str, dict[str, float]]) -> None:
         "the same pool on CPU (gpus_per_replica 0) in the same run. Raw: " + json.dumps(figures)
     )
     report("gpu_pool", results, notes)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from collections import Counter
 import aiohttp
 import numpy as np
 import ray
-from _harness import Result, Target, report
+from _harness import Result, Target, free_port, report
 from ray import serve
 
 from apps.prediction import build_app
@@ -135,7 +135,7 @@ def main() -> None:
             "grace_period_s": 0.0,  # the seed's 5 minutes outlast this run; eviction order is what is measured
             "peak_hours_utc": list(range(24)),
         }
-        port = _free_port()
+        port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app({"settings": overrides, "serving": serving}), name="prediction", route_prefix="/")
         loads, failed = asyncio.run(traffic(f"http://127.0.0.1:{port}/v1/models", sequence, args.clients))
@@ -190,14 +190,6 @@ def _report(
             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at its end)."
         ),
     )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

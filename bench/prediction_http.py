@@ -32,7 +32,7 @@ import aiohttp
 import numpy as np
 import ray
 import requests
-from _harness import Result, Target, report
+from _harness import Result, Target, free_port, report
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
@@ -199,7 +199,7 @@ def main() -> None:
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as state:
         overrides, drivers = prepare(state)
-        port = _free_port()
+        port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app({"settings": overrides}), name="prediction", route_prefix="/")
         serve.run(Constant.bind(), name="constant", route_prefix="/constant")
@@ -288,14 +288,6 @@ def main() -> None:
         Result(f"server stage p50: {stage}", float(np.percentile(values, 50)), "ms") for stage, values in stages.items()
     ]
     report("prediction_http", results, notes(lat, stages, qps))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":
