@@ -10,7 +10,9 @@ takes training job specs through the seed's workflow:
    newest valid checkpoint) until ``max_attempts`` failed; a preempted one is queued again. A job the scheduler
    preempts for a tier-1 job gets a notice in its run's checkpoint store, checkpoints and ends as preempted (the
    controller stops its Ray job if it has not ended within ``preempt_grace_s``); it is held in its queue
-   meanwhile, then resumes from that checkpoint;
+   meanwhile, then resumes from that checkpoint. A running elastic job the scheduler scales up gets the same
+   notice and, once its attempt ended, is started again at once with the added workers (not queued again: the
+   scheduler already counts them as the job's);
 5. completion: archive the logs, register the model version with its lineage in Gallery, free the resources.
 
 Every state change is written to the job store first (records and events), so a new controller started after
@@ -91,7 +93,7 @@ class JobController:
         self._lock = threading.RLock()
         self._poll_s = poll_s
         self._preempt_grace_s = preempt_grace_s
-        self._draining: dict[str, Draining] = {}  # preempted jobs whose attempt still runs, by job id
+        self._draining: dict[str, Draining] = {}  # preempted or resizing jobs whose attempt still runs, by job id
         self._stop = threading.Event()
         metrics = RayMetrics()
         self._jobs = metrics.gauge(workflow.TRAINING_JOBS, "training jobs by state", ("state",))
@@ -207,17 +209,21 @@ class JobController:
         self._attempts.record(1, {"end": end.value})
         logs = self._archive(record)
         draining = self._draining.pop(record.job_id, None)
-        action = workflow.decide(record, end)
-        self._requeue_or_release(record, action, held=draining is not None)
+        action = workflow.decide(record, end, draining)
+        self._requeue_or_release(record, action, held=draining is not None and draining.held)
         detail = self._failure_reason(record, logs) if end is AttemptEnd.FAILED else ""
         record = workflow.apply(record, action, draining.detail(end) if draining and not detail else detail)
         self._save(record, record.message)
         if action is Action.REGISTER:
             self._register(record, outcome or {})
+        elif action is Action.RESIZE:
+            self._launch(record, self._scheduler.allocation(record.job_id))
 
     def _requeue_or_release(self, record: JobRecord, action: Action, held: bool) -> None:
         """After an attempt ended: queue the job again for a retry or a preemption, or free it. A job preempted
-        with a notice is still queued at its place, held: it is only let go."""
+        with a notice is still queued at its place, held: it is only let go. A resized one keeps its allocation."""
+        if action is Action.RESIZE:
+            return
         again = action in (Action.RETRY, Action.REQUEUE)
         if held and again:
             self._scheduler.unhold(record.job_id)
@@ -239,9 +245,8 @@ class JobController:
                 logger.warning("cannot stop %s after its grace period: %s", record.submission_id, error)
                 continue
             draining.stopped = True
-            self._store.add_event(
-                job_id, f"not ended {draining.grace_s:.0f}s after the preemption notice: stopped {record.submission_id}"
-            )
+            late = f"not ended {draining.grace_s:.0f}s after the notice ({draining.reason})"
+            self._store.add_event(job_id, f"{late}: stopped {record.submission_id}")
 
     def _failure_reason(self, record: JobRecord, logs: str) -> str:
         """Ray's one-line verdict (exit code) and the last error line the attempt logged."""
@@ -278,11 +283,11 @@ class JobController:
             elif isinstance(decision, Preempt):
                 self._preempt(record, decision)
             else:
-                self._store.add_event(record.job_id, f"{decision.workers} workers available; grows on its next start")
+                self._resize(record, decision)
 
     def _launch(self, record: JobRecord, start: Start) -> None:
         cluster = self._registry.get(start.cluster)
-        record = workflow.started(record, cluster.name, cluster.address)
+        record = workflow.started(record, cluster.name, cluster.address, start.workers)
         entrypoint = (
             f"python -m apps.train --job-id {record.job_id} --attempt {record.attempt} --workers {start.workers}"
         )
@@ -312,17 +317,38 @@ class JobController:
             return
         self._scheduler.hold(record.job_id)
         draining = Draining(preempt.by, time.time(), self._preempt_grace_s)
+        self._notify(record, draining, f"preemption notice sent (by {preempt.by}); checkpointing")
+
+    def _resize(self, record: JobRecord, grow: ScaleUp) -> None:
+        """The scheduler gave a running elastic job more workers: its attempt gets a notice, checkpoints and ends
+        as preempted, and `_check` starts it again at once with all of them. A job not running yet gets them at
+        its next start (the scheduler's ``Start``); a resize already under way restarts with the newest count."""
+        if record.cancel_requested:
+            return  # it is stopping: its end frees the added workers with the rest
+        if record.state is not JobState.RUNNING:
+            self._store.add_event(record.job_id, f"{grow.workers} workers available; used on its next start")
+            return
+        draining = self._draining.get(record.job_id)
+        if draining is not None:  # a preempted job is no longer the scheduler's to grow: this one is resizing
+            draining.workers = grow.workers
+            self._store.add_event(record.job_id, f"{grow.workers} workers available; the restart uses them")
+            return
+        draining = Draining.resizing(grow.workers, time.time(), self._preempt_grace_s)
+        self._notify(record, draining, f"scaling to {grow.workers} workers: checkpointing to restart wider")
+
+    def _notify(self, record: JobRecord, draining: Draining, message: str) -> None:
+        """Send the running attempt the notice (it checkpoints and ends as preempted; `_check` goes on from
+        there). Without a notice, stop its Ray job: it resumes from its last periodic checkpoint."""
         self._draining[record.job_id] = draining
-        notice = {"by": preempt.by, "attempt": record.attempt, "sent_at": draining.sent_at,
+        notice = {"reason": draining.reason, "attempt": record.attempt, "sent_at": draining.sent_at,
                   "deadline": draining.deadline}  # fmt: skip
         try:
             send_preemption_notice(checkpoint_root(self._settings), record.job_id, notice)
         except OSError as error:
             draining.stopped = True
-            self._store.add_event(record.job_id, f"cannot send the preemption notice ({error}): stopping the attempt")
+            self._store.add_event(record.job_id, f"cannot send the notice ({error}): stopping the attempt")
             self._client(record.address).stop_job(record.submission_id)
             return
-        message = f"preemption notice sent (by {preempt.by}); checkpointing"
         self._save(
             replace(record, message=message, updated_at=time.time()),
             f"{message}, stopped after {draining.grace_s:.0f}s otherwise",

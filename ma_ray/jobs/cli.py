@@ -122,7 +122,8 @@ def _describe(status: dict[str, Any]) -> str:
     lines = [
         f"{status['job_id']}: {status['state']} - {status['message']}",
         f"framework {status['spec']['framework']}, tier {status['tier']}, attempt {status['attempt']} "
-        f"({status['failures']} failed, at most {status['max_attempts']}), cluster {status['cluster'] or '-'}",
+        f"({status['failures']} failed, at most {status['max_attempts']}), cluster {status['cluster'] or '-'}, "
+        f"workers {status.get('workers') or '-'}",
         f"snapshots {status['training_snapshot']}; model {status['model_version'] or '-'}",
     ]
     outcome = status.get("outcome")

@@ -4,7 +4,8 @@ Pure and deterministic: no I/O, no threads, time comes from an injected clock. T
 ``schedule()`` whenever something changed (a job arrived or finished) and carries out the decisions it returns:
 
 - ``Start``: launch the job with ``workers`` workers on the listed nodes of one cluster.
-- ``ScaleUp``: an elastic job gets more workers (the listed placements are the additions).
+- ``ScaleUp``: an elastic job gets more workers (the listed placements are the additions, counted as the job's
+  from now on); the caller restarts it with them (``allocation`` gives its whole allocation) or lets it run on.
 - ``Preempt``: checkpoint the job, then stop it; the scheduler has already put it back in its tier's queue, at
   its original place, so it resumes from its checkpoint (keeping its progress) when it is started again. The
   caller may ``hold`` it there until its attempt has ended, then ``unhold`` it.
@@ -212,6 +213,14 @@ class TieredScheduler:
     def running(self) -> dict[str, int]:
         """Running job ids and their current worker counts."""
         return {job_id: r.workers for job_id, r in self._running.items()}
+
+    def allocation(self, job_id: str) -> Start:
+        """A running job's whole allocation as a `Start`: what restarting it with every worker it holds (after a
+        ``ScaleUp``) launches, without submitting it again."""
+        running = self._running.get(job_id)
+        if running is None:
+            raise KeyError(f"job {job_id!r} is not running")
+        return Start(job_id, running.cluster, tuple(running.placements), running.workers)
 
     def used(self, cluster: str) -> Resources:
         return self._pool.used(cluster)

@@ -222,6 +222,17 @@ class TrainingJobSpec(_Model):
 
         return check_transforms(transforms)
 
+    @model_validator(mode="after")
+    def _resizable(self) -> TrainingJobSpec:
+        # An elastic job restarts from its checkpoint with another worker count, which DeepSpeed refuses.
+        floor = self.resources.min_workers or self.resources.workers
+        if self.framework == "deepspeed" and floor < self.resources.workers:
+            raise ValueError(
+                "resources: a deepspeed job cannot be elastic (min_workers below workers): ZeRO's partitioned "
+                "optimizer state restores only with the worker count it was saved with"
+            )
+        return self
+
     @property
     def trainer_framework(self) -> str:
         """The framework as the trainers and Gallery name it (``torch`` -> ``pytorch``)."""

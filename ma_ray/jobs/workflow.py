@@ -11,7 +11,9 @@ A failed attempt is retried (a new Ray job, same ``run_id``, so the trainer resu
 checkpoint) until ``max_attempts`` submissions have failed. A preempted attempt (the trainer checkpointed on
 the notice, or the scheduler preempted it for a tier-1 job) goes back to PENDING without using up an attempt.
 A job the scheduler preempts stays RUNNING while its attempt checkpoints on the controller's notice
-(`Draining`); the controller stops it if it has not ended within the grace period.
+(`Draining`); the controller stops it if it has not ended within the grace period. An elastic job the scheduler
+scales up gets the same notice; once its attempt ended preempted (or stopped), it is started again at once with
+the added workers (``RESIZE``), keeping its allocation and using up no attempt.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Action(StrEnum):
     REQUEUE = "requeue"
     FAIL = "fail"
     CANCEL = "cancel"
+    RESIZE = "resize"
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,8 @@ class JobRecord:
     """A job as the job store keeps it. ``spec`` is the validated spec as JSON-able data.
 
     ``attempt`` counts Ray job submissions (the current one while RUNNING); ``failures`` the failed ones.
-    ``submission_id`` is the Ray job of the current or last attempt; ``cluster``/``address`` where it runs."""
+    ``submission_id`` is the Ray job of the current or last attempt; ``cluster``/``address`` where it runs,
+    ``workers`` with how many workers (0: not known, a record written before workers were recorded)."""
 
     job_id: str
     spec: dict[str, Any]
@@ -90,6 +94,7 @@ class JobRecord:
     cluster: str | None = None
     address: str | None = None
     submission_id: str | None = None
+    workers: int = 0
     model_version: str | None = None
     training_snapshot: str | None = None
     message: str = ""
@@ -109,13 +114,30 @@ class JobRecord:
 
 @dataclass
 class Draining:
-    """A running attempt the scheduler preempted: sent a notice at ``sent_at`` (epoch seconds) for job ``by``, it
-    checkpoints and ends by itself, or the controller stops it once ``grace_s`` have passed."""
+    """A running attempt sent a notice at ``sent_at`` (epoch seconds): preempted for job ``by``, or, with
+    ``workers`` set, scaled up to that many workers (see `resizing`). It checkpoints and ends by itself, or the
+    controller stops it once ``grace_s`` have passed."""
 
     by: str
     sent_at: float
     grace_s: float
     stopped: bool = False
+    workers: int | None = None
+
+    @classmethod
+    def resizing(cls, workers: int, sent_at: float, grace_s: float) -> Draining:
+        """An attempt that ends to start again at once with ``workers`` workers (the scheduler already gave them)."""
+        return cls("", sent_at, grace_s, workers=workers)
+
+    @property
+    def held(self) -> bool:
+        """Whether the scheduler holds the job in its queue meanwhile (a preemption; a resize keeps it running)."""
+        return self.workers is None
+
+    @property
+    def reason(self) -> str:
+        """Why the attempt got the notice, for events and the notice itself."""
+        return f"preempted by {self.by}" if self.workers is None else f"scaling to {self.workers} workers"
 
     @property
     def deadline(self) -> float:
@@ -128,13 +150,13 @@ class Draining:
     def detail(self, end: AttemptEnd) -> str:
         """How the preempted attempt ended, for its event."""
         if end is AttemptEnd.PREEMPTED:
-            return f"checkpointed on the notice (preempted by {self.by})"
+            return f"checkpointed on the notice ({self.reason})"
         if self.stopped:
             return (
-                f"stopped after the {self.grace_s:.0f}s grace period (preempted by {self.by}); resumes from its "
-                "last periodic checkpoint"
+                f"stopped after the {self.grace_s:.0f}s grace period ({self.reason}); resumes from its last periodic "
+                "checkpoint"
             )
-        return f"ended {end.value} after the notice (preempted by {self.by})"
+        return f"ended {end.value} after the notice ({self.reason})"
 
 
 def transition(record: JobRecord, to: JobState, message: str | None = None, **changes: Any) -> JobRecord:
@@ -146,8 +168,8 @@ def transition(record: JobRecord, to: JobState, message: str | None = None, **ch
     )
 
 
-def started(record: JobRecord, cluster: str, address: str) -> JobRecord:
-    """The next attempt was submitted to ``cluster`` as a Ray job."""
+def started(record: JobRecord, cluster: str, address: str, workers: int = 0) -> JobRecord:
+    """The next attempt was submitted to ``cluster`` as a Ray job with ``workers`` workers."""
     attempt = record.attempt + 1
     return transition(
         record,
@@ -157,6 +179,7 @@ def started(record: JobRecord, cluster: str, address: str) -> JobRecord:
         cluster=cluster,
         address=address,
         submission_id=submission_id(record.job_id, attempt),
+        workers=workers,
     )
 
 
@@ -180,14 +203,15 @@ def classify(ray_status: str, outcome_status: str | None) -> AttemptEnd | None:
     return AttemptEnd.FAILED
 
 
-def decide(record: JobRecord, end: AttemptEnd) -> Action:
-    """What to do after an attempt ended: register, retry, requeue, fail or record a cancel."""
+def decide(record: JobRecord, end: AttemptEnd, draining: Draining | None = None) -> Action:
+    """What to do after an attempt ended: register, retry, requeue, fail or record a cancel; ``RESIZE`` (start it
+    again at once) for an attempt that ended preempted or stopped after a scale-up notice (``draining``)."""
     if record.cancel_requested:
         return Action.CANCEL
     if end is AttemptEnd.SUCCEEDED:
         return Action.REGISTER
     if end in (AttemptEnd.PREEMPTED, AttemptEnd.STOPPED):  # stopped without a cancel: the scheduler preempted it
-        return Action.REQUEUE
+        return Action.REQUEUE if draining is None or draining.held else Action.RESIZE
     return Action.RETRY if record.failures + 1 < record.max_attempts else Action.FAIL
 
 
@@ -198,6 +222,8 @@ def apply(record: JobRecord, action: Action, detail: str = "") -> JobRecord:
         return transition(record, JobState.REGISTERING, f"attempt {record.attempt} succeeded; registering")
     if action is Action.REQUEUE:
         return transition(record, JobState.PENDING, f"attempt {record.attempt} preempted; queued to resume{suffix}")
+    if action is Action.RESIZE:
+        return transition(record, JobState.PENDING, f"attempt {record.attempt} preempted; restarting wider{suffix}")
     if action is Action.CANCEL:
         return transition(record, JobState.CANCELLED, "cancelled")
     failures = record.failures + 1

@@ -1,7 +1,8 @@
 """The job controller end to end: specs refused before submission, XGBoost / PyTorch / DeepSpeed jobs trained on a
 real Ray cluster through its job-submission API (each with a forced failure, a retry that resumes from the
 checkpoint, and registration in Gallery with lineage), a controller killed mid-job that picks up where it was, a
-running job preempted for a tier-1 job that checkpoints on the controller's notice and resumes from it.
+running job preempted for a tier-1 job that checkpoints on the controller's notice and resumes from it, an elastic
+job scaled up while running that checkpoints on the same notice and restarts at once with more workers.
 
 The controller actor lives in the session's Ray and submits the jobs to that same cluster's job server (the
 session Ray is a `ray start --head` cluster with its dashboard, see tests/ray_head.py).
@@ -259,7 +260,8 @@ def test_a_tier1_job_preempts_a_running_job_which_checkpoints_on_the_notice_and_
     assert done.state is JobState.SUCCEEDED, done.message
 
     lines = run_log(settings, low.job_id)
-    (notice,) = [m for line in lines if (m := re.fullmatch(r"Preemption notice at step (\d+): checkpoint_now", line))]
+    pattern = rf"Preemption notice at step (\d+): checkpoint_now \(preempted by {urgent.job_id}\)"
+    (notice,) = [m for line in lines if (m := re.fullmatch(pattern, line))]
     step = int(notice[1])
     assert f"Resumed from step {step}" in lines[lines.index(notice[0]) :]
     status = ray.get(controller.status.remote(low.job_id))
@@ -278,6 +280,64 @@ def test_a_tier1_job_preempts_a_running_job_which_checkpoints_on_the_notice_and_
     assert sorted(j for j in ray_jobs if j.startswith(low.job_id)) == [f"{low.job_id}-attempt-{n}" for n in (1, 2)]
     assert_registered(settings, done_urgent, "eta_minutes_urgent")
     assert_registered(settings, done, "eta_minutes_backfill")
+
+
+def test_an_elastic_job_scaled_up_while_running_checkpoints_and_restarts_at_once_with_more_workers(
+    controller: Any, settings: Settings, raw_uri: str, job_server: str
+) -> None:
+    """The cluster (2 CPUs, 1.8 outside the tier-1 headroom) holds the blocker (1 CPU) and one of the elastic job's
+    workers (0.5 CPU each), not its second: it gets that once the blocker is gone."""
+    blocker = submit(
+        controller,
+        spec(raw_uri, name="eta_minutes_blocker", tier=2, hyperparameters={"max_depth": 2, "num_boost_round": 10**6},
+             resources={"workers": 1, "cpus_per_worker": 1, "memory_gb_per_worker": 0.5}, faults={}),
+    )  # fmt: skip
+    while ray.get(controller.status.remote(blocker.job_id))["state"] == "pending":
+        time.sleep(0.2)
+    elastic = submit(
+        controller,
+        spec(
+            raw_uri,
+            name="eta_minutes_elastic",
+            tier=2,
+            hyperparameters={"max_depth": 2, "eta": 0.01, "num_boost_round": 40000},  # ~1 ms a round: room to resize
+            resources={"workers": 2, "min_workers": 1, "cpus_per_worker": 0.5, "memory_gb_per_worker": 0.5},
+            checkpoint_every_steps=1000,
+            faults={},
+        ),
+    )
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while not any(line.startswith("Checkpoint ") for line in run_log(settings, elastic.job_id)):  # it is boosting
+        assert time.monotonic() < deadline, "no checkpoint yet"
+        assert not record_of(ray.get(controller.status.remote(elastic.job_id))).state.terminal
+        time.sleep(0.2)
+    ray.get(controller.cancel.remote(blocker.job_id))  # the blocker ends: its CPU goes to the elastic job
+    done = wait(controller, elastic.job_id, JOB_TIMEOUT_S)
+    assert done.state is JobState.SUCCEEDED, done.message
+
+    lines = run_log(settings, elastic.job_id)
+    pattern = r"Preemption notice at step (\d+): checkpoint_now \(scaling to 2 workers\)"
+    (notice,) = [m for line in lines if (m := re.fullmatch(pattern, line))]
+    step = int(notice[1])
+    assert f"Resumed from step {step}" in lines[lines.index(notice[0]) :]
+    status = ray.get(controller.status.remote(elastic.job_id))
+    assert (status["attempt"], status["failures"]) == (2, 0)  # the resize uses up no attempt
+    assert status["outcome"]["resumed_from_step"] == step < status["outcome"]["final_step"] == 40000
+    messages = [e["message"] for e in status["events"]]
+    first, second = (f"{elastic.job_id}-attempt-{n}" for n in (1, 2))
+    assert any(m.startswith(f"{first} submitted to local") and m.endswith(", 1 workers") for m in messages)
+    assert "scaling to 2 workers: checkpointing to restart wider, stopped after 120s otherwise" in messages
+    restart = "attempt 1 preempted; restarting wider: checkpointed on the notice (scaling to 2 workers)"
+    assert messages.count(restart) == 1
+    assert any(m.startswith(f"{second} submitted to local") and m.endswith(", 2 workers") for m in messages)
+    assert not any("queued" in m or "grace" in m for m in messages[1:])  # restarted at once, never re-queued
+    client = JobSubmissionClient(job_server)
+    assert client.get_job_info(second).entrypoint.endswith("--attempt 2 --workers 2")
+    ray_jobs = [j.submission_id or "" for j in client.list_jobs()]
+    assert sorted(j for j in ray_jobs if j.startswith(elastic.job_id)) == [first, second]
+    assert ControlNotice(checkpoint_root(settings), elastic.job_id, min_interval_s=0).seconds_left() is None
+    assert record_of(ray.get(controller.status.remote(blocker.job_id))).state is JobState.CANCELLED
+    assert_registered(settings, done, "eta_minutes_elastic")
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,8 @@ def test_bad_expressions_windows_and_worker_counts() -> None:
     assert any("before end" in r for r in refused(minimal(data={"start": "2026-01-02", "end": "2026-01-01"})))
     elastic = refused(minimal(resources={"workers": 2, "min_workers": 3}))
     assert any("min_workers (3) cannot exceed workers (2)" in r for r in elastic)
+    zero = refused(minimal(framework="deepspeed", resources={"workers": 2, "min_workers": 1}))
+    assert any("a deepspeed job cannot be elastic" in r for r in zero)
     assert any("listed twice" in r for r in refused(minimal(features=[minimal()["features"][0]] * 2)))
 
 

@@ -8,6 +8,7 @@ from ma_ray.jobs.workflow import (
     TRANSITIONS,
     Action,
     AttemptEnd,
+    Draining,
     IllegalTransitionError,
     JobRecord,
     JobState,
@@ -83,6 +84,32 @@ def test_preemption_requeues_without_using_an_attempt() -> None:
     queued = apply(record, Action.REQUEUE, "preempted by eta-2")
     assert (queued.state, queued.failures) == (JobState.PENDING, 0)
     assert queued.message.endswith("queued to resume: preempted by eta-2")
+
+
+def test_a_scaled_up_attempt_that_checkpointed_restarts_wider_at_once_without_using_an_attempt() -> None:
+    record = started(JobRecord("eta-1", {"name": "eta"}, max_attempts=1), "local", "http://x", workers=1)
+    resizing = Draining.resizing(2, sent_at=0.0, grace_s=120.0)
+    assert not resizing.held and resizing.reason == "scaling to 2 workers"
+    assert decide(record, AttemptEnd.PREEMPTED, resizing) is Action.RESIZE
+    assert decide(record, AttemptEnd.STOPPED, resizing) is Action.RESIZE  # the notice ignored: stopped after grace
+    restarting = apply(record, Action.RESIZE, resizing.detail(AttemptEnd.PREEMPTED))
+    assert (restarting.state, restarting.failures) == (JobState.PENDING, 0)
+    assert (
+        restarting.message == "attempt 1 preempted; restarting wider: checkpointed on the notice (scaling to 2 workers)"
+    )
+    wider = started(restarting, "local", "http://x", workers=2)
+    assert (wider.attempt, wider.workers, wider.submission_id) == (2, 2, "eta-1-attempt-2")
+
+
+def test_an_attempt_that_ends_otherwise_before_its_resize_takes_the_normal_path() -> None:
+    record = running(max_attempts=2)
+    resizing = Draining.resizing(2, sent_at=0.0, grace_s=120.0)
+    assert decide(record, AttemptEnd.SUCCEEDED, resizing) is Action.REGISTER
+    assert decide(record, AttemptEnd.FAILED, resizing) is Action.RETRY
+    cancelling = JobRecord.from_dict({**record.to_dict(), "cancel_requested": True})
+    assert decide(cancelling, AttemptEnd.STOPPED, resizing) is Action.CANCEL
+    preempted = Draining("urgent", sent_at=0.0, grace_s=120.0)  # a preemption: queued again, held meanwhile
+    assert preempted.held and decide(record, AttemptEnd.PREEMPTED, preempted) is Action.REQUEUE
 
 
 def test_cancel_wins_and_success_registers() -> None:

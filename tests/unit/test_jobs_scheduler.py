@@ -149,6 +149,11 @@ def test_elastic_jobs_start_partial_and_scale_up_later() -> None:
     (grow,) = scheduler.schedule()
     assert isinstance(grow, ScaleUp) and grow.workers == 4 and sum(p.workers for p in grow.added) == 2
     assert scheduler.running() == {"elastic": 4}
+    restart = scheduler.allocation("elastic")  # what the caller relaunches the grown job with, still running
+    assert (restart.cluster, restart.workers, sum(p.workers for p in restart.placements)) == ("c", 4, 4)
+    assert scheduler.schedule() == [] and scheduler.used("c") == Resources(cpu=4)
+    with pytest.raises(KeyError, match="not running"):
+        scheduler.allocation("gang")
 
 
 def test_scale_up_waits_while_a_same_or_higher_tier_job_is_queued() -> None:

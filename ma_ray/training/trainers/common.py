@@ -118,7 +118,8 @@ def notice_path(checkpoint_uri: str, run_id: str) -> tuple[pafs.FileSystem, str]
 
 def send_preemption_notice(checkpoint_uri: str, run_id: str, payload: dict[str, Any]) -> None:
     """Leave the notice (the controller's side). ``payload["deadline"]`` (epoch seconds), when there, is when the
-    controller stops the attempt anyway; the rest (who preempted it, which attempt) is for people."""
+    controller stops the attempt anyway; ``payload["reason"]`` goes into the trainer's log line; the rest (which
+    attempt, when) is for people."""
     fs, path = notice_path(checkpoint_uri, run_id)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(path) as out:
@@ -133,12 +134,14 @@ def clear_preemption_notice(checkpoint_uri: str, run_id: str) -> None:
 
 
 class ControlNotice:
-    """The job controller's preemption notice as one rank reads it (rank 0: the caller shares the answer)."""
+    """The job controller's preemption notice as one rank reads it (rank 0: the caller shares the answer).
+    ``reason``: why the controller sent it (a preemption, a resize), once read; None if the notice gave none."""
 
     def __init__(self, checkpoint_uri: str, run_id: str, min_interval_s: float = NOTICE_POLL_S) -> None:
         self.fs, self.path = notice_path(checkpoint_uri, run_id)
         self.min_interval_s = min_interval_s
         self.checked_at = -math.inf
+        self.reason: str | None = None
 
     def seconds_left(self) -> float | None:
         """Seconds until the controller's deadline once a notice is there (inf: no deadline); None otherwise, and
@@ -152,9 +155,10 @@ class ControlNotice:
         with self.fs.open_input_stream(self.path) as stream:
             raw = stream.read()
         try:
-            deadline = json.loads(raw).get("deadline")
+            payload = json.loads(raw)
         except ValueError:  # caught mid-write: the marker's presence is the notice
-            deadline = None
+            payload = {}
+        deadline, self.reason = payload.get("deadline"), payload.get("reason")
         return math.inf if deadline is None else float(deadline) - time.time()
 
 
@@ -198,10 +202,12 @@ class CheckpointClock:
     def saved(self, step: int, took_s: float) -> None:
         self.last_s, self.last_step, self.save_s = time.monotonic(), step, took_s
 
-    def on_notice(self, step: int, seconds_left: float) -> tuple[bool, str]:
-        """Whether to checkpoint now on a preemption notice (`on_preemption_notice`), and the log line."""
+    def on_notice(self, step: int, seconds_left: float, reason: str | None = None) -> tuple[bool, str]:
+        """Whether to checkpoint now on a preemption notice (`on_preemption_notice`), and the log line (with the
+        notice's ``reason`` when it gave one)."""
         action = on_preemption_notice(step, self.last_step, seconds_left, self.save_s)
-        return action is PreemptionAction.CHECKPOINT_NOW, f"Preemption notice at step {step}: {action.value}"
+        why = f" ({reason})" if reason else ""
+        return action is PreemptionAction.CHECKPOINT_NOW, f"Preemption notice at step {step}: {action.value}{why}"
 
 
 class RunLog:

@@ -50,7 +50,7 @@ class StepGate:
         self.faults.maybe_kill(step, self.rank)
         seconds_left = preemption_seconds_left(self.faults, self.notice, step, self.rank, agree)
         if seconds_left is not None:
-            save, line = agree(self.clock.on_notice(step, seconds_left) if self.rank == 0 else None)
+            save, line = agree(self.clock.on_notice(step, seconds_left, self.notice.reason) if self.rank == 0 else None)
             self.log.add(line)
             self.preempted = True
             return save, True

@@ -128,7 +128,7 @@ class _Loop:
         # NOTICE_POLL_S and one broadcast (~0.15 ms on one host), small beside the round's own allreduces.
         seconds_left = preemption_seconds_left(self.faults, self.notice, step, self.rank, _agree, notice_every=1)
         if seconds_left is not None:
-            save, line = self.clock.on_notice(step, seconds_left)
+            save, line = self.clock.on_notice(step, seconds_left, self.notice.reason)
             self.log.add(line)
             if save and self.rank == 0:
                 self.save(model)
