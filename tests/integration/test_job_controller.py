@@ -121,6 +121,20 @@ def spec(raw_uri: str, **changes: Any) -> TrainingJobSpec:
     return parse_spec(data)
 
 
+def resumed_at_the_notice(controller: Any, settings: Settings, job_id: str, reason: str, rounds: int) -> dict:
+    """The job checkpointed on a notice given for ``reason``, its second attempt resumed from that step and
+    finished all ``rounds``, and neither used up an attempt. Returns the job's status."""
+    lines = run_log(settings, job_id)
+    pattern = rf"Preemption notice at step (\d+): checkpoint_now \({re.escape(reason)}\)"
+    (notice,) = [m for line in lines if (m := re.fullmatch(pattern, line))]
+    step = int(notice[1])
+    assert f"Resumed from step {step}" in lines[lines.index(notice[0]) :]
+    status = ray.get(controller.status.remote(job_id))
+    assert (status["attempt"], status["failures"]) == (2, 0)
+    assert status["outcome"]["resumed_from_step"] == step < status["outcome"]["final_step"] == rounds
+    return status
+
+
 def refusal(controller: Any, data: dict[str, Any]) -> list[str]:
     answer = ray.get(controller.submit.remote(data))
     assert "job" not in answer
@@ -259,14 +273,7 @@ def test_a_tier1_job_preempts_a_running_job_which_checkpoints_on_the_notice_and_
     done = wait(controller, low.job_id, JOB_TIMEOUT_S)
     assert done.state is JobState.SUCCEEDED, done.message
 
-    lines = run_log(settings, low.job_id)
-    pattern = rf"Preemption notice at step (\d+): checkpoint_now \(preempted by {urgent.job_id}\)"
-    (notice,) = [m for line in lines if (m := re.fullmatch(pattern, line))]
-    step = int(notice[1])
-    assert f"Resumed from step {step}" in lines[lines.index(notice[0]) :]
-    status = ray.get(controller.status.remote(low.job_id))
-    assert (status["attempt"], status["failures"]) == (2, 0)  # a preemption uses up no attempt
-    assert status["outcome"]["resumed_from_step"] == step < status["outcome"]["final_step"] == 6000
+    status = resumed_at_the_notice(controller, settings, low.job_id, f"preempted by {urgent.job_id}", 6000)
     messages = [e["message"] for e in status["events"]]
     assert f"preemption notice sent (by {urgent.job_id}); checkpointing, stopped after 120s otherwise" in messages
     requeued = f"attempt 1 preempted; queued to resume: checkpointed on the notice (preempted by {urgent.job_id})"
@@ -315,14 +322,7 @@ def test_an_elastic_job_scaled_up_while_running_checkpoints_and_restarts_at_once
     done = wait(controller, elastic.job_id, JOB_TIMEOUT_S)
     assert done.state is JobState.SUCCEEDED, done.message
 
-    lines = run_log(settings, elastic.job_id)
-    pattern = r"Preemption notice at step (\d+): checkpoint_now \(scaling to 2 workers\)"
-    (notice,) = [m for line in lines if (m := re.fullmatch(pattern, line))]
-    step = int(notice[1])
-    assert f"Resumed from step {step}" in lines[lines.index(notice[0]) :]
-    status = ray.get(controller.status.remote(elastic.job_id))
-    assert (status["attempt"], status["failures"]) == (2, 0)  # the resize uses up no attempt
-    assert status["outcome"]["resumed_from_step"] == step < status["outcome"]["final_step"] == 40000
+    status = resumed_at_the_notice(controller, settings, elastic.job_id, "scaling to 2 workers", 40000)
     messages = [e["message"] for e in status["events"]]
     first, second = (f"{elastic.job_id}-attempt-{n}" for n in (1, 2))
     assert any(m.startswith(f"{first} submitted to local") and m.endswith(", 1 workers") for m in messages)
