@@ -31,22 +31,23 @@ from ma_ray.training.checkpoint_state import TrainingState, read_state, restore_
 from ma_ray.training.checkpoint_store import checkpoint_id_for
 from ma_ray.training.run import TrainingOutcome, TrainingRun
 from ma_ray.training.trainers.common import (
-    PREEMPTED,
-    SUCCEEDED,
     CheckpointClock,
     Faults,
     RunLog,
     WorkerSpec,
-    datasets,
     final_checkpoint,
     outcome,
-    report_final,
     resume,
-    run_config,
-    scaling_config,
-    summary,
 )
-from ma_ray.training.trainers.torch_common import StepGate, agree, gather, gather_rng
+from ma_ray.training.trainers.torch_common import (
+    StepGate,
+    agree,
+    finish_step,
+    gather,
+    gather_rng,
+    run_epochs,
+    torch_trainer,
+)
 
 DS_DIR, CONFIG_FILE = "ds", "model_config.json"
 
@@ -165,12 +166,7 @@ class _FineTune:
             loss = self._loss(texts)
             self.engine.backward(loss)
             self.engine.step()
-            self.metrics["train_loss"] = float(loss.item())
-            self.state = TrainingState(epoch, self.state.step + 1, self.state.best_metric, index + 1)
-            save, stop = self.gate.after_step(self.state.step)
-            if save:
-                self.checkpoint()
-            if stop:
+            if not finish_step(self, epoch, index, loss):
                 return False
         return True
 
@@ -203,35 +199,17 @@ def train_loop(config: dict[str, Any]) -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # read when deepspeed is first imported
     import ray.train
 
-    tune = _FineTune(spec, LMParams.of(spec.params), ray.train.get_context().get_world_rank())
-    for epoch in range(tune.state.epoch, tune.hp.epochs):
-        if not tune.run_epoch(epoch):
-            break
-        tune.end_epoch(epoch)
-    if not tune.gate.preempted and tune.clock.last_step != tune.state.step:
-        tune.checkpoint()
-    status = PREEMPTED if tune.gate.preempted else SUCCEEDED
-    report_final(tune.rank, summary(status, tune.resumed, tune.state.step, tune.history, tune.metrics), tune.store)
+    run_epochs(_FineTune(spec, LMParams.of(spec.params), ray.train.get_context().get_world_rank()))
 
 
 def fit(run: TrainingRun) -> TrainingOutcome:
     """Fine-tune with ``run.num_workers`` DeepSpeed ranks. The model is a local copy of the final DeepSpeed
     checkpoint folder (kept for the caller to log to Gallery, then delete)."""
-    from ray.train.torch import TorchConfig, TorchTrainer
-
     if not run.text_column:
         raise ValueError("the deepspeed trainer reads text: set TrainingRun.text_column")
     spec = WorkerSpec.of(run)
     started = time.monotonic()
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={"spec": spec},
-        torch_config=TorchConfig(backend="nccl" if run.use_gpu else "gloo"),
-        scaling_config=scaling_config(run),
-        run_config=run_config(spec, run.max_failures),
-        datasets=datasets(run),
-    )
-    result = trainer.fit()
+    result = torch_trainer(train_loop, spec, run).fit()
     store = spec.store()
     local = Path(tempfile.mkdtemp(prefix="ma_ray_deepspeed_model_"))
     final_checkpoint(store, local)

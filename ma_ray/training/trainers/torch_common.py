@@ -1,13 +1,29 @@
-"""Worker-side pieces the PyTorch and DeepSpeed trainers share: per-step decisions every rank agrees on (through
-``torch.distributed``, already set up by Ray Train's TorchTrainer), and feature batches from a Ray Data shard."""
+"""What the PyTorch and DeepSpeed trainers share: per-step decisions every rank agrees on (through
+``torch.distributed``, already set up by Ray Train's TorchTrainer), the bookkeeping after a step, the epoch loop
+of a worker, feature batches from a Ray Data shard, and the driver's ``TorchTrainer``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from ma_ray.training.checkpoint_state import capture_rng
-from ma_ray.training.trainers.common import CheckpointClock, ControlNotice, Faults, RunLog, preemption_seconds_left
+from ma_ray.training.checkpoint_state import TrainingState, capture_rng
+from ma_ray.training.run import TrainingRun
+from ma_ray.training.trainers.common import (
+    PREEMPTED,
+    SUCCEEDED,
+    CheckpointClock,
+    ControlNotice,
+    Faults,
+    RunLog,
+    WorkerSpec,
+    datasets,
+    preemption_seconds_left,
+    report_final,
+    run_config,
+    scaling_config,
+    summary,
+)
 
 
 def agree(value: Any) -> Any:
@@ -55,6 +71,47 @@ class StepGate:
             self.preempted = True
             return save, True
         return bool(agree(self.rank == 0 and self.clock.due(step))), False
+
+
+def finish_step(worker: Any, epoch: int, index: int, loss: Any) -> bool:
+    """After the optimizer step on batch ``index`` of ``epoch``: record the loss and the state, checkpoint if the
+    gate says so; False when a preemption notice stops the run. ``worker`` has ``metrics``, ``state``, ``gate``
+    and ``checkpoint()``."""
+    worker.metrics["train_loss"] = float(loss.item())
+    worker.state = TrainingState(epoch, worker.state.step + 1, worker.state.best_metric, index + 1)
+    save, stop = worker.gate.after_step(worker.state.step)
+    if save:
+        worker.checkpoint()
+    return not stop
+
+
+def run_epochs(worker: Any) -> None:
+    """A worker's whole run: the remaining epochs (``run_epoch`` False: preempted), a final checkpoint unless the
+    last step has one, then the final report. ``worker`` also has ``hp.epochs``, ``clock``, ``resumed``,
+    ``history``, ``rank``, ``store`` and ``end_epoch``."""
+    for epoch in range(worker.state.epoch, worker.hp.epochs):
+        if not worker.run_epoch(epoch):
+            break
+        worker.end_epoch(epoch)
+    if not worker.gate.preempted and worker.clock.last_step != worker.state.step:
+        worker.checkpoint()
+    status = PREEMPTED if worker.gate.preempted else SUCCEEDED
+    report = summary(status, worker.resumed, worker.state.step, worker.history, worker.metrics)
+    report_final(worker.rank, report, worker.store)
+
+
+def torch_trainer(train_loop: Any, spec: WorkerSpec, run: TrainingRun) -> Any:
+    """The driver's Ray Train ``TorchTrainer`` for ``train_loop``: NCCL on GPUs, gloo on CPUs."""
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    return TorchTrainer(
+        train_loop,
+        train_loop_config={"spec": spec},
+        torch_config=TorchConfig(backend="nccl" if run.use_gpu else "gloo"),
+        scaling_config=scaling_config(run),
+        run_config=run_config(spec, run.max_failures),
+        datasets=datasets(run),
+    )
 
 
 def feature_batches(shard: Any, features: tuple[str, ...], label: str, batch_size: int, classify: bool) -> Iterator:

@@ -20,23 +20,24 @@ from typing import Any
 from ma_ray.training.checkpoint_state import TrainingState, read_state, restore_rng, write_state
 from ma_ray.training.run import TrainingOutcome, TrainingRun
 from ma_ray.training.trainers.common import (
-    PREEMPTED,
-    SUCCEEDED,
     CheckpointClock,
     Faults,
     RunLog,
     WorkerSpec,
-    datasets,
     final_checkpoint,
     outcome,
-    report_final,
     resume,
-    run_config,
-    scaling_config,
-    summary,
     timed_save,
 )
-from ma_ray.training.trainers.torch_common import StepGate, feature_batches, gather, gather_rng
+from ma_ray.training.trainers.torch_common import (
+    StepGate,
+    feature_batches,
+    finish_step,
+    gather,
+    gather_rng,
+    run_epochs,
+    torch_trainer,
+)
 
 MODEL_FILE, OPTIMIZER_FILE = "model.pt", "optimizer.pt"
 
@@ -182,12 +183,7 @@ class _Trainer:
             loss = _loss(self.model, x, y, self.hp.classify)
             loss.backward()
             self.optimizer.step()
-            self.metrics["train_loss"] = float(loss.item())
-            self.state = TrainingState(epoch, self.state.step + 1, self.state.best_metric, index + 1)
-            save, stop = self.gate.after_step(self.state.step)
-            if save:
-                self.checkpoint()
-            if stop:
+            if not finish_step(self, epoch, index, loss):
                 return False
         return True
 
@@ -208,36 +204,18 @@ def train_loop(config: dict[str, Any]) -> None:
     import ray.train
 
     spec: WorkerSpec = config["spec"]
-    trainer = _Trainer(spec, MLPParams.of(spec.params), ray.train.get_context().get_world_rank())
-    for epoch in range(trainer.state.epoch, trainer.hp.epochs):
-        if not trainer.run_epoch(epoch):
-            break
-        trainer.end_epoch(epoch)
-    if not trainer.gate.preempted and trainer.clock.last_step != trainer.state.step:
-        trainer.checkpoint()
-    status = PREEMPTED if trainer.gate.preempted else SUCCEEDED
-    report = summary(status, trainer.resumed, trainer.state.step, trainer.history, trainer.metrics)
-    report_final(trainer.rank, report, trainer.store)
+    run_epochs(_Trainer(spec, MLPParams.of(spec.params), ray.train.get_context().get_world_rank()))
 
 
 def fit(run: TrainingRun) -> TrainingOutcome:
     """Train with ``run.num_workers`` DDP workers; the model is the trained ``torch.nn.Module`` and
     ``save_options`` name its factory for Gallery's pytorch flavor."""
     import torch
-    from ray.train.torch import TorchConfig, TorchTrainer
 
     spec = WorkerSpec.of(run)
     hp = MLPParams.of(spec.params)
     started = time.monotonic()
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={"spec": spec},
-        torch_config=TorchConfig(backend="nccl" if run.use_gpu else "gloo"),
-        scaling_config=scaling_config(run),
-        run_config=run_config(spec, run.max_failures),
-        datasets=datasets(run),
-    )
-    result = trainer.fit()
+    result = torch_trainer(train_loop, spec, run).fit()
     store = spec.store()
     factory_kwargs = hp.factory_kwargs(len(spec.feature_columns))
     module = mlp(**factory_kwargs)
