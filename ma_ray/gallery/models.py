@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ma_ray.gallery.names import NAME_PATTERN
-from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRef
+from ma_ray.palette.catalog import BASIS_PREFIX, check_input_refs
 
 JsonScalar = str | int | float | bool | None
 Tags = dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=1024)]]
@@ -63,15 +63,7 @@ class InputSignature(_Record):
     @field_validator("features")
     @classmethod
     def _refs(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
-        for ref in refs:
-            if ref.startswith(BASIS_PREFIX):
-                if not ref[len(BASIS_PREFIX) :].isidentifier():
-                    raise ValueError(f"'{ref}' is not a request field reference: expected @basis:<field>")
-            else:
-                FeatureRef.parse(ref)
-        if len(set(refs)) != len(refs):
-            raise ValueError("features lists a reference twice")
-        return refs
+        return check_input_refs(refs)
 
     @field_validator("transforms")
     @classmethod

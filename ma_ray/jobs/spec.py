@@ -200,20 +200,9 @@ class TrainingJobSpec(_Model):
     @field_validator("features")
     @classmethod
     def _refs(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
-        from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRef
+        from ma_ray.palette.catalog import check_input_refs
 
-        for ref in refs:
-            if ref.startswith(BASIS_PREFIX):
-                if not ref[len(BASIS_PREFIX) :].isidentifier():
-                    raise ValueError(f"{ref!r} is not a request field: write @basis:<field>")
-                continue
-            try:
-                FeatureRef.parse(ref)
-            except ValueError as error:
-                raise ValueError(f"{ref!r}: {error}") from None
-        if len(set(refs)) != len(refs):
-            raise ValueError("a feature is listed twice")
-        return refs
+        return check_input_refs(refs)
 
     @field_validator("transforms")
     @classmethod

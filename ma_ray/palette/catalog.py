@@ -249,6 +249,20 @@ class FeatureRepository(_Strict):
         return str(FeatureRef(self.catalog, group.name, feature.name, join_key))
 
 
+def check_input_refs(refs: tuple[str, ...]) -> tuple[str, ...]:
+    """A model's inputs as written (a job spec's, a Gallery signature's): feature refs and ``@basis:<field>``
+    request fields, each once. Returns ``refs``; raises ``ValueError`` naming the first bad one."""
+    for ref in refs:
+        if ref.startswith(BASIS_PREFIX):
+            if not ref[len(BASIS_PREFIX) :].isidentifier():
+                raise ValueError(f"{ref!r} is not a request field: write @basis:<field>")
+        else:
+            FeatureRef.parse(ref)
+    if len(set(refs)) != len(refs):
+        raise ValueError("a feature is listed twice")
+    return refs
+
+
 @dataclass(frozen=True)
 class FeatureRef:
     """`@palette:<catalog>:<group>:<feature>:<join_key>`."""
