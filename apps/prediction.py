@@ -78,7 +78,7 @@ from ma_ray.serving.placement import (
     group_sizes,
     pool_deployment,
 )
-from ma_ray.serving.precision import SIZE_FACTOR, Precision, apply_precision, check_precision, input_dtype
+from ma_ray.serving.precision import SIZE_FACTOR, Precision, check_precision, input_dtype
 from ma_ray.serving.stage_timing import (
     INFERENCE,
     LOAD_FAILURES_TOTAL,
@@ -195,7 +195,7 @@ def _ms(since: float) -> float:
 class LoadedModel:
     """A version ready to infer: its model object, its input builder, and where it runs."""
 
-    def __init__(self, model: Any, inputs: ModelInputs, device: str, precision: str = "fp32") -> None:
+    def __init__(self, model: Any, inputs: ModelInputs, device: str, precision: str) -> None:
         self.model, self.inputs, self.device, self.precision = model, inputs, device, precision
 
     def predict(self, matrix: np.ndarray) -> list[float]:
@@ -272,11 +272,7 @@ class PoolReplica:
         record = self.gallery.version(model, int(version))
         inputs = ModelInputs(record.signature.features, record.signature.transforms, self.types)
         artifact = self._pinned_artifact(model_id, record.artifact_uri, record.checksum)
-        model = load_local(artifact, self.device)
-        if record.flavor == "pytorch":
-            model = apply_precision(model, self.precision, self.device)
-            return LoadedModel(model, inputs, self.device, self.precision)
-        return LoadedModel(model, inputs, self.device)
+        return LoadedModel(load_local(artifact, self.device, self.precision), inputs, self.device, self.precision)
 
     def _pinned_artifact(self, model_id: str, uri: str, checksum: str) -> LocalArtifact:
         # Pinned before the get, so no replica's prune deletes the files while this model maps them.

@@ -12,6 +12,7 @@ that cannot load, say: ``shared_errors``) go to every request without a retry.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,7 @@ class _Waiting:
 @dataclass
 class _Key:
     in_flight: int = 0
-    queue: list[_Waiting] = field(default_factory=list)
+    queue: deque[_Waiting] = field(default_factory=deque)
 
 
 class RequestCoalescer:
@@ -70,7 +71,7 @@ class RequestCoalescer:
     def _dispatch(self, key: Hashable, state: _Key) -> None:
         batch, total = [], 0
         while state.queue and (not batch or total + len(state.queue[0].rows) <= self.max_rows):
-            waiting = state.queue.pop(0)
+            waiting = state.queue.popleft()
             if waiting.future.cancelled():  # its client went away
                 continue
             batch.append(waiting)
