@@ -69,6 +69,12 @@ class FeatureServerPool:
         self._next += 1
         return actor.get_features.remote(rows, refs)
 
+    def release(self) -> None:
+        """Stop the pool's actors now, not when the driver that made them ends."""
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
+
     def served_by_tier(self) -> dict[str, int]:
         totals: dict[str, int] = {}
         for counts in ray.get([actor.served_by_tier.remote() for actor in self.actors]):

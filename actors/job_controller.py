@@ -5,7 +5,8 @@ takes training job specs through the seed's workflow:
    estimate its resources (the scheduler request), persist it, queue it in the tiered scheduler;
 2. cluster selection: the scheduler's decisions (fair share across tiers, FFD packing, tier-1 headroom and
    preemption, data locality, spot for tiers 3-4);
-3. job creation: a Ray job on the chosen cluster's job-submission address, ``python -m apps.train --job-id ...``;
+3. job creation: a Ray job on the chosen cluster's job-submission address, ``<python> -m apps.train --job-id ...``
+   with the interpreter that cluster's jobs use (`ma_ray.jobs.entrypoint`);
 4. monitoring: poll each attempt; a failed attempt is retried with the same run id (the trainer resumes from its
    newest valid checkpoint) until ``max_attempts`` failed; a preempted one is queued again. A job the scheduler
    preempts for a tier-1 job gets a notice in its run's checkpoint store, checkpoints and ends as preempted (the
@@ -40,6 +41,7 @@ from apps.train import checkpoint_root
 from ma_ray.config import ENV_PREFIX, Settings, load_settings
 from ma_ray.jobs import workflow
 from ma_ray.jobs.clusters import ClusterRegistry
+from ma_ray.jobs.entrypoint import job_python, training_entrypoint
 from ma_ray.jobs.job_store import open_job_store
 from ma_ray.jobs.scheduler import Preempt, ScaleUp, Start, TieredScheduler
 from ma_ray.jobs.spec import ClusterSpec, SpecError, TrainingJobSpec, parse_spec
@@ -288,9 +290,8 @@ class JobController:
     def _launch(self, record: JobRecord, start: Start) -> None:
         cluster = self._registry.get(start.cluster)
         record = workflow.started(record, cluster.name, cluster.address, start.workers)
-        entrypoint = (
-            f"python -m apps.train --job-id {record.job_id} --attempt {record.attempt} --workers {start.workers}"
-        )
+        python = job_python(cluster.address, cluster.python)
+        entrypoint = training_entrypoint(python, record.job_id, record.attempt, start.workers)
         try:
             clear_preemption_notice(checkpoint_root(self._settings), record.job_id)  # an older attempt's
             self._client(cluster.address).submit_job(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 
 import pyarrow.compute as pc
 import ray
@@ -24,6 +25,7 @@ from actors.feature_server import FeatureServerPool
 from apps.demo_deploy import stage_deploy, stage_predict_http
 from apps.demo_production import ServicesUnavailable, check_services, production_settings
 from apps.demo_stream import stage_stream
+from apps.demo_summary import SUMMARY_FILE, DemoSummary, StageEntry, record_failure
 from apps.demo_train import stage_train_job
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import RideshareConfig, read_raw, write_chunk, write_dimensions
@@ -33,7 +35,7 @@ from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.pipelines import BatchPipeline
 from ma_ray.palette.registry import FeatureRegistry, registered_repository
 from ma_ray.palette.repository import load_repository
-from ma_ray.ray_runtime import init_ray
+from ma_ray.ray_runtime import RayDataStatsActor, init_ray
 from ma_ray.text_table import format_table
 
 SAMPLE_REPOSITORY = resources.files("ma_ray.palette") / "samples" / "rideshare"
@@ -68,7 +70,7 @@ def stage_generate_data(ctx: DemoContext) -> None:
     ]
     print(format_table(rows, ["table", "rows"]))
     print(f"raw Parquet under {ctx.raw_uri}; the 10 hottest drivers take {hottest_share:.1%} of trips (Zipf)")
-    ctx.facts.update(trips=trips, trip_events=events, hottest_share=hottest_share)
+    ctx.facts.update(trips=trips, trip_events=events, hottest_share=round(hottest_share, 4))
 
 
 def stage_apply_features(ctx: DemoContext) -> None:
@@ -90,6 +92,7 @@ def stage_apply_features(ctx: DemoContext) -> None:
                 ["feature (tier 1)", "type", "source", "version"],
             )
         )
+        ctx.facts.update(features=len(rows), derived_features=sum(r.derived for r in rows))
         print("downstream of raw:trips (what a change to trips touches):")
         print(registry.lineage("raw:trips", Direction.DOWNSTREAM).render())
     finally:
@@ -120,11 +123,19 @@ def stage_batch_features(ctx: DemoContext) -> None:
         f"streaming groups left to the stream path: {skipped}"
     )
     ctx.facts["as_of"] = as_of
+    ctx.facts["snapshots"] = {r.group: {"date": str(r.snapshot_date), "rows": r.snapshot_rows} for r in records}
 
 
 def stage_lookup(ctx: DemoContext) -> None:
     """Ask a pool of feature-serving actors for features of the hottest drivers, stored and derived."""
     pool = FeatureServerPool(2, "rideshare", ctx.settings.model_dump())
+    try:
+        _lookup(ctx, pool)
+    finally:
+        pool.release()
+
+
+def _lookup(ctx: DemoContext, pool: FeatureServerPool) -> None:
     hot = _hottest_drivers(ctx.raw_uri, 5)
     ctx.facts["hot_drivers"] = hot
     request_ts = datetime.combine(ctx.facts["as_of"], datetime.min.time(), tzinfo=UTC) + timedelta(hours=8)
@@ -141,9 +152,10 @@ def stage_lookup(ctx: DemoContext) -> None:
         ray.get(pool.get_features(rows[:1], LOOKUP_REFS))
         latencies.append((time.perf_counter() - started) * 1000)
     p50, p99 = (sorted(latencies)[int(q * (len(latencies) - 1))] for q in (0.5, 0.99))
+    ctx.facts.update(lookup_p50_ms=round(p50, 3), lookup_p99_ms=round(p99, 3), served_by_tier=pool.served_by_tier())
     print(
         f"200 single-driver lookups through the actor pool: p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
-        f"served by tier: {pool.served_by_tier()}"
+        f"served by tier: {ctx.facts['served_by_tier']}"
     )
 
 
@@ -185,7 +197,8 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
 ]
 
 
-def run(argv: list[str] | None = None) -> DemoContext:
+def run(argv: list[str] | None = None) -> DemoSummary:
+    """Every stage in order until one fails; the summary is written (``--summary``) whatever happens."""
     args = _parse(argv)
     settings = production_settings() if args.production else load_settings()
     if args.production:
@@ -194,17 +207,45 @@ def run(argv: list[str] | None = None) -> DemoContext:
     raw_uri = args.raw_uri or f"{settings.offline_uri}/raw"
     ctx = DemoContext(settings, data, raw_uri)
     ctx.facts["topic"] = args.topic
+    summary = DemoSummary.of([title for title, _ in STAGES])
+    summary_path = Path(args.summary) if args.summary else settings.state_dir / SUMMARY_FILE
+    started_ray = not ray.is_initialized()
     init_ray(settings)
+    ray_data_stats = RayDataStatsActor.before_this_run()
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # each stage prints its own summary
     ray.data.DataContext.get_current().enable_progress_bars = False
     print(f"ma-ray demo: {data.trips:,} trips, seed {data.seed}, online store {settings.online_store}")
-    for number, (title, stage) in enumerate(STAGES, start=1):
-        print(f"\n[{number}/{len(STAGES)}] {title}")
-        started = time.perf_counter()
+    try:
+        for entry, (_, stage) in zip(summary.stages, STAGES, strict=True):
+            if not _run_stage(ctx, entry, stage):
+                break
+        else:
+            print(f"\nall {len(STAGES)} stages done")
+    finally:
+        summary.write(summary_path)
+        print(f"summary: {summary_path}")
+        ray_data_stats.release()
+        if started_ray:
+            ray.shutdown()
+    return summary
+
+
+def _run_stage(ctx: DemoContext, entry: StageEntry, stage: Callable[[DemoContext], None]) -> bool:
+    """Run one stage into its summary entry (the facts it added are its figures); False if it failed."""
+    print(f"\n[{entry.number}/{len(STAGES)}] {entry.title}")
+    known = set(ctx.facts)
+    started = time.perf_counter()
+    try:
         stage(ctx)
-        print(f"    done in {time.perf_counter() - started:.1f}s")
-    print(f"\nall {len(STAGES)} stages done")
-    return ctx
+    except Exception as error:  # any failure ends the demo with one message, never a traceback
+        entry.seconds = round(time.perf_counter() - started, 3)
+        print(record_failure(entry, error, ctx.settings.state_dir, len(STAGES)), file=sys.stderr)
+        return False
+    entry.seconds = round(time.perf_counter() - started, 3)
+    entry.outcome = "passed"
+    entry.figures = {key: ctx.facts[key] for key in ctx.facts if key not in known}
+    print(f"    done in {entry.seconds:.1f}s")
+    return True
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -219,19 +260,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="real Cassandra, Redis and Kafka (MA_RAY_CONFIG_FILE, else clusters/settings/local-services.yaml)",
     )
     parser.add_argument("--topic", default="demo.trip-events", help="Kafka topic of the stream stage (production)")
+    parser.add_argument("--summary", default="", help=f"JSON summary file (default: <state_dir>/{SUMMARY_FILE})")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        run(argv)
+        summary = run(argv)
     except ValueError as error:  # SettingsError and pydantic's ValidationError: a bad setting or argument
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ServicesUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return 0
+    return 0 if summary.passed else 1
 
 
 if __name__ == "__main__":

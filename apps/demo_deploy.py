@@ -34,7 +34,8 @@ def stage_deploy(ctx: DemoContext) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    # One access-log line per request would bury the demo's output (and a job's log) under stage 8's requests.
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"enable_access_log": False})
     gallery = Gallery.from_settings(ctx.settings)
     try:
         serve.run(build_app({"settings": ctx.settings.model_dump()}), name=APP, route_prefix="/")
@@ -70,7 +71,8 @@ def stage_predict_http(ctx: DemoContext) -> None:
                 ["driver", "route km", f"predicted minutes ({MODEL}:{answer['version']})"],
             )
         )
-        _print_latency(url, rows[0])
+        ctx.facts["predictions"] = [round(p, 3) for p in answer["predictions"]]
+        ctx.facts["latency_ms"] = _print_latency(url, rows[0])
     finally:
         serve.shutdown()
     print(
@@ -94,7 +96,7 @@ def _print_rollout(report: RolloutReport, rollout: Rollout) -> None:
     )
 
 
-def _print_latency(url: str, row: dict, count: int = LATENCY_REQUESTS) -> None:
+def _print_latency(url: str, row: dict, count: int = LATENCY_REQUESTS) -> dict[str, dict[str, float]]:
     """Single-row predictions; each answer's X-MA-Timing stages and the client's total, p50/p95/p99 in ms."""
     session = requests.Session()
     stages: dict[str, list[float]] = {}
@@ -108,3 +110,4 @@ def _print_latency(url: str, row: dict, count: int = LATENCY_REQUESTS) -> None:
     table = [(stage, len(v), *np.percentile(v, [50, 95, 99]).round(3)) for stage, v in stages.items()]
     print(f"latency of {count} single-row predictions, per stage as the service measured it (ms):")
     print(format_table(table, ["stage", "requests", "p50", "p95", "p99"]))
+    return {stage: {"p50": float(p50), "p95": float(p95), "p99": float(p99)} for stage, _, p50, p95, p99 in table}

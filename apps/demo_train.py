@@ -5,6 +5,7 @@ lives there)."""
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ import ray
 
 from actors.job_controller import job_controller, running_controller, submit, wait
 from apps.demo_models import MODEL, SIGNATURE, TRAINING_DAYS
+from apps.demo_summary import StageFailed
 from ma_ray.jobs.spec import ClusterSpec, NodeSpec, TrainingJobSpec, parse_spec
 from ma_ray.jobs.workflow import JobState
 from ma_ray.palette.pipelines import BatchPipeline
@@ -33,7 +35,8 @@ def local_cluster() -> ClusterSpec:
     node = NodeSpec(
         name="local", cpu=total.get("CPU", 1), gpu=total.get("GPU", 0), memory_gb=total.get("memory", 0) / 2**30
     )
-    return ClusterSpec(name="local", address=f"http://{url}", location="local", nodes=(node,))
+    # This process started (or joined) the Ray its jobs run on: they run with this interpreter, not PATH's python.
+    return ClusterSpec(name="local", address=f"http://{url}", location="local", nodes=(node,), python=sys.executable)
 
 
 def eta_spec(ctx: DemoContext) -> TrainingJobSpec:
@@ -90,10 +93,12 @@ def _train(controller: Any, ctx: DemoContext) -> None:
     done = wait(controller, job.job_id, JOB_TIMEOUT_S)
     status = ray.get(controller.status.remote(job.job_id))
     print(format_table([(e["message"],) for e in status["events"]], ["job controller events"]))
+    ctx.facts["training_job"] = job.job_id
     if done.state is not JobState.SUCCEEDED:
-        raise RuntimeError(f"training job {job.job_id} {done.state}: {done.message} (`ma-ray jobs logs {job.job_id}`)")
+        raise StageFailed(f"training job {job.job_id} {done.state}: {done.message}", f"ma-ray jobs logs {job.job_id}")
     outcome = status["outcome"]
     metrics = ", ".join(f"{k} {v:.3g}" for k, v in sorted(outcome["metrics"].items()))
     print(f"{outcome['rows']:,} labelled trips, {outcome['final_step']} rounds, {len(outcome['checkpoints'])} "
           f"checkpoints kept; {metrics}")  # fmt: skip
     print(f"registered {done.model_version} with lineage to its features and snapshots")
+    ctx.facts.update(model_version=done.model_version, training_rows=outcome["rows"], metrics=outcome["metrics"])

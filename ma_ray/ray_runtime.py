@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from ma_ray.config import Settings
@@ -48,3 +49,32 @@ def init_ray(settings: Settings) -> None:
 
 def _names_job_api(address: str) -> bool:
     return address.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class RayDataStatsActor:
+    """Ray Data's stats actor is detached, so it outlives the job that made it: a run that made it removes it at
+    its end, and leaves one that was there before (another job's) alone."""
+
+    made_by_this_run: bool
+
+    @classmethod
+    def before_this_run(cls) -> RayDataStatsActor:
+        return cls(made_by_this_run=_ray_data_stats_actor() is None)
+
+    def release(self) -> None:
+        import ray
+
+        actor = _ray_data_stats_actor() if self.made_by_this_run and ray.is_initialized() else None
+        if actor is not None:
+            ray.kill(actor)
+
+
+def _ray_data_stats_actor() -> Any | None:
+    import ray
+    from ray.data._internal.stats import STATS_ACTOR_NAME, STATS_ACTOR_NAMESPACE
+
+    try:
+        return ray.get_actor(STATS_ACTOR_NAME, namespace=STATS_ACTOR_NAMESPACE)
+    except ValueError:
+        return None

@@ -40,6 +40,7 @@ class Cluster:
     location: str
     cost_class: CostClass
     nodes: tuple[Node, ...]
+    python: str | None = None  # the interpreter its jobs run with; None: see ma_ray.jobs.entrypoint.job_python
 
     def __post_init__(self) -> None:
         if not self.nodes:

@@ -150,10 +150,16 @@ class ClusterSpec(_Model):
     location: str = "local"
     cost_class: Literal["spot", "on_demand"] = "on_demand"
     nodes: tuple[NodeSpec, ...] = Field(min_length=1)
+    python: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the interpreter its jobs run with (e.g. /opt/venv/bin/python); unset: the controller's own "
+        "for a job server on loopback, else the image's `python`",
+    )
 
     def to_cluster(self) -> Cluster:
         nodes = tuple(Node(n.name, Resources(n.cpu, n.gpu, n.memory_gb)) for n in self.nodes)
-        return Cluster(self.name, self.address, self.location, CostClass(self.cost_class), nodes)
+        return Cluster(self.name, self.address, self.location, CostClass(self.cost_class), nodes, self.python)
 
 
 class ClustersFile(_Model):
