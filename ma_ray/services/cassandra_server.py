@@ -13,7 +13,7 @@ import yaml
 from ma_ray.config import Settings
 from ma_ray.connections import cassandra_cluster
 from ma_ray.services.errors import ServiceError
-from ma_ray.services.maven import require_java, runtime_classpath
+from ma_ray.services.maven import CASSANDRA_JAVA, require_java, runtime_classpath
 
 CASSANDRA_VERSION = "5.0.9"
 
@@ -151,7 +151,7 @@ class CassandraServer:
         }
 
     def prepare(self) -> list[str]:
-        java = require_java()
+        java = require_java("Cassandra 5.0", CASSANDRA_JAVA)
         lib = runtime_classpath("cassandra", self.settings.cache_dir / f"cassandra-{CASSANDRA_VERSION}")
         conf = self.home / "conf"
         conf.mkdir(parents=True, exist_ok=True)
@@ -180,6 +180,9 @@ class CassandraServer:
 
     def env(self) -> dict[str, str]:
         return {}
+
+    def port_holder(self, host: str, port: int) -> str:
+        return ""
 
     def check(self) -> str:
         cluster = cassandra_cluster(self.settings, connect_timeout_s=2.0)

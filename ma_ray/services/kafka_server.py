@@ -10,7 +10,7 @@ from pathlib import Path
 from ma_ray.config import Settings
 from ma_ray.connections import kafka_admin
 from ma_ray.services.errors import ServiceError
-from ma_ray.services.maven import require_java, runtime_classpath
+from ma_ray.services.maven import KAFKA_JAVA, require_java, runtime_classpath
 
 KAFKA_VERSION = "4.1.1"
 
@@ -73,7 +73,7 @@ class KafkaServer:
         }
 
     def prepare(self) -> list[str]:
-        java = require_java()
+        java = require_java("Kafka 4", KAFKA_JAVA)
         lib = runtime_classpath("kafka", self.settings.cache_dir / f"kafka-{KAFKA_VERSION}")
         conf = self.home / "conf"
         conf.mkdir(parents=True, exist_ok=True)
@@ -114,6 +114,9 @@ class KafkaServer:
 
     def env(self) -> dict[str, str]:
         return {}
+
+    def port_holder(self, host: str, port: int) -> str:
+        return ""
 
     def check(self) -> str:
         metadata = kafka_admin(self.settings).list_topics(timeout=2.0)

@@ -38,6 +38,9 @@ class LocalServer(Protocol):
     def check(self) -> str:
         """A real request to the server; returns a one-line description, raises when not healthy."""
 
+    def port_holder(self, host: str, port: int) -> str:
+        """A sentence naming who holds host:port when this kind can tell (a distro's packaged service), else ""."""
+
 
 @dataclass
 class ServiceStatus:
@@ -94,16 +97,33 @@ class ServiceLauncher:
 
     def up(self, names: tuple[ServiceName, ...] = ALL_SERVICES) -> list[ServiceStatus]:
         """Start every named managed service that is not running, then wait until each answers a real request.
-        Raises ServiceError naming the first service that failed, with the tail of its log."""
-        started = [name for name in names if self._start(name)]
-        statuses = []
-        for name in names:
-            if name in started or self.settings.is_managed(name):
-                self._wait_healthy(name)
-            else:
-                self._check_external(name)
-            statuses.append(self._status_of(name))
-        return statuses
+        Raises ServiceError naming the first service that failed, with the tail of its log; a failure part-way
+        first stops the services this call started (never ones that were running before it)."""
+        started: list[ServiceName] = []
+        try:
+            for name in names:
+                if self._start(name):
+                    started.append(name)
+            return [self._ready(name) for name in names]
+        except ServiceError as error:
+            raise ServiceError(f"{error}{self._stop_started(started)}") from None
+        except BaseException:  # Ctrl-C or a bug: still leave nothing half-started behind
+            self._stop_started(started)
+            raise
+
+    def _ready(self, name: ServiceName) -> ServiceStatus:
+        if self.settings.is_managed(name):
+            self._wait_healthy(name)
+        else:
+            self._check_external(name)
+        return self._status_of(name)
+
+    def _stop_started(self, started: list[ServiceName]) -> str:
+        """Stops what this `up` started, newest first; returns the note for the error ("" if none was running)."""
+        stopped = [name for name in reversed(started) if self._process(name).stop()]
+        if not stopped:
+            return ""
+        return f"\n`services up` stopped what it had started before the failure: {', '.join(stopped)}."
 
     def _start(self, name: ServiceName) -> bool:
         if not self.settings.is_managed(name) or self._process(name).alive():
@@ -111,9 +131,11 @@ class ServiceLauncher:
         server = self.servers[name]
         for host, port, setting in server.endpoints():
             if port_in_use(host, port):
+                holder = server.port_holder(host, port)
                 raise ServiceError(
                     f"{name}: port {port} on {host} is already taken by a process ma-ray did not start. "
-                    f"Stop that process, move {name} with {setting}, or add '{name}' to "
+                    + (f"{holder} " if holder else "")
+                    + f"Stop that process, move {name} with {setting}, or add '{name}' to "
                     f"MA_RAY_EXTERNAL_SERVICES to use the server that is listening there."
                 )
         command = server.prepare()

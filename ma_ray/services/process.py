@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,11 @@ def port_in_use(host: str, port: int, timeout_s: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def say(line: str) -> None:
+    """Tell the person running the command what a step did; stderr, so `--json` output on stdout stays clean."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -10,6 +10,10 @@ from pathlib import Path
 from ma_ray.config import Settings
 from ma_ray.connections import redis_client
 from ma_ray.services.errors import ServiceError
+from ma_ray.services.packaged_service import InitSystem, detect_init, free_command, stop_and_disable
+from ma_ray.services.process import say
+
+PACKAGED_UNIT = "redis-server"
 
 
 class RedisServer:
@@ -66,6 +70,35 @@ class RedisServer:
         finally:
             client.close()
 
+    def port_holder(self, host: str, port: int) -> str:
+        """Names Debian's packaged redis-server service when it is what holds host:port, with the command that
+        frees the port; empty for any other holder."""
+        return packaged_redis_note(_server_info(host, port), detect_init(PACKAGED_UNIT))
+
+
+def _server_info(host: str, port: int) -> dict | None:
+    import redis
+
+    client = redis.Redis(host=host, port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        return dict(client.info("server"))
+    except Exception:  # not a Redis, or one that wants a password: nothing to say about it
+        return None
+    finally:
+        client.close()
+
+
+def packaged_redis_note(info: dict | None, init: InitSystem) -> str:
+    """A sentence for the port-taken error when `INFO server` shows Debian's packaged service (its config file
+    is /etc/redis/redis.conf; ma-ray's own redis runs with no config file)."""
+    info = info or {}
+    config = str(info.get("config_file", ""))
+    if not config.startswith("/etc/redis/"):
+        return ""
+    pid = info.get("process_id", "?")
+    command = free_command(PACKAGED_UNIT, init) or f"sudo kill {pid}"
+    return f"It is Debian's packaged redis-server service (pid {pid}, {config}), not ma-ray's; free it: `{command}`."
+
 
 def _redis_binary() -> str:
     found = shutil.which("redis-server") or (
@@ -77,6 +110,8 @@ def _redis_binary() -> str:
     found = shutil.which("redis-server")
     if found is None:
         raise ServiceError("redis-server is still missing after apt-get install; install Debian's redis-server")
+    # The package starts its own service on 6379 when the host's init system lets it: ma-ray runs its own.
+    say(stop_and_disable(PACKAGED_UNIT, detect_init(PACKAGED_UNIT)))
     return found
 
 

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from ma_ray.config import Settings, load_settings
 from ma_ray.services import ServiceError, ServiceLauncher
 from ma_ray.services.kafka_server import KafkaServer
-from ma_ray.services.maven import require_java, runtime_classpath
+from ma_ray.services.maven import KAFKA_JAVA, require_java, runtime_classpath
 from ma_ray.services.process import port_in_use
 from ma_ray.services.redis_server import RedisServer
 from tests.ports import free_port
@@ -143,10 +144,11 @@ def test_external_services_are_checked_never_started(tmp_path: Path, services: S
 
 def test_missing_maven_and_java_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(ServiceError, match=r"`mvn` was not found on PATH.*apt-get install maven"):
         runtime_classpath("kafka", tmp_path / "kafka-lib")
     with pytest.raises(ServiceError, match=r"`java` was not found on PATH.*JDK 17"):
-        require_java()
+        require_java("Kafka 4", KAFKA_JAVA)
     with pytest.raises(ServiceError, match="`java` was not found"):
         KafkaServer(load_settings(state_dir=tmp_path)).prepare()
 
@@ -165,3 +167,121 @@ def test_cli_status_and_bad_setting(services: Settings, ma_ray_cli: str) -> None
     assert bad.returncode == 2
     assert "cassandra_port (MA_RAY_CASSANDRA_PORT='not-a-port')" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+class Sleeper:
+    """A fake server definition: a real sleeping process, healthy at once unless told otherwise."""
+
+    startup_timeout_s = 2.0
+
+    def __init__(self, name: str, fail: str = "") -> None:
+        self.name, self.fail = name, fail
+        self.marker = f"ma-ray-test-{name}-{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+
+    def endpoints(self) -> list[tuple[str, int, str]]:
+        return [("127.0.0.1", self.port, "SOME_SETTING")]
+
+    def prepare(self) -> list[str]:
+        if self.fail == "prepare":
+            raise ServiceError("Maven could not fetch kafka (exit 1)")
+        return [sys.executable, "-c", "import time; time.sleep(120)", self.marker]
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def check(self) -> str:
+        if self.fail == "check":
+            raise ConnectionError("connection refused")
+        return "sleeping"
+
+    def port_holder(self, host: str, port: int) -> str:
+        return "It is the test's squatter."
+
+
+def sleepers(tmp_path: Path, **fail: str) -> ServiceLauncher:
+    servers = {name: Sleeper(name, fail.get(name, "")) for name in ("redis", "cassandra", "kafka")}
+    return ServiceLauncher(load_settings(state_dir=tmp_path), servers=servers)  # type: ignore[arg-type]
+
+
+def test_up_failing_part_way_stops_what_it_started(tmp_path: Path) -> None:
+    launcher = sleepers(tmp_path, kafka="prepare")
+    with pytest.raises(ServiceError) as caught:
+        launcher.up()
+    message = str(caught.value)
+    assert message.startswith("Maven could not fetch kafka")
+    assert message.endswith("`services up` stopped what it had started before the failure: cassandra, redis.")
+    assert [s.state for s in launcher.status()] == ["stopped", "stopped", "stopped"]
+
+
+def test_up_failing_part_way_leaves_what_was_already_running(tmp_path: Path) -> None:
+    launcher = sleepers(tmp_path, cassandra="check")
+    [redis] = launcher.up(("redis",))
+    try:
+        with pytest.raises(ServiceError, match="cassandra did not become healthy within 2s") as caught:
+            launcher.up()
+        assert str(caught.value).endswith("stopped what it had started before the failure: kafka.")
+        assert [(s.state, s.pid) for s in launcher.status()] == [
+            ("healthy", redis.pid),
+            ("stopped", None),
+            ("stopped", None),
+        ]
+    finally:
+        assert launcher.down() == ["redis"]
+
+
+def test_port_error_names_the_holder_when_the_server_kind_can_tell(tmp_path: Path) -> None:
+    launcher = sleepers(tmp_path)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", launcher.servers["kafka"].endpoints()[0][1]))
+        squatter.listen()
+        with pytest.raises(ServiceError) as caught:
+            launcher.up()
+    assert "taken by a process ma-ray did not start. It is the test's squatter. Stop that process" in str(caught.value)
+    assert str(caught.value).endswith("stopped what it had started before the failure: cassandra, redis.")
+
+
+FAKE_MVN = """#!{python}
+import sys
+out = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("-DoutputDirectory="))
+print("[INFO] Scanning for projects...")
+if {fail}:
+    print("[INFO] BUILD FAILURE")
+    print("[ERROR] Failed to execute goal on project ma-ray-kafka: Could not resolve dependencies")
+    sys.exit(1)
+for name in ("kafka_2.13-4.1.1.jar", "kafka-clients-4.1.1.jar"):
+    print("[INFO] Downloaded from central: https://repo.maven.apache.org/maven2/org/" + name + " (6.5 MB at 9 MB/s)")
+    open(out + "/" + name, "w").close()
+print("[INFO] BUILD SUCCESS")
+"""
+
+
+def fake_mvn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: bool) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "mvn").write_text(FAKE_MVN.format(python=sys.executable, fail=fail))
+    (bin_dir / "mvn").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_maven_first_download_shows_progress_then_is_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_mvn(tmp_path, monkeypatch, fail=False)
+    lib = runtime_classpath("kafka", tmp_path / "kafka-lib")
+    assert (lib / "kafka_2.13-4.1.1.jar").exists()
+    err = capsys.readouterr().err
+    assert "Fetching kafka jars into" in err and "Fetched kafka jars" in err and "2 files, 13.0 MB downloaded" in err
+    runtime_classpath("kafka", tmp_path / "kafka-lib")
+    assert capsys.readouterr().err == ""
+
+
+def test_maven_failure_shows_its_error_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_mvn(tmp_path, monkeypatch, fail=True)
+    with pytest.raises(ServiceError) as caught:
+        runtime_classpath("kafka", tmp_path / "kafka-lib")
+    assert str(caught.value) == (
+        "Maven could not fetch kafka (exit 1):\n"
+        "[ERROR] Failed to execute goal on project ma-ray-kafka: Could not resolve dependencies"
+    )
+    assert not (tmp_path / "kafka-lib").exists()
