@@ -4,6 +4,7 @@ The controller runs in the Ray cluster the settings name (``MA_RAY_RAY_ADDRESS``
 ``ray start --head`` started). ``submit --clusters FILE`` starts it there if it is not running yet (as a child
 process, `python -m actors.job_controller`, like `ma-ray demo` runs its app). A spec is checked here first and
 again by the controller; a refused spec prints every reason and exits 1 with nothing submitted.
+``submit --dry-run --clusters FILE`` runs the controller's validation here, without Ray, and submits nothing.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import json
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ma_ray.config import load_settings
-from ma_ray.jobs.spec import SpecError, load_spec
+from ma_ray.jobs.spec import SpecError, TrainingJobSpec, load_spec
 from ma_ray.jobs.workflow import CONTROLLER_NAME, CONTROLLER_NAMESPACE, JobState
 from ma_ray.text_table import format_table
+
+if TYPE_CHECKING:
+    from ma_ray.jobs.validation import ValidatedJob
 
 REFUSED = 1
 
@@ -36,19 +40,35 @@ def _connect() -> None:
             ) from None
 
 
-def _controller(clusters: str | None) -> Any:
+def controller_command(clusters: str, preempt_grace_s: float | None = None) -> list[str]:
+    """The child process that starts the controller; the grace period is passed only when given (else its default)."""
+    command = [sys.executable, "-m", "actors.job_controller", "--clusters", clusters]
+    if preempt_grace_s is not None:
+        command += ["--preempt-grace-s", str(preempt_grace_s)]
+    return command
+
+
+def _controller(clusters: str | None, preempt_grace_s: float | None = None) -> Any:
     import ray
 
     _connect()
     try:
-        return ray.get_actor(CONTROLLER_NAME, namespace=CONTROLLER_NAMESPACE)
+        running = ray.get_actor(CONTROLLER_NAME, namespace=CONTROLLER_NAMESPACE)
     except ValueError:
         if clusters is None:
             raise ValueError(
                 "no job controller is running in this Ray cluster: pass --clusters FILE to start one "
                 "(see clusters/jobs/clusters.yaml)"
             ) from None
-    code = subprocess.call([sys.executable, "-m", "actors.job_controller", "--clusters", clusters])
+    else:
+        if preempt_grace_s is not None:  # the running controller keeps the grace period it was started with
+            print(
+                "note: a job controller is already running, so --preempt-grace-s is ignored; stop it (ray.kill the "
+                f"actor {CONTROLLER_NAME} in namespace {CONTROLLER_NAMESPACE}) to start one with another grace period",
+                file=sys.stderr,
+            )
+        return running
+    code = subprocess.call(controller_command(clusters, preempt_grace_s))
     if code:
         raise ValueError(f"starting the job controller failed (exit {code})")
     return ray.get_actor(CONTROLLER_NAME, namespace=CONTROLLER_NAMESPACE)
@@ -80,7 +100,9 @@ def _submit(args: argparse.Namespace) -> int:
         spec = load_spec(args.spec)
     except SpecError as error:
         return _print_refused(error.reasons, args.json)
-    controller = _controller(args.clusters)
+    if args.dry_run:
+        return _dry_run(spec, args)
+    controller = _controller(args.clusters, args.preempt_grace_s)
     answer = _call(controller.submit, spec.model_dump(mode="json"))
     if "refused" in answer:
         return _print_refused(answer["refused"], args.json)
@@ -93,6 +115,63 @@ def _submit(args: argparse.Namespace) -> int:
     final = _wait(controller, job["job_id"], args.timeout)
     print(json.dumps(final, indent=2, default=str) if args.json else _describe(final))
     return 0 if final["state"] == JobState.SUCCEEDED else 1
+
+
+def _dry_run(spec: TrainingJobSpec, args: argparse.Namespace) -> int:
+    """Validate exactly as the controller would (settings from MA_RAY_*, clusters from the file); Ray is not used."""
+    from ma_ray.jobs.spec import load_clusters
+    from ma_ray.jobs.validation import DEFAULT_HEADROOM, validate_job
+
+    if args.clusters is None:  # the controller's clusters are unknown without Ray: the check needs them here
+        raise ValueError("--dry-run checks the spec against a clusters file: pass --clusters FILE "
+                         "(see clusters/jobs/clusters.yaml)")  # fmt: skip
+    try:
+        validated = validate_job(spec, load_settings(), load_clusters(args.clusters), DEFAULT_HEADROOM)
+    except SpecError as error:
+        return _print_refused(error.reasons, args.json)
+    plan = dry_run_plan(validated)
+    print(json.dumps({"would_submit": plan}, indent=2) if args.json else _describe_plan(plan))
+    return 0
+
+
+def dry_run_plan(validated: ValidatedJob) -> dict[str, Any]:
+    """What the controller would record and ask the scheduler for: the resolved snapshots and the request."""
+    from ma_ray.jobs.validation import job_request
+
+    spec = validated.spec
+    request = job_request(spec.name, spec)
+    start, end = spec.data.bounds()
+    return {
+        "name": spec.name,
+        "framework": spec.framework,
+        "tier": spec.tier,
+        "owner": spec.owner,
+        "labels": {"uri": f"{spec.label.uri}/{spec.label.table}", "start": start.isoformat(), "end": end.isoformat()},
+        "snapshots": {group: [str(d) for d in dates] for group, dates in sorted(validated.snapshots.items())},
+        "training_snapshot": validated.training_snapshot,
+        "request": {
+            "workers": request.max_workers,
+            "min_workers": request.min_workers,
+            "worker": {"cpu": request.worker.cpu, "gpu": request.worker.gpu, "memory_gb": request.worker.memory_gb},
+            "data_location": request.data_location,
+        },
+    }
+
+
+def _describe_plan(plan: dict[str, Any]) -> str:
+    request, worker, labels = plan["request"], plan["request"]["worker"], plan["labels"]
+    elastic = f" (elastic down to {request['min_workers']})" if request["min_workers"] else ""
+    snapshots = "; ".join(f"{g}: {d[0]}..{d[-1]} ({len(d)} day(s))" for g, d in plan["snapshots"].items()) or "none"
+    return "\n".join(
+        [
+            f"would submit {plan['name']} ({plan['framework']}, tier {plan['tier']}, owner {plan['owner']}); "
+            "dry run: nothing was submitted",
+            f"  snapshots: {snapshots}",
+            f"  labels: {labels['uri']} from {labels['start']} to {labels['end']} (end excluded)",
+            f"  resources: {request['workers']} worker(s){elastic} of {worker['cpu']:g} CPU, {worker['gpu']:g} GPU, "
+            f"{worker['memory_gb']:g} GiB; data location {request['data_location'] or 'any'}",
+        ]
+    )
 
 
 def _wait(controller: Any, job_id: str, timeout_s: float) -> dict[str, Any]:
@@ -160,6 +239,16 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (e.g. 120)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    return value
+
+
 def add_commands(nouns: argparse._SubParsersAction) -> None:
     jobs = nouns.add_parser("jobs", help="training jobs: submit a spec, list, status, logs, cancel")
     verbs = jobs.add_subparsers(dest="verb", required=True)
@@ -168,6 +257,17 @@ def add_commands(nouns: argparse._SubParsersAction) -> None:
     submit.add_argument("--clusters", help="clusters YAML; starts the controller with it if none is running")
     submit.add_argument("--wait", action="store_true", help="wait until the job finishes; exit 1 unless it succeeded")
     submit.add_argument("--timeout", type=float, default=3600.0, help="--wait gives up after this many seconds")
+    submit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the spec as the controller would (needs --clusters, not Ray) and print what would be submitted",
+    )
+    submit.add_argument(
+        "--preempt-grace-s",
+        type=_positive_seconds,
+        help="when submit starts the controller: how long a preempted job may take to checkpoint before its Ray "
+        "job is stopped (default: the controller's, 120 s)",
+    )
     for verb, text in (
         ("list", "every job"),
         ("status", "a job's state, last outcome and events"),

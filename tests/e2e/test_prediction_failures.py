@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -159,9 +160,10 @@ class RequestLoop(threading.Thread):
             if response.status_code != 200:
                 self.errors.append(response.text[:300])
 
-    def wait_for(self, count: int) -> None:
-        target = len(self.statuses) + count
+    def wait_for(self, count: int, timeout_s: float = 120.0) -> None:
+        target, deadline = len(self.statuses) + count, time.monotonic() + timeout_s
         while len(self.statuses) < target and self.is_alive():
+            assert time.monotonic() < deadline, f"{len(self.statuses)} answers, {target} wanted within {timeout_s:.0f}s"
             self.stop.wait(0.05)
 
 
@@ -185,8 +187,9 @@ def test_killed_pool_replica_is_replaced_and_the_client_sees_no_error(service: S
     loop.wait_for(5)
     victim = next(iter(before))
     ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
-    replaced = False
+    replaced, deadline = False, time.monotonic() + 180
     while not replaced:
+        assert time.monotonic() < deadline, f"{victim} not replaced within 180s; replicas {list(tier1_replicas())}"
         loop.wait_for(5)
         replaced = len(set(tier1_replicas()) - set(before)) == 1
     loop.wait_for(10)

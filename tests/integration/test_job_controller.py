@@ -82,15 +82,26 @@ def controller(_controller_lifetime: None, settings: Settings, clusters: list[Cl
     return job_controller(settings, clusters, poll_s=0.5)
 
 
-def kill(controller: Any) -> None:
+def kill(controller: Any, timeout_s: float = 60.0) -> None:
     """Kill the controller like a crash would, and wait until its name is free."""
     ray.kill(controller)
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             ray.get_actor(CONTROLLER_NAME, namespace=CONTROLLER_NAMESPACE)
         except ValueError:
             return
+        assert time.monotonic() < deadline, f"{CONTROLLER_NAME} still registered {timeout_s:.0f}s after ray.kill"
         time.sleep(0.1)
+
+
+def wait_while(controller: Any, job_id: str, states: tuple[str, ...], timeout_s: float = JOB_TIMEOUT_S) -> str:
+    """Poll the job's state until it leaves ``states``; fail, naming the state and message, after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while (status := ray.get(controller.status.remote(job_id)))["state"] in states:
+        assert time.monotonic() < deadline, f"{job_id} still {status['state']} at {timeout_s:.0f}s: {status['message']}"
+        time.sleep(0.2)
+    return status["state"]
 
 
 def spec(raw_uri: str, **changes: Any) -> TrainingJobSpec:
@@ -224,8 +235,7 @@ def test_a_restarted_controller_reloads_its_jobs_and_finishes_monitoring(
             faults={"fail_at_step": 4},
         ),
     )
-    while ray.get(controller.status.remote(job.job_id))["state"] == "pending":
-        time.sleep(0.2)
+    wait_while(controller, job.job_id, ("pending",))
     kill(controller)
     revived = job_controller(settings, clusters, poll_s=0.5)
     assert job.job_id in [j["job_id"] for j in ray.get(revived.list.remote())]
@@ -299,8 +309,7 @@ def test_an_elastic_job_scaled_up_while_running_checkpoints_and_restarts_at_once
         spec(raw_uri, name="eta_minutes_blocker", tier=2, hyperparameters={"max_depth": 2, "num_boost_round": 10**6},
              resources={"workers": 1, "cpus_per_worker": 1, "memory_gb_per_worker": 0.5}, faults={}),
     )  # fmt: skip
-    while ray.get(controller.status.remote(blocker.job_id))["state"] == "pending":
-        time.sleep(0.2)
+    wait_while(controller, blocker.job_id, ("pending",))
     elastic = submit(
         controller,
         spec(
@@ -414,8 +423,8 @@ def test_cli_submits_lists_shows_logs_and_cancels(
     job_id = json.loads(capsys.readouterr().out)["job_id"]
     assert run_cli("jobs", "cancel", job_id) == 0
     assert job_id in capsys.readouterr().out
-    while ray.get(controller.status.remote(job_id))["state"] not in ("cancelled", "succeeded"):
-        time.sleep(0.5)
+    ended = wait_while(controller, job_id, tuple(s.value for s in JobState if not s.terminal))
+    assert ended in ("cancelled", "succeeded"), ended
     assert run_cli("jobs", "list") == 0
     table = capsys.readouterr().out
     assert table.splitlines()[0].split() == ["job", "framework", "tier", "state", "attempt", "cluster", "model",
