@@ -15,9 +15,12 @@ import pytest
 from ma_ray.config import Settings, load_settings
 from ma_ray.services import ServiceLauncher
 from tests.ports import free_port
-from tests.ray_head import RayHead, ray_head
+from tests.ray_head import AUTH_ENV, RayHead, ray_head
 
 ROOT = Path(__file__).resolve().parent.parent
+# The README's `export RAY_AUTH_MODE=token`, before anything reads Ray's config: the tests are a shell that talks to
+# the session's cluster, whose token authentication stays on.
+os.environ.update(AUTH_ENV)
 # Chosen before Ray starts: the session's Ray exports its Prometheus metrics here.
 RAY_METRICS_PORT = free_port()
 
@@ -61,7 +64,6 @@ def ray_head_node() -> Iterator[RayHead]:
     dashboard and its job server), and joined by this process."""
     import ray
 
-    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     # 4 logical CPUs on 2 cores: training jobs submitted to the job server find room beside the tests' actors.
     with ray_head(num_cpus=4, object_store_mb=300, metrics_export_port=RAY_METRICS_PORT) as head:
         ray.init(address=head.gcs_address, log_to_driver=False)

@@ -1,5 +1,6 @@
-"""A local Ray cluster the way users run one: `ray start --head` with its dashboard and job server, on ports of
-its own (so it never collides with another Ray on the machine), joined by address."""
+"""A local Ray cluster the way users run one: `ray start --head` with its dashboard and job server and Ray's token
+authentication on (the README's `export RAY_AUTH_MODE=token` and `ray get-auth-token --generate`), on ports of its
+own (so it never collides with another Ray on the machine), joined by address."""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from pathlib import Path
 
 from tests.ports import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @dataclass(frozen=True)
 class RayHead:
@@ -27,13 +26,23 @@ class RayHead:
     job_server: str  # http://...: the dashboard, the job-submission API
 
 
+AUTH_ENV = {"RAY_AUTH_MODE": "token"}  # what the README tells every shell that starts or talks to a cluster
+
+
+def ensure_auth_token(env: dict[str, str] | None = None) -> None:
+    """The README's `ray get-auth-token --generate`: the token in ~/.ray/auth_token, made once."""
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, capture_output=True, check=True, timeout=60)
+
+
 @contextlib.contextmanager
-def ray_head(
-    num_cpus: int, object_store_mb: int, metrics_export_port: int | None = None, extra_env: dict[str, str] | None = None
-) -> Iterator[RayHead]:
-    """Start a one-node cluster, wait until it runs a trivial job, yield its addresses, then stop it. `extra_env`
-    adds to the environment of `ray start`, which every job and Serve replica of the cluster inherits (settings)."""
-    venv_bin = str(Path(sys.executable).parent)
+def ray_head(num_cpus: int, object_store_mb: int, metrics_export_port: int | None = None,
+             env: dict[str, str] | None = None) -> Iterator[RayHead]:  # fmt: skip
+    """Start a one-node cluster, wait until it runs a trivial job, yield its addresses, then stop it. `env` is the
+    environment of `ray start` (default: this process's, plus `AUTH_ENV`), which every job and Serve replica of
+    the cluster inherits (settings, PATH)."""
+    env = {**os.environ, **AUTH_ENV} if env is None else env
+    ensure_auth_token(env)
     temp = tempfile.mkdtemp(prefix="mray_", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     gcs, dashboard = free_port(), free_port()
     ports = {
@@ -47,18 +56,11 @@ def ray_head(
         "--runtime-env-agent-port": free_port(),
         "--metrics-export-port": metrics_export_port or free_port(),
     }
-    env = {
-        **os.environ,
-        **(extra_env or {}),
-        "PATH": f"{venv_bin}:{os.environ['PATH']}",  # the jobs' `python` is this environment's
-        "RAY_AUTH_MODE": "disabled",  # loopback only; a real cluster keeps Ray's token authentication
-        "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
-        "PYTHONPATH": str(ROOT),
-    }
     head = subprocess.Popen(
-        [f"{venv_bin}/ray", "start", "--head", "--block", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
-         "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp}",
-         f"--object-store-memory={object_store_mb * 1024 * 1024}", *(f"{k}={v}" for k, v in ports.items())],
+        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--num-cpus={num_cpus}",
+         "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
+         "--disable-usage-stats", f"--temp-dir={temp}", f"--object-store-memory={object_store_mb * 1024 * 1024}",
+         *(f"{k}={v}" for k, v in ports.items())],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     cluster = RayHead(f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}")

@@ -1,12 +1,15 @@
 """The README's shell examples run as written: every ```bash block marked `<!-- readme-test: NAME -->` is taken
 from README.md itself and run with `bash -euo pipefail` from the repository root, in the order of a
-user's story: `ray job submit` the demo and a batch pipeline, `serve deploy` the Serve config, `serve status`,
-`curl` the HTTP applications, then the `ma-ray` CLI over the state the jobs left.
+user's story: start the cluster, `ray job submit` the demo and a batch pipeline, `serve deploy` the Serve config,
+`serve status`, `curl` the HTTP applications, then the `ma-ray` CLI over the state the jobs left.
 
-The cluster is the README's one-machine try: `ray start --head` with an absolute `MA_RAY_STATE_DIR` in its
-environment (a fresh temporary folder), so jobs, Serve replicas and the CLI share one state and none of it lands
-in the repository. The only changes to the README's text are those of `REWRITES` (and `SERVE_CONFIG_REWRITES`
-for the test's copy of the Serve config), each of which must still match the README.
+Each block runs as in the newcomer's one shell: a PATH without the venv, no MA_RAY_* or RAY_* variables, then
+`source .venv/bin/activate` (the README's line) and the `export` lines of the blocks before it. The cluster is the
+README's `cluster-start` block: its exports and `ray get-auth-token --generate` run as written, and its `ray start
+--head` line starts a head of the same size (its `--num-cpus`) in the same environment, on free ports and in the
+foreground so the test can stop it. The only changes to the README's text are those of `REWRITES` (and
+`SERVE_CONFIG_REWRITES` for the test's copy of the Serve config), each of which must still match the README; the
+README lists them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import dataclasses
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,12 +32,16 @@ ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 BLOCK = re.compile(r"^<!-- readme-test: ([\w-]+) -->\n```bash\n(.*?)^```", flags=re.S | re.M)
 SERVE_CONFIG = "clusters/serve/ma-ray-serve.yaml"
+ACTIVATE = "source .venv/bin/activate"
+HEAD_LINE = re.compile(r"^ray start --head .*--num-cpus (\d+).*\n", flags=re.M)
 
-# The README's examples use the fixed ports of a user's cluster; the test's cluster and Serve proxy listen on free
-# ports so they never collide with another Ray or server on the machine. The demo's million trips would take many
-# minutes here: 20,000 is the smallest world in which the README's driver (drv_0000392) exists. The Serve config
-# is replaced by a copy that differs only as SERVE_CONFIG_REWRITES says.
+# The README's examples use the fixed ports of a user's cluster and its checkout's state dir; the test's cluster,
+# Serve proxy and state use free ports and a temporary folder, so they never collide with another Ray, server or
+# state on the machine. The demo's million trips would take many minutes here: 20,000 is the smallest world in
+# which the README's driver (drv_0000392) exists. The Serve config is replaced by a copy that differs only as
+# SERVE_CONFIG_REWRITES says.
 REWRITES: dict[str, str] = {
+    "$PWD/.ma_ray": "{state_dir}",
     "http://127.0.0.1:8265": "{job_server}",
     "localhost:8000": "localhost:{serve_port}",
     "--trips 1000000": "--trips 20000",
@@ -62,19 +68,38 @@ def readme_blocks() -> dict[str, str]:
 BLOCKS = readme_blocks()
 
 
+def newcomer_env() -> dict[str, str]:
+    """This machine's environment as a fresh shell has it: the venv off PATH, no ma-ray or Ray variables."""
+    venv_bin = str(ROOT / ".venv" / "bin")
+    path = ":".join(p for p in os.environ["PATH"].split(":") if p and Path(p) != Path(venv_bin))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MA_RAY_", "RAY_")) and k != "VIRTUAL_ENV"}
+    return {**env, "PATH": path}
+
+
 @dataclasses.dataclass(frozen=True)
 class Story:
     env: dict[str, str]
     values: dict[str, str]  # what REWRITES' placeholders stand for
-    jobs_output: str
+    exports: tuple[str, ...] = ()  # the export lines of the blocks run so far, as the user's shell keeps them
+    jobs_output: str = ""
 
-    def run(self, name: str, timeout_s: float = 120) -> str:
-        """One README block, rewritten as REWRITES says; its output (stdout and stderr), after a zero exit."""
-        script = BLOCKS[name]
+    def rewritten(self, text: str) -> str:
         for fixed, ours in REWRITES.items():
-            script = script.replace(fixed, ours.format(**self.values))
+            text = text.replace(fixed, ours.format(**self.values))
+        return text
+
+    def script(self, text: str) -> str:
+        return "\n".join([ACTIVATE, *self.exports, self.rewritten(text)])
+
+    def then(self, name: str) -> Story:
+        """The story after block ``name``: its exports kept for the blocks after it."""
+        exports = [self.rewritten(line) for line in BLOCKS[name].splitlines() if line.startswith("export ")]
+        return dataclasses.replace(self, exports=(*self.exports, *exports))
+
+    def run(self, name: str, timeout_s: float = 120, text: str | None = None) -> str:
+        """One README block, rewritten as REWRITES says; its output (stdout and stderr), after a zero exit."""
         result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script],
+            ["bash", "-euo", "pipefail", "-c", self.script(BLOCKS[name] if text is None else text)],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -87,43 +112,52 @@ class Story:
         assert result.returncode == 0, f"README block {name} exited {result.returncode}:\n{output[-4000:]}"
         return output
 
+    def shell_env(self) -> dict[str, str]:
+        """The environment the story's shell has now (the venv activated, the exports made): `ray start`'s."""
+        dump = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", self.script("env -0")],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
+        return dict(item.split("=", 1) for item in dump.stdout.split("\0") if "=" in item)
+
 
 def test_every_rewrite_matches_the_readme() -> None:
     """A rewrite that matches nothing would hide that the README changed under the test."""
     assert set(BLOCKS) == {
-        "jobs", "serve-deploy", "serve-status", "serve-http", "predict-timing", "features-cli", "models-cli"
+        "cluster-start", "jobs", "serve-deploy", "serve-status", "serve-http", "predict-timing", "features-cli",
+        "models-cli",
     }  # fmt: skip
     marked = "\n".join(BLOCKS.values())
     assert all(fixed in marked for fixed in REWRITES), [fixed for fixed in REWRITES if fixed not in marked]
     config = (ROOT / SERVE_CONFIG).read_text()
     assert all(config.count(fixed) == 1 for fixed in SERVE_CONFIG_REWRITES)
+    assert HEAD_LINE.search(BLOCKS["cluster-start"]), "the cluster-start block starts no head"
+    assert ACTIVATE in README, "the README no longer tells users to activate the venv"
+    for fixed in REWRITES:  # the README tells users what the test changes
+        assert f"`{fixed}`" in README or fixed in ("--trips 1000000", SERVE_CONFIG), fixed
 
 
 @pytest.fixture(scope="module")
 def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
-    """A cluster of the test's own (its environment carries the state folder, as the README says to export), the
-    README's `jobs` block run on it; torn down with the cluster at the end of the module."""
+    """The README's cluster-start block (its head of the same size, in the shell's environment), then its `jobs`
+    block on that cluster; torn down with the cluster at the end of the module."""
     folder = tmp_path_factory.mktemp("readme_shell")
-    state = str(folder / "state")
     serve_port = free_port()
     config = (ROOT / SERVE_CONFIG).read_text()
     for fixed, ours in SERVE_CONFIG_REWRITES.items():
         config = config.replace(fixed, ours.format(serve_port=serve_port))
     (folder / "ma-ray-serve.yaml").write_text(config)
-    with ray_head(num_cpus=4, object_store_mb=300, extra_env={"MA_RAY_STATE_DIR": state}) as head:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MA_RAY_") and k != "RAY_ADDRESS"}
-        env.update(
-            PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            RAY_ADDRESS=head.job_server,
-            MA_RAY_STATE_DIR=state,
-        )
-        values = {
-            "job_server": head.job_server,
-            "serve_port": str(serve_port),
-            "serve_config": str(folder / "ma-ray-serve.yaml"),
-        }
-        before_jobs = Story(env, values, jobs_output="")
-        yield dataclasses.replace(before_jobs, jobs_output=before_jobs.run("jobs", timeout_s=600))
+    values = {"state_dir": str(folder / "state"), "serve_port": str(serve_port),
+              "serve_config": str(folder / "ma-ray-serve.yaml"), "job_server": ""}  # fmt: skip
+    head_line = HEAD_LINE.search(BLOCKS["cluster-start"])
+    assert head_line is not None
+    before = Story(newcomer_env(), values)
+    before.run("cluster-start", text=BLOCKS["cluster-start"].replace(head_line.group(0), ""))
+    started = before.then("cluster-start")
+    with ray_head(num_cpus=int(head_line.group(1)), object_store_mb=300, env=started.shell_env()) as head:
+        on_cluster = dataclasses.replace(started, values={**values, "job_server": head.job_server})
+        jobs_output = on_cluster.run("jobs", timeout_s=600)
+        yield dataclasses.replace(on_cluster.then("jobs"), jobs_output=jobs_output)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,12 +180,9 @@ def serving(story: Story) -> Iterator[Serving]:
         yield Serving(story, statuses)
     finally:
         subprocess.run(
-            ["serve", "shutdown", "--address", story.values["job_server"], "--yes"],
-            env=story.env,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
+            ["bash", "-c", story.script(f"serve shutdown --address {story.values['job_server']} --yes")],
+            cwd=ROOT, env=story.env, capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
 
 
 def _app_statuses(output: str) -> dict[str, str]:
