@@ -42,7 +42,7 @@ from ma_ray.config import ENV_PREFIX, Settings, load_settings
 from ma_ray.jobs import workflow
 from ma_ray.jobs.clusters import ClusterRegistry
 from ma_ray.jobs.entrypoint import job_python, training_entrypoint
-from ma_ray.jobs.job_store import open_job_store
+from ma_ray.jobs.job_store import job_status, open_job_store
 from ma_ray.jobs.scheduler import Preempt, ScaleUp, Start, TieredScheduler
 from ma_ray.jobs.spec import ClusterSpec, SpecError, TrainingJobSpec, parse_spec
 from ma_ray.jobs.validation import DEFAULT_HEADROOM, job_request, validate_job
@@ -134,10 +134,7 @@ class JobController:
 
     def status(self, job_id: str) -> dict[str, Any]:
         """The record and its events; ``KeyError`` for an unknown job."""
-        record = self._record(job_id)
-        events = [{"at": e.at, "message": e.message} for e in self._store.events(job_id)]
-        outcome = self._store.outcome(job_id, record.attempt) if record.attempt else None
-        return {**record.to_dict(), "events": events, "outcome": outcome}
+        return job_status(self._store, job_id)
 
     def logs(self, job_id: str) -> dict[int, str]:
         """Archived logs by attempt, plus the live log of a running attempt."""
@@ -287,9 +284,9 @@ class JobController:
             else:
                 self._resize(record, decision)
 
-    def _launch(self, record: JobRecord, start: Start) -> None:
+    def _launch(self, queued: JobRecord, start: Start) -> None:
         cluster = self._registry.get(start.cluster)
-        record = workflow.started(record, cluster.name, cluster.address, start.workers)
+        record = workflow.started(queued, cluster.name, cluster.address, start.workers)
         python = job_python(cluster.address, cluster.python)
         entrypoint = training_entrypoint(python, record.job_id, record.attempt, start.workers)
         try:
@@ -302,6 +299,10 @@ class JobController:
             )
         except (RuntimeError, OSError) as error:
             self._release(record.job_id)
+            if workflow.job_server_busy(str(error)):  # e.g. its node agent is not up yet: not the job's failure
+                self._store.add_event(record.job_id, f"{cluster.name} cannot take jobs yet ({error}); queued again")
+                self._scheduler.submit(job_request(queued.job_id, parse_spec(queued.spec)))
+                return
             failed = workflow.apply(record, workflow.decide(record, workflow.AttemptEnd.FAILED), f"submit: {error}")
             self._save(failed, failed.message)
             if failed.state is JobState.PENDING:

@@ -183,8 +183,66 @@ def _wait(controller: Any, job_id: str, timeout_s: float) -> dict[str, Any]:
         time.sleep(1.0)
 
 
+class ControllerJobs:
+    """Jobs as the running controller answers them (a running attempt's logs live)."""
+
+    def __init__(self, controller: Any) -> None:
+        self.controller = controller
+
+    def list(self) -> list[dict[str, Any]]:
+        return _call(self.controller.list)
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        return _call(self.controller.status, job_id)
+
+    def logs(self, job_id: str) -> dict[int, str]:
+        return _call(self.controller.logs, job_id)
+
+
+class StoredJobs:
+    """Jobs as the job store keeps them: what `list`, `status` and `logs` read when no controller runs, e.g. after
+    `ma-ray demo`, whose Ray ended with it (logs are those the controller archived when each attempt ended)."""
+
+    def __init__(self) -> None:
+        self.settings = load_settings()
+
+    def _read(self, read: Any) -> Any:
+        from ma_ray.jobs.job_store import open_job_store
+
+        store = open_job_store(self.settings)
+        try:
+            return read(store)
+        finally:
+            store.close()
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._read(lambda store: [r.to_dict() for r in store.list()])
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        from ma_ray.jobs.job_store import job_status
+
+        return self._read(lambda store: job_status(store, job_id))
+
+    def logs(self, job_id: str) -> dict[int, str]:
+        def archived(store: Any) -> dict[int, str]:
+            if store.get(job_id) is None:
+                raise KeyError(f"no job {job_id!r}: `ma-ray jobs list` shows the known ones")
+            return store.logs(job_id)
+
+        return self._read(archived)
+
+
+def _jobs() -> ControllerJobs | StoredJobs:
+    """The running controller, or the job store the settings name when no Ray cluster or controller runs."""
+    try:
+        return ControllerJobs(_controller(None))
+    except ValueError as why:
+        print(f"note: {why}; reading the job store of {load_settings().meta_store} instead", file=sys.stderr)
+        return StoredJobs()
+
+
 def _list(args: argparse.Namespace) -> int:
-    jobs = _call(_controller(None).list)
+    jobs = _jobs().list()
     if args.json:
         print(json.dumps(jobs, indent=2))
         return 0
@@ -217,13 +275,13 @@ def _describe(status: dict[str, Any]) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    status = _call(_controller(None).status, args.job_id)
+    status = _jobs().status(args.job_id)
     print(json.dumps(status, indent=2, default=str) if args.json else _describe(status))
     return 0
 
 
 def _logs(args: argparse.Namespace) -> int:
-    logs = _call(_controller(None).logs, args.job_id)
+    logs = _jobs().logs(args.job_id)
     if args.json:
         print(json.dumps(logs, indent=2))
         return 0

@@ -203,6 +203,12 @@ def classify(ray_status: str, outcome_status: str | None) -> AttemptEnd | None:
     return AttemptEnd.FAILED
 
 
+def job_server_busy(submit_error: str) -> bool:
+    """A refused submission that says to try again (Ray's job server found no node agent to run it within its
+    timeout, as right after a cluster starts; or a 503): the job waits in its queue instead of using up an attempt."""
+    return "status code 503" in submit_error or "try again later" in submit_error
+
+
 def decide(record: JobRecord, end: AttemptEnd, draining: Draining | None = None) -> Action:
     """What to do after an attempt ended: register, retry, requeue, fail or record a cancel; ``RESIZE`` (start it
     again at once) for an attempt that ended preempted or stopped after a scale-up notice (``draining``)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from ma_ray.datagen import read_raw
 from ma_ray.palette.meta_store.sqlite import SqliteMetaStore
 from ma_ray.palette.registry import FeatureRegistry
-from tests.e2e.conftest import NEWCOMER_TRIPS, NewcomerDemo, newcomer_env
+from tests.e2e.conftest import NEWCOMER_TRIPS, ROOT, NewcomerDemo, newcomer_env
 
 STAGES = [
     "generate rideshare data",
@@ -83,3 +83,18 @@ def test_a_failed_stage_is_one_message_naming_it_and_where_to_look(tmp_path: Pat
     assert "Traceback" in (tmp_path / "demo-traceback.txt").read_text()
     stages = json.loads((tmp_path / "demo-summary.json").read_text())["stages"]
     assert [s["outcome"] for s in stages] == ["failed"] + ["not run"] * 7
+
+
+def test_the_training_job_can_be_read_after_the_demo_and_its_ray_ended(newcomer_demo: NewcomerDemo) -> None:
+    """The command a failed stage 6 names (`ma-ray jobs logs <id>`) works once the demo's Ray is gone: read from
+    the job store."""
+    job_id = next(s for s in newcomer_demo.summary["stages"] if s["number"] == 6)["figures"]["training_job"]
+    run = {"cwd": ROOT, "env": newcomer_demo.env, "capture_output": True, "text": True, "timeout": 120}
+    status = subprocess.run([newcomer_demo.cli, "jobs", "status", job_id], check=False, **run)
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert status.stdout.startswith(f"{job_id}: succeeded") and "registered eta_minutes:1" in status.stdout
+    assert "reading the job store" in status.stderr
+    logs = subprocess.run([newcomer_demo.cli, "jobs", "logs", job_id], check=False, **run)
+    assert logs.returncode == 0 and "===== attempt 1 =====" in logs.stdout, logs.stderr[-2000:]
+    unknown = subprocess.run([newcomer_demo.cli, "jobs", "logs", "nope-1"], check=False, **run)
+    assert unknown.returncode != 0 and "no job 'nope-1'" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -126,3 +126,12 @@ def test_records_round_trip_through_dicts() -> None:
     record = running()
     assert JobRecord.from_dict(record.to_dict()) == record
     assert record.to_dict()["state"] == "running"
+
+
+def test_a_job_server_without_an_agent_yet_is_busy_not_a_failed_attempt() -> None:
+    from ma_ray.jobs.workflow import job_server_busy
+
+    refused = "Request failed with status code 500: No available agent to submit job, please try again later.."
+    assert job_server_busy(refused)
+    assert not job_server_busy("Request failed with status code 400: entrypoint must be a string")
+    assert not job_server_busy("Failed to connect to Ray at address: http://127.0.0.1:8265.")
