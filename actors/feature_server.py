@@ -13,7 +13,7 @@ import ray
 from ma_ray.config import load_settings
 from ma_ray.palette.online import open_online_store
 from ma_ray.palette.registry import registered_repository
-from ma_ray.palette.streaming.health import StreamLagMonitor, stream_checkpoint_root
+from ma_ray.palette.streaming.health import StreamLagMonitor, open_health_board
 from ma_ray.serving.feature_metrics import shared_feature_metrics
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
 
@@ -32,7 +32,7 @@ class FeatureServer:
             store,
             timeout_s=settings.feature_timeout_s,
             metrics=shared_feature_metrics(),
-            lag_monitor=StreamLagMonitor(stream_checkpoint_root(settings.state_dir)),
+            lag_monitor=StreamLagMonitor(open_health_board(settings)),
         )
 
     def get_features(self, rows: list[dict[str, Any]], refs: list[str]) -> dict[str, Any]:

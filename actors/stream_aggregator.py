@@ -22,11 +22,11 @@ from typing import Any
 import pyarrow as pa
 import ray
 
-from ma_ray.config import backend_class, load_settings
+from ma_ray.config import load_settings
 from ma_ray.datagen.rideshare import TRIP_EVENT_SCHEMA, TRIP_SCHEMA
 from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.offline import OfflineStore
-from ma_ray.palette.online import OnlineTable, now_us
+from ma_ray.palette.online import OnlineTable, now_us, open_online_store
 from ma_ray.palette.pipelines import PipelineError, generate_pipelines
 from ma_ray.palette.streaming import (
     CheckpointStore,
@@ -35,7 +35,12 @@ from ma_ray.palette.streaming import (
     StreamAggregator,
     offset_key,
 )
-from ma_ray.palette.streaming.health import StreamHealth, health_store, publish, stream_checkpoint_root
+from ma_ray.palette.streaming.health import (
+    HealthBoard,
+    StreamHealth,
+    open_health_board,
+    stream_checkpoint_root,
+)
 from ma_ray.palette.streaming.metrics import StreamMetrics, shared_stream_metrics
 
 RAW_SCHEMAS: dict[str, pa.Schema] = {"trip_events": TRIP_EVENT_SCHEMA, "trips": TRIP_SCHEMA}
@@ -95,11 +100,13 @@ class StreamAggregatorWorker:
         self.bound = plan.bind(RAW_SCHEMAS[plan.raw_source])
         self.parser = EventParser(self.bound, config.max_future_s)
         self.table = OnlineTable.of(repo, next(g for g in repo.groups if g.name == group))
-        self.store = backend_class("online_store", self.settings.online_store.value).from_settings(self.settings)
+        # The one write path: the primary, then Redis (and this process's L1) refreshed, so readers see the write.
+        self.store = open_online_store(self.settings)
         self.store.update(self.table)
         directory = config.checkpoint_dir or stream_checkpoint_root(self.settings.state_dir)
         self.checkpoints = CheckpointStore(f"{directory}/{plan.catalog}/{plan.group}")
-        self.health = health_store(self.checkpoints.directory)
+        self.health: HealthBoard = open_health_board(self.settings)  # where readers on any node look
+        self.group = (plan.catalog, plan.group)
         self.stats: Counter[str] = Counter(dict.fromkeys(STAT_NAMES, 0))
         self.freshness_us: deque[int] = deque(maxlen=FRESHNESS_SAMPLES)
         self.batches = 0
@@ -149,7 +156,9 @@ class StreamAggregatorWorker:
         rows = self.aggregator.rows(changed | self.aggregator.expire())
         self.stats["events"] += len(events)
         self.stats["late_events"] += self.aggregator.late_events - late_before
-        if rows:
+        if not rows:
+            self.store.sync_caches()  # refreshes owed to a cache that was failing, once it answers again
+        else:
             self.store.put(self.table, rows)
             self.stats["rows_written"] += len(rows)
             if self.config.log_offline:
@@ -235,7 +244,7 @@ class StreamAggregatorWorker:
             total += max(0, high - self.offsets.get(offset_key(self.config.topic, partition), low))
         self.metrics.record_lag(self.tags, total)
         freshness_s = self.freshness_us[-1] / 1e6 if self.freshness_us else None
-        publish(self.health, StreamHealth(self.config.name, total, freshness_s, now_us()))
+        self.health.publish(*self.group, StreamHealth(self.config.name, total, freshness_s, now_us()))
         self._lag_checked = time.monotonic()
         return total
 

@@ -241,6 +241,11 @@ BACKENDS: dict[str, dict[str, str]] = {
         "sqlite": "ma_ray.palette.meta_store.sqlite:SqliteMetaStore",
         "cassandra": "ma_ray.palette.meta_store.cassandra:CassandraMetaStore",
     },
+    # chosen by the online store's kind: stream lag state lives beside the online values it qualifies
+    "stream_health": {
+        "sqlite": "ma_ray.palette.streaming.health:FileHealthBoard",
+        "cassandra": "ma_ray.palette.streaming.redis_health:RedisHealthBoard",
+    },
 }
 
 

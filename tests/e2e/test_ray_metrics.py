@@ -12,7 +12,7 @@ import requests
 from actors.feature_server import FeatureServerPool
 from ma_ray.config import load_settings
 from ma_ray.palette.online import now_us
-from ma_ray.palette.streaming.health import StreamHealth, health_store, publish, stream_checkpoint_root
+from ma_ray.palette.streaming.health import StreamHealth, open_health_board
 from ma_ray.serving.feature_metrics import METRIC_NAMES
 from tests.rideshare_data import load_sample
 
@@ -21,8 +21,8 @@ def test_platform_metrics_on_the_ray_endpoint(ray_metrics_url: str, tmp_path: Pa
     settings = load_settings(state_dir=tmp_path)
     expected = load_sample(settings, raw_uri)
     # driver_realtime's aggregation actor says it is far behind: readers fall back to batch values
-    health = health_store(stream_checkpoint_root(tmp_path) / "rideshare" / "driver_realtime")
-    publish(health, StreamHealth("a0", lag_messages=10_000, freshness_s=600.0, updated_us=now_us()))
+    lagging = StreamHealth("a0", lag_messages=10_000, freshness_s=600.0, updated_us=now_us())
+    open_health_board(settings).publish("rideshare", "driver_realtime", lagging)
     pool = FeatureServerPool(2, "rideshare", settings.model_dump())
     drivers = [{"driver_id": d} for d in [*expected.index[:10], "nobody"]]
     trips = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"

@@ -3,6 +3,8 @@ answers keep coming from the caches or as defaults, breakers open, and close aga
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -110,3 +112,34 @@ def test_redis_outage(private: tuple[Settings, ServiceLauncher], tmp_path: Path)
     eventually(lambda: (lookup(resolver, 5), time.sleep(0.06), lookup(resolver, 5))[2][1] == "redis")
     assert store.breakers["redis"].state is BreakerState.CLOSED
     store.close()
+
+
+def test_a_refresh_redis_missed_is_applied_when_it_answers_again(
+    private: tuple[Settings, ServiceLauncher], tmp_path: Path
+) -> None:
+    """Redis frozen (SIGSTOP: it keeps its data, unlike a restart) while a writer updates a key: Cassandra takes
+    the write, Redis keeps the old row and the refresh is owed; once Redis answers (through the breaker's
+    half-open probe), the writer applies it and readers get the new value from Redis."""
+    settings, launcher = private
+    writer, _ = build(settings, tmp_path)
+    _, reader = build(settings, tmp_path)  # another replica: its own L1 and breakers, the same Redis keys
+    assert lookup(reader, 7) == (7, "cassandra", False)
+    time.sleep(0.06)
+    assert lookup(reader, 7) == (7, "redis", False)  # warm: Redis holds the old row
+    (redis,) = launcher.status(("redis",))
+    assert redis.pid is not None
+    os.kill(redis.pid, signal.SIGSTOP)
+    try:
+        for value in (70, 71):  # two failed refreshes open the writer's Redis breaker
+            writer.put(TABLE, [EntityRow("d7", now_us(), {"trip_count_7d": value})])
+        assert writer.breakers["redis"].state is BreakerState.OPEN and writer.sync_caches() == 1
+    finally:
+        os.kill(redis.pid, signal.SIGCONT)
+    time.sleep(0.06)
+    assert lookup(reader, 7) == (7, "redis", False)  # the cost of the outage, until the writer catches up
+    eventually(lambda: writer.sync_caches() == 0, timeout_s=10)  # the half-open probe carries the owed refresh
+    assert writer.breakers["redis"].state is BreakerState.CLOSED
+    time.sleep(0.06)
+    assert lookup(reader, 7) == (71, "redis", False)
+    writer.close()
+    reader.store.close()

@@ -29,7 +29,7 @@ from ma_ray.datagen.rideshare import RideshareConfig
 from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.online import OnlineTable
 from ma_ray.palette.repository import load_repository
-from ma_ray.palette.streaming.health import health_store, read_health
+from ma_ray.palette.streaming.health import open_health_board
 
 GROUP = "driver_realtime"
 US = 1_000_000
@@ -127,7 +127,8 @@ def test_two_actors_compute_the_brute_force_aggregates(
     assert sum(r["events"] for r in reports) == events.num_rows
     assert sum(r["dead_letters"] for r in reports) == len(BAD)
     drivers = sorted(expected(events))
-    online = online_values(repo, overrides, drivers, drop=store == "cassandra")
+    online = online_values(repo, overrides, [*drivers, "drv_x"], drop=store == "cassandra")
+    assert online.pop("drv_x") == (None, {})  # a malformed event is dead-lettered whole, never half-applied
     truth = expected(events, {d: ts for d, (ts, _) in online.items()})
     assert online == truth
     # the offline log holds what serving saw: its newest row per driver is the online row
@@ -137,7 +138,7 @@ def test_two_actors_compute_the_brute_force_aggregates(
     for row in newest:
         logged.setdefault(row["driver_id"], {f: row[f] for f in FEATURES})
     assert logged == {d: v for d, (_, v) in truth.items()}
-    health = read_health(health_store(tmp_path / "stream_checkpoints" / repo.catalog / GROUP))
+    health = open_health_board(load_settings(**overrides)).read(repo.catalog, GROUP)  # Redis in production
     assert sorted(h.lag_messages for h in health) == [0, 0]  # both actors caught up and said so
     reasons = _dead_letter_reasons(services, f"{topic}.dead-letter")
     assert reasons == BAD_REASONS

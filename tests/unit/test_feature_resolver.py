@@ -155,7 +155,7 @@ def test_a_lagging_stream_serves_batch_values_and_says_so(tmp_path) -> None:
     from prometheus_client import CollectorRegistry
 
     from ma_ray.metrics import PrometheusMetrics
-    from ma_ray.palette.streaming.health import StreamHealth, StreamLagMonitor, health_store, publish
+    from ma_ray.palette.streaming.health import FileHealthBoard, StreamHealth, StreamLagMonitor
     from ma_ray.serving.feature_metrics import FeatureMetrics
 
     registry = CollectorRegistry()
@@ -163,7 +163,8 @@ def test_a_lagging_stream_serves_batch_values_and_says_so(tmp_path) -> None:
     store = store_with({"driver_realtime": [EntityRow("d1", now_us() - 5_000_000, {"trip_count_1h": 7})]})
     store.put(stream_table.batch_fallback(), [EntityRow("d1", now_us() - 3_600_000_000, {"trip_count_1h": 4})])
     clock = [0.0]
-    monitor = StreamLagMonitor(tmp_path, refresh_s=1.0, clock=lambda: clock[0])
+    board = FileHealthBoard(tmp_path)
+    monitor = StreamLagMonitor(board, refresh_s=1.0, clock=lambda: clock[0])
     metrics = FeatureMetrics(PrometheusMetrics(registry))
     resolver = FeatureResolver(CATALOG, store, timeout_s=1.0, lag_monitor=monitor, metrics=metrics)
     row = {"driver_id": "d1"}
@@ -171,8 +172,7 @@ def test_a_lagging_stream_serves_batch_values_and_says_so(tmp_path) -> None:
     first = resolver.resolve([row], [REALTIME, TRIPS])  # no actor has reported: the stream path is not deployed
     assert first.stream_fallback == () and first.rows[0].values[REALTIME] == 7
 
-    health = health_store(tmp_path / "rideshare" / "driver_realtime")
-    publish(health, StreamHealth("a0", lag_messages=50_000, freshness_s=300.0, updated_us=now_us()))
+    board.publish("rideshare", "driver_realtime", StreamHealth("a0", 50_000, freshness_s=300.0, updated_us=now_us()))
     assert resolver.resolve([row], [REALTIME]).stream_fallback == ()  # the monitor re-reads once a second
     clock[0] = 2.0
     lagging = resolver.resolve([row], [REALTIME, TRIPS])
@@ -181,7 +181,7 @@ def test_a_lagging_stream_serves_batch_values_and_says_so(tmp_path) -> None:
     assert not lagging.rows[0].meta[TRIPS].batch_fallback  # batch groups are read as always
     assert registry.get_sample_value("ma_ray_feature_stream_fallback_total", {"group": "driver_realtime"}) == 1
 
-    publish(health, StreamHealth("a0", lag_messages=0, freshness_s=0.5, updated_us=now_us()))
+    board.publish("rideshare", "driver_realtime", StreamHealth("a0", 0, freshness_s=0.5, updated_us=now_us()))
     clock[0] = 4.0
     caught_up = resolver.resolve([row], [REALTIME])
     assert caught_up.stream_fallback == () and caught_up.rows[0].values[REALTIME] == 7

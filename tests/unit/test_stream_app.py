@@ -52,14 +52,15 @@ def test_metrics_record_lag_freshness_and_dead_letters() -> None:
 
 
 def test_health_says_when_a_group_is_outside_its_sla(tmp_path) -> None:
-    from ma_ray.palette.streaming.health import StreamHealth, group_lagging, health_store, publish, read_health
+    from ma_ray.palette.streaming.health import FileHealthBoard, StreamHealth, group_lagging
 
-    store = health_store(tmp_path)
+    board = FileHealthBoard(tmp_path)
     now = 1_000_000_000_000
-    assert group_lagging(read_health(store), sla_s=60, now_us=now)  # nobody reported
-    publish(store, StreamHealth("a0", lag_messages=0, freshness_s=0.4, updated_us=now))
-    publish(store, StreamHealth("a1", lag_messages=10, freshness_s=1.0, updated_us=now))
-    health = read_health(store)
+    assert group_lagging(board.read("c", "g"), sla_s=60, now_us=now)  # nobody reported
+    board.publish("c", "g", StreamHealth("a0", lag_messages=0, freshness_s=0.4, updated_us=now))
+    board.publish("c", "g", StreamHealth("a1", lag_messages=10, freshness_s=1.0, updated_us=now))
+    assert (tmp_path / "c" / "g" / "a1.health.json").exists()  # beside the actors' checkpoints
+    health = board.read("c", "g")
     assert [h.actor for h in health] == ["a0", "a1"]
     assert not group_lagging(health, sla_s=60, now_us=now + 1_000_000)
     assert group_lagging(health, sla_s=0.5, now_us=now)  # a1 has unread events and older values

@@ -2,6 +2,7 @@
 
 from ma_ray.config import OnlineStoreKind, Settings, backend_class
 from ma_ray.palette.online.base import (
+    CacheTier,
     EntityKey,
     EntityRow,
     FeatureValues,
@@ -17,7 +18,7 @@ from ma_ray.palette.online.tiered import TieredOnlineStore
 def open_online_store(settings: Settings) -> TieredOnlineStore:
     """The read path the settings describe: L1 -> primary embedded, L1 -> Redis -> Cassandra in production."""
     primary = backend_class("online_store", settings.online_store.value).from_settings(settings)
-    caches: list[OnlineStore] = [InProcessCache(settings.l1_cache_ttl_s, settings.l1_cache_max_entries)]
+    caches: list[CacheTier] = [InProcessCache(settings.l1_cache_ttl_s, settings.l1_cache_max_entries)]
     if settings.online_store is OnlineStoreKind.CASSANDRA:
         from ma_ray.connections import redis_client
 
@@ -28,6 +29,7 @@ def open_online_store(settings: Settings) -> TieredOnlineStore:
 
 
 __all__ = [
+    "CacheTier",
     "EntityKey",
     "EntityRow",
     "FeatureValues",

@@ -108,6 +108,15 @@ class OnlineStore(Protocol):
     def close(self) -> None: ...
 
 
+class CacheTier(OnlineStore, Protocol):
+    """A cache in front of the primary (`ma_ray.palette.online.caches`): ``put`` is its read-through fill;
+    ``refresh`` follows a write the primary took, ordered so no fill can put an older value back over it."""
+
+    def refresh(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None: ...
+
+    def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None: ...
+
+
 def now_us() -> int:
     return (datetime.now(UTC) - EPOCH) // _MICROSECOND
 

@@ -2,8 +2,15 @@
 
 Both hold the newest row per entity (all stored features of the group) and speak the online store protocol.
 A cache answers a read only with a row written at or before the read timestamp that carries every requested
-feature; otherwise it reports a miss and the next tier answers. Writes never replace a newer row with an older
-one, so a slow read-through fill cannot undo a fresher write.
+feature; otherwise it reports a miss and the next tier answers.
+
+Two kinds of write, both ordered by feature timestamp so an older row never replaces a newer one:
+- ``put`` is the read-through fill: the row read from the tier below, set unless the entry is newer.
+- ``refresh`` is the writers' step after the primary took their rows (`TieredOnlineStore.put`): a cached entry
+  older than a written row becomes that row (it is now the primary's newest: every write since the entry was
+  cached went through here); a key with no entry gets a *marker* carrying only the written timestamp, a miss for
+  readers that also refuses any fill older than it. So a fill that read the primary before the write (and would
+  plant the old value for the cache's whole TTL) loses, and a backfill of old rows never poses as the newest.
 """
 
 from __future__ import annotations
@@ -34,6 +41,25 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
+# The writers' refresh, same arguments: an entry as new or newer stays; an older one becomes the written row; a
+# missing one becomes the marker "<feature_ts>|" (no payload), which reads as a miss.
+_REFRESH = """
+local ttl = ARGV[#ARGV]
+for i, key in ipairs(KEYS) do
+  local ts = ARGV[2 * i - 1]
+  local current = redis.call('GET', key)
+  if current then
+    local bar = string.find(current, '|', 1, true)
+    if not bar or tonumber(string.sub(current, 1, bar - 1)) <= tonumber(ts) then
+      redis.call('SET', key, ts .. '|' .. ARGV[2 * i], 'EX', ttl)
+    end
+  else
+    redis.call('SET', key, ts .. '|', 'EX', ttl)
+  end
+end
+return 0
+"""
+_MARKER = None  # an L1 entry's row when it only records a written timestamp (see ``refresh``)
 
 
 def _project(
@@ -63,13 +89,21 @@ class InProcessCache:
             raise ValueError("L1 cache needs ttl_s > 0 and max_entries >= 1")
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._rows: OrderedDict[tuple[str, EntityKey], tuple[float, int, dict[str, Any]]] = OrderedDict()
+        self._rows: OrderedDict[tuple[str, EntityKey], tuple[float, int, dict[str, Any] | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def update(self, table: OnlineTable) -> None:
         self.teardown(table)
 
     def put(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
+        """The read-through fill: each row unless its entry is newer."""
+        self._write(table, rows, refresh=False)
+
+    def refresh(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
+        """After the primary took ``rows``: older entries become the rows, missing ones a marker (module doc)."""
+        self._write(table, rows, refresh=True)
+
+    def _write(self, table: OnlineTable, rows: Sequence[EntityRow], refresh: bool) -> None:
         expires = time.monotonic() + self.ttl_s
         with self._lock:
             for row in rows:
@@ -77,7 +111,9 @@ class InProcessCache:
                 current = self._rows.get(slot)
                 if current is not None and current[1] > row.feature_ts:
                     continue
-                stored = {n: to_stored(table.features[n], v) for n, v in row.values.items() if n in table.features}
+                stored: dict[str, Any] | None = _MARKER
+                if current is not None or not refresh:
+                    stored = {n: to_stored(table.features[n], v) for n, v in row.values.items() if n in table.features}
                 self._rows[slot] = (expires, row.feature_ts, stored)
                 self._rows.move_to_end(slot)
             while len(self._rows) > self.max_entries:
@@ -92,7 +128,7 @@ class InProcessCache:
             for key in keys:
                 entry = self._rows.get((table.name, key))
                 answer = None
-                if entry is not None and entry[0] > now and entry[1] <= read_ts:
+                if entry is not None and entry[0] > now and entry[1] <= read_ts and entry[2] is not _MARKER:
                     self._rows.move_to_end((table.name, key))
                     answer = _project(table, key, entry[1], entry[2], features, self.tier)
                 answers.append(answer or _miss(key))
@@ -131,6 +167,7 @@ class RedisCache:
         self.ttl_s = ttl_s
         self.prefix = prefix
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
+        self._refresh = client.register_script(_REFRESH)
 
     def _key(self, table: OnlineTable, key: EntityKey) -> str:
         return f"{self.prefix}:{table.name}:{key}"
@@ -139,6 +176,14 @@ class RedisCache:
         """Nothing to create; rows cached under an older schema are treated as misses when a feature is new."""
 
     def put(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
+        """The read-through fill: each row unless its entry is newer."""
+        self._write(self._set_if_newer, table, rows)
+
+    def refresh(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
+        """After the primary took ``rows``: older entries become the rows, missing ones a marker (module doc)."""
+        self._write(self._refresh, table, rows)
+
+    def _write(self, script: Any, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
         if not rows:
             return
         keys, args = [], []
@@ -146,7 +191,7 @@ class RedisCache:
             stored = {n: to_stored(table.features[n], v) for n, v in row.values.items() if n in table.features}
             keys.append(self._key(table, row.key))
             args += [str(row.feature_ts), msgpack.packb(stored)]
-        self._set_if_newer(keys=keys, args=[*args, self.ttl_s])
+        script(keys=keys, args=[*args, self.ttl_s])
 
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
@@ -162,7 +207,7 @@ class RedisCache:
             if value is not None:
                 bar = value.index(b"|")
                 feature_ts = int(value[:bar])
-                if feature_ts <= read_ts:
+                if feature_ts <= read_ts and bar + 1 < len(value):  # a marker (nothing after "|") is a miss
                     stored = unpack(value[bar + 1 :])
                     try:  # the hot path: every requested feature cached, no timestamps to convert
                         if not needs_conversion:

@@ -1,14 +1,19 @@
 """L1 -> L2 -> primary: the online read path, with read-through fill, write-through refresh and a circuit
-breaker per backend."""
+breaker per backend. It is also the one write path for every writer of online values (stream aggregation, the
+batch Datasink and bulk loads, backfills, prunes): the primary first, then every cache refreshed (see
+`ma_ray.palette.online.caches`), so no reader sees a value older than one already written, beyond the L1 TTL of
+other processes (the seed's 100 ms)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from ma_ray.palette.online.base import (
+    CacheTier,
     EntityKey,
     EntityRow,
     FeatureValues,
@@ -24,6 +29,9 @@ T = TypeVar("T")
 FILL_WINDOW_US = 1_000_000
 # The tier reported for a key no backend could answer because one was failing (not merely missing).
 UNAVAILABLE = "unavailable"
+# Refreshes owed to a failing cache are kept per key up to this many per table; past it the table's whole cache
+# is cleared once the cache is back (cheaper than remembering every key of a long outage, and as correct).
+MAX_OWED_KEYS = 100_000
 
 
 class TieredOnlineStore:
@@ -39,7 +47,7 @@ class TieredOnlineStore:
     def __init__(
         self,
         primary: OnlineStore,
-        caches: Sequence[OnlineStore],
+        caches: Sequence[CacheTier],
         breakers: dict[str, CircuitBreaker] | None = None,
     ) -> None:
         self.primary = primary
@@ -49,6 +57,8 @@ class TieredOnlineStore:
             self.breakers.setdefault(store.tier, CircuitBreaker(store.tier))
         self.served: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self._owed: dict[str, dict[str, OwedRefresh]] = {cache.tier: {} for cache in self.caches}
+        self._owed_lock = threading.Lock()  # writer threads share the store (Datasink tasks, actor threads)
 
     def update(self, table: OnlineTable) -> None:
         self.primary.update(table)
@@ -56,13 +66,35 @@ class TieredOnlineStore:
             cache.update(table)
 
     def put(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
+        """The primary takes the rows (raising if it cannot: a writer must know), then each cache is refreshed
+        with every key's newest row. A cache that cannot be refreshed is owed it: retried on the next write or
+        `sync_caches`, through its breaker (the half-open probe included), so it is never left older."""
         self.primary.put(table, rows)
         newest: dict[EntityKey, EntityRow] = {}
         for row in rows:
             if row.key not in newest or newest[row.key].feature_ts < row.feature_ts:
                 newest[row.key] = row
+        with self._owed_lock:
+            for cache in self.caches:
+                self._owed[cache.tier].setdefault(table.name, OwedRefresh(table)).add(newest.values())
+        self.sync_caches()
+
+    def sync_caches(self) -> int:
+        """Apply the refreshes owed to caches that can take them now; returns how many tables are still owed.
+        Refreshes are ordered by feature timestamp in the cache, so threads applying theirs in any order agree."""
         for cache in self.caches:
-            self._guarded(cache, "put", lambda c=cache: c.put(table, list(newest.values())))
+            with self._owed_lock:
+                taken, self._owed[cache.tier] = self._owed[cache.tier], {}
+            for name, refresh in list(taken.items()):
+                if not self._guarded(cache, "refresh", lambda c=cache, r=refresh: r.apply(c)):
+                    break  # the cache is failing or its breaker is open: the rest waits too
+                del taken[name]
+            with self._owed_lock:  # what could not be applied is owed still, with what was written meanwhile
+                owed = self._owed[cache.tier]
+                for name, refresh in taken.items():
+                    owed[name] = refresh.merged(owed.get(name))
+        with self._owed_lock:
+            return sum(len(owed) for owed in self._owed.values())
 
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
@@ -126,3 +158,37 @@ class TieredOnlineStore:
     def close(self) -> None:
         for store in [*self.caches, self.primary]:
             store.close()
+
+
+class OwedRefresh:
+    """A cache refresh that has not reached its cache yet: the newest written row per key, or, past
+    ``MAX_OWED_KEYS``, the whole table to clear."""
+
+    def __init__(self, table: OnlineTable) -> None:
+        self.table = table
+        self.rows: dict[EntityKey, EntityRow] = {}
+        self.clear_table = False
+
+    def add(self, rows: Iterable[EntityRow]) -> None:
+        if self.clear_table:
+            return
+        for row in rows:
+            held = self.rows.get(row.key)
+            if held is None or held.feature_ts < row.feature_ts:
+                self.rows[row.key] = row
+        if len(self.rows) > MAX_OWED_KEYS:
+            self.clear_table, self.rows = True, {}
+
+    def merged(self, newer: OwedRefresh | None) -> OwedRefresh:
+        """This refresh with one owed after it, for the same table."""
+        if newer is not None:
+            self.clear_table = self.clear_table or newer.clear_table
+            self.add(newer.rows.values())
+        return self
+
+    def apply(self, cache: CacheTier) -> bool:
+        if self.clear_table:
+            cache.teardown(self.table)
+        else:
+            cache.refresh(self.table, list(self.rows.values()))
+        return True

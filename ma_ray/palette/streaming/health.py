@@ -1,9 +1,13 @@
 """How far behind each aggregation actor is, published for readers that fall back to batch values.
 
-Every actor writes a `StreamHealth` (consumer lag, freshness of its last micro-batch, when it last looked)
-next to its checkpoint whenever it measures its lag. `group_lagging` says whether a streaming group is
-outside its SLA: an actor that has not reported for a while (dead, stuck) counts as lagging, and so does one
-with unread events whose last batch was older than the SLA. Readers then serve the batch value and say so.
+Every actor publishes a `StreamHealth` (consumer lag, freshness of its last micro-batch, when it last looked) on
+a health board whenever it measures its lag. `group_lagging` says whether a streaming group is outside its SLA:
+an actor that has not reported for a while (dead, stuck) counts as lagging, and so does one with unread events
+whose last batch was older than the SLA. Readers then serve the batch value and say so.
+
+The board lives where the platform's state lives, so actors and readers on different nodes see the same one:
+files next to the actors' checkpoints on embedded defaults (`FileHealthBoard`), Redis in production
+(`ma_ray.palette.streaming.redis_health.RedisHealthBoard`); `open_health_board` picks by the settings.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from ma_ray.palette.online.base import now_us
 from ma_ray.palette.pipelines.spec import MICROS_PER_SECOND
 from ma_ray.palette.streaming.checkpoints import CheckpointStore
+
+if TYPE_CHECKING:
+    from ma_ray.config import Settings
 
 HEALTH_SUFFIX = ".health.json"
 
@@ -35,21 +43,54 @@ class StreamHealth:
         return self.lag_messages > 0 and (self.freshness_s is None or self.freshness_s > sla_s)
 
 
-def health_store(checkpoint_dir: str | Path) -> CheckpointStore:
-    return CheckpointStore(checkpoint_dir, suffix=HEALTH_SUFFIX)
+class HealthBoard(Protocol):
+    """Where aggregation actors publish their health and readers read it, per streaming group."""
+
+    def publish(self, catalog: str, group: str, health: StreamHealth) -> None: ...
+
+    def read(self, catalog: str, group: str) -> list[StreamHealth]: ...
 
 
-def publish(store: CheckpointStore, health: StreamHealth) -> None:
-    store.save(health.actor, json.dumps(asdict(health)).encode())
+def health_from_json(data: bytes | str) -> StreamHealth:
+    return StreamHealth(**json.loads(data))
 
 
-def read_health(store: CheckpointStore) -> list[StreamHealth]:
-    found = []
-    for name in store.names():
-        data = store.load(name)
-        if data is not None:
-            found.append(StreamHealth(**json.loads(data)))
-    return found
+def health_to_json(health: StreamHealth) -> bytes:
+    return json.dumps(asdict(health)).encode()
+
+
+class FileHealthBoard:
+    """One file per actor next to its checkpoint (``<root>/<catalog>/<group>/<actor>.health.json``): one node,
+    or a filesystem every node mounts."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FileHealthBoard:
+        return cls(stream_checkpoint_root(settings.state_dir))
+
+    def _store(self, catalog: str, group: str) -> CheckpointStore:
+        return CheckpointStore(self.root / catalog / group, suffix=HEALTH_SUFFIX)
+
+    def publish(self, catalog: str, group: str, health: StreamHealth) -> None:
+        self._store(catalog, group).save(health.actor, health_to_json(health))
+
+    def read(self, catalog: str, group: str) -> list[StreamHealth]:
+        store = self._store(catalog, group)
+        found = []
+        for name in store.names():
+            data = store.load(name)
+            if data is not None:
+                found.append(health_from_json(data))
+        return found
+
+
+def open_health_board(settings: Settings) -> HealthBoard:
+    """The board of the settings' backends: files embedded, Redis with the production online store."""
+    from ma_ray.config import backend_class
+
+    return backend_class("stream_health", settings.online_store.value).from_settings(settings)
 
 
 def group_lagging(health: list[StreamHealth], sla_s: float, now_us: int) -> bool:
@@ -67,8 +108,8 @@ class StreamLagMonitor:
     re-read at most every ``refresh_s``. A group no actor has ever reported on is not lagging: its stream path
     is not deployed, and the online table holds whatever was written to it."""
 
-    def __init__(self, root: str | Path, refresh_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.root = Path(root)
+    def __init__(self, board: HealthBoard, refresh_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.board = board
         self.refresh_s = refresh_s
         self._clock = clock
         self._answers: dict[tuple[str, str], tuple[float, bool]] = {}
@@ -78,7 +119,7 @@ class StreamLagMonitor:
         cached = self._answers.get((catalog, group))
         if cached is not None and now - cached[0] < self.refresh_s:
             return cached[1]
-        health = read_health(health_store(self.root / catalog / group))
+        health = self.board.read(catalog, group)
         answer = bool(health) and group_lagging(health, sla_s, now_us())
         self._answers[(catalog, group)] = (now, answer)
         return answer
