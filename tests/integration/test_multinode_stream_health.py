@@ -47,4 +47,3 @@ def test_a_reader_on_another_node_falls_back_to_batch_values(services: Settings,
     assert not (tmp_path / "node_b" / "stream_checkpoints").exists()  # nothing of node A's reached B's disk
     assert report["stream_fallback"] == ["driver_realtime"]
     assert (report["value"], report["batch_fallback"]) == (4, True)
-
