@@ -3,8 +3,10 @@
 Figures (issue 5): events/s from Kafka through validation, windowed aggregation and online writes (and the
 offline log) for a backlog of pre-produced events, with 2 actors over 4 partitions on a 2-CPU local Ray;
 p99 freshness (the oldest event of a micro-batch produced -> its aggregates written to the online store)
-while events are produced at --rate. Run alone: `python bench/stream_pipeline.py [--events 200000]
-[--rate 20000] [--stores cassandra,sqlite]` with `ma-ray services up`.
+while events are produced at --rate. Issue 15: the same freshness where readers see it, over HTTP and through a
+prediction replica's resolver, on Kafka + Cassandra + Redis with readers polling all along (`_reader_freshness`).
+Run alone: `python bench/stream_pipeline.py [--events 200000] [--rate 20000] [--stores cassandra,sqlite]
+[--reader-seconds 10]` with `ma-ray services up`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import itertools
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from importlib import resources
 
+import _reader_freshness
 import numpy as np
 import ray
 from _harness import Result, Target, report
@@ -138,6 +142,7 @@ def main() -> None:
     parser.add_argument("--live-seconds", type=float, default=10.0)
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--stores", default="cassandra,sqlite", help="online stores to measure, comma-separated")
+    parser.add_argument("--reader-seconds", type=float, default=10.0, help="reader-visible freshness run (0: skip)")
     args = parser.parse_args()
     settings = load_settings()
     with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as path:
@@ -148,6 +153,10 @@ def main() -> None:
     try:
         for store in args.stores.split(","):
             results += bench_store(store, settings, repo, events, args)
+        if args.reader_seconds > 0:
+            live = events[: int(args.rate * args.reader_seconds)]
+            reader = _reader_freshness.bench(settings, live, args.rate, args.reader_seconds, probe_every_s=0.1)
+            results += [replace(r, metric=f"[cassandra+redis, readers] {r.metric}") for r in reader]
     finally:
         ray.shutdown()
     report("stream_pipeline", results)
