@@ -53,12 +53,7 @@ def replay(settings: Settings, topic: str, records: Iterable[tuple[bytes, bytes]
     producer = Producer(kafka_producer_config(settings))
     started, sent = time.monotonic(), 0
     for key, value in records:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_one(producer, topic, key, value)
         sent += 1
         if sent % 1000 == 0:
             producer.poll(0)
@@ -68,6 +63,16 @@ def replay(settings: Settings, topic: str, records: Iterable[tuple[bytes, bytes]
     if producer.flush(60) != 0:
         raise RuntimeError(f"{topic}: some events were not delivered within 60 s")
     return sent
+
+
+def produce_one(producer: Any, topic: str, key: bytes, value: bytes) -> None:
+    """Produce one record, waiting for room when the producer's queue is full."""
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value)
+            return
+        except BufferError:
+            producer.poll(0.05)
 
 
 # ---- run -------------------------------------------------------------------------------------------------------

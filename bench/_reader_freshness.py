@@ -34,7 +34,7 @@ from _harness import Result, Target, free_port
 from actors.feature_server import FeatureServer
 from actors.stream_aggregator import ensure_topic
 from apps.feature_api import build_app
-from apps.stream_pipeline import start_actors
+from apps.stream_pipeline import produce_one, start_actors
 from ma_ray.config import Settings, load_settings
 from ma_ray.connections import kafka_admin, kafka_producer_config
 from ma_ray.palette.meta_store import open_meta_store
@@ -72,7 +72,7 @@ def produce(settings: Settings, topic: str, records: list, rate: float, probe_ev
     started = next_probe = time.monotonic()
     probes = 0
     for sent, (key, value) in enumerate(records, start=1):
-        _produce(producer, topic, key, value)
+        produce_one(producer, topic, key, value)
         now = time.monotonic()
         if now >= next_probe:
             driver = PROBES[probes % len(PROBES)]
@@ -81,7 +81,7 @@ def produce(settings: Settings, topic: str, records: list, rate: float, probe_ev
             probe = {"driver_id": driver, "event_type": "requested", "event_ts": event_ts}
             with log.lock:
                 log.sent[driver].append((event_ts, time.monotonic()))
-            _produce(producer, topic, driver.encode(), json.dumps(probe).encode())
+            produce_one(producer, topic, driver.encode(), json.dumps(probe).encode())
             next_probe = now + probe_every_s
         if sent % 500 == 0:
             producer.poll(0)
@@ -90,15 +90,6 @@ def produce(settings: Settings, topic: str, records: list, rate: float, probe_ev
                 time.sleep(ahead)
     producer.flush(60)
     return len(records)
-
-
-def _produce(producer, topic: str, key: bytes, value: bytes) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value)
-            return
-        except BufferError:
-            producer.poll(0.05)
 
 
 def http_reader(url: str, hot: list[str], log: ProbeLog, stop: threading.Event, found: dict, count: list) -> None:

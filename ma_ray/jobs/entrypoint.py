@@ -9,23 +9,18 @@ controller's own interpreter (the one its Ray runs workers with), and any other 
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 import sys
 from urllib.parse import urlsplit
+
+from ma_ray.config import is_loopback as host_is_loopback
 
 IMAGE_PYTHON = "python"  # rayproject/ray images (and the project's Dockerfile) put their Python first on PATH
 
 
 def is_loopback(address: str) -> bool:
     """Whether a job-submission address (``http://host:port``) names this machine."""
-    host = urlsplit(address).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host_is_loopback(urlsplit(address).hostname or "")
 
 
 def job_python(address: str, configured: str | None, own: str = sys.executable) -> str:
