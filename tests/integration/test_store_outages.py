@@ -3,8 +3,6 @@ answers keep coming from the caches or as defaults, breakers open, and close aga
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -21,6 +19,7 @@ from ma_ray.services import ServiceLauncher
 from ma_ray.serving.circuit_breaker import BreakerState, CircuitBreaker
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
 from tests.ports import free_port
+from tests.tcp_cut import TcpCut
 
 TRIPS = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
 with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as _path:
@@ -117,29 +116,28 @@ def test_redis_outage(private: tuple[Settings, ServiceLauncher], tmp_path: Path)
 def test_a_refresh_redis_missed_is_applied_when_it_answers_again(
     private: tuple[Settings, ServiceLauncher], tmp_path: Path
 ) -> None:
-    """Redis frozen (SIGSTOP: it keeps its data, unlike a restart) while a writer updates a key: Cassandra takes
-    the write, Redis keeps the old row and the refresh is owed; once Redis answers (through the breaker's
-    half-open probe), the writer applies it and readers get the new value from Redis."""
-    settings, launcher = private
-    writer, _ = build(settings, tmp_path)
-    _, reader = build(settings, tmp_path)  # another replica: its own L1 and breakers, the same Redis keys
-    assert lookup(reader, 7) == (7, "cassandra", False)
+    """The network between a writer and Redis fails while it updates a key: Cassandra takes the write, Redis keeps
+    the old row (nothing reached it) and the writer owes it the refresh; once Redis answers again (through the
+    breaker's half-open probe), the writer applies it and readers get the new value from Redis."""
+    settings, _ = private
+    cut = TcpCut(settings.redis_host_port[1])
+    writer, _ = build(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{cut.port}/0"}), tmp_path)
+    _, reader = build(settings, tmp_path)  # another replica, straight to Redis: the same keys, its own L1
     time.sleep(0.06)
-    assert lookup(reader, 7) == (7, "redis", False)  # warm: Redis holds the old row
-    (redis,) = launcher.status(("redis",))
-    assert redis.pid is not None
-    os.kill(redis.pid, signal.SIGSTOP)
+    assert lookup(reader, 7) == (7, "redis", False)  # warm: Redis holds the old row (the writers refreshed it)
+    cut.cut()
     try:
         for value in (70, 71):  # two failed refreshes open the writer's Redis breaker
             writer.put(TABLE, [EntityRow("d7", now_us(), {"trip_count_7d": value})])
         assert writer.breakers["redis"].state is BreakerState.OPEN and writer.sync_caches() == 1
+        time.sleep(0.06)
+        assert lookup(reader, 7) == (7, "redis", False)  # the cost of the outage, until the writer catches up
     finally:
-        os.kill(redis.pid, signal.SIGCONT)
-    time.sleep(0.06)
-    assert lookup(reader, 7) == (7, "redis", False)  # the cost of the outage, until the writer catches up
+        cut.restore()
     eventually(lambda: writer.sync_caches() == 0, timeout_s=10)  # the half-open probe carries the owed refresh
     assert writer.breakers["redis"].state is BreakerState.CLOSED
     time.sleep(0.06)
     assert lookup(reader, 7) == (71, "redis", False)
+    cut.cut()
     writer.close()
     reader.store.close()

@@ -75,6 +75,11 @@ def _project(
     return FeatureValues(key, feature_ts, values, tier)
 
 
+def _stored_row(table: OnlineTable, row: EntityRow) -> dict[str, Any]:
+    """Every stored feature of the row's version: one a writer left out is null in the primary too."""
+    return {name: to_stored(kind, row.values.get(name)) for name, kind in table.features.items()}
+
+
 def _miss(key: EntityKey) -> FeatureValues:
     return FeatureValues(key, None, {}, "")
 
@@ -113,7 +118,7 @@ class InProcessCache:
                     continue
                 stored: dict[str, Any] | None = _MARKER
                 if current is not None or not refresh:
-                    stored = {n: to_stored(table.features[n], v) for n, v in row.values.items() if n in table.features}
+                    stored = _stored_row(table, row)
                 self._rows[slot] = (expires, row.feature_ts, stored)
                 self._rows.move_to_end(slot)
             while len(self._rows) > self.max_entries:
@@ -188,7 +193,7 @@ class RedisCache:
             return
         keys, args = [], []
         for row in rows:
-            stored = {n: to_stored(table.features[n], v) for n, v in row.values.items() if n in table.features}
+            stored = _stored_row(table, row)
             keys.append(self._key(table, row.key))
             args += [str(row.feature_ts), msgpack.packb(stored)]
         script(keys=keys, args=[*args, self.ttl_s])
