@@ -133,7 +133,7 @@ class StreamAggregatorWorker:
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
         topic = self.config.topic
-        committed = self.consumer.committed([TopicPartition(topic, p) for p in self.config.partitions], timeout=30)
+        committed = self._committed([TopicPartition(topic, p) for p in self.config.partitions])
         from_checkpoint = bool(self.offsets) or self.stats["restored_entities"] > 0
         assignment = []
         for tp in committed:
@@ -142,6 +142,24 @@ class StreamAggregatorWorker:
                 self.offsets[key] = tp.offset
             assignment.append(TopicPartition(topic, tp.partition, self.offsets.get(key, OFFSET_BEGINNING)))
         self.consumer.assign(assignment)
+
+    def _committed(self, partitions: list, timeout_s: float = 60.0) -> list:
+        """The group's committed offsets; a broker still electing or loading the group's coordinator (just
+        started, or restarted) answers with a retriable error for a few seconds: ask again until ``timeout_s``."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        settling = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                    KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT}  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.consumer.committed(partitions, timeout=30)
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                retry = kafka_error.retriable() or kafka_error.code() in settling
+                if not retry or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     # ---- the micro-batch ------------------------------------------------------------------------------------
     def step(self) -> int:

@@ -1,13 +1,14 @@
 """Freshness where readers see it: event produced into Kafka -> its aggregate returned to a reader, on Kafka +
 Cassandra + Redis, while readers poll hot drivers the whole time (so Redis stays warm, as in production).
 
-Probe events ride in the generated stream at --rate: every --probe-every-s one `requested` event for one of a few
-probe drivers, its event time just past the newest event time produced so far (so windows and decay behave as for
-any driver). The stream's event time crosses hours between two probes of one driver, so its `trip_count_1h` is 1
-right after a probe and decays to 0 before the next: a probe is visible when a reader's answer for its driver
-counts it (>= 1) at a feature timestamp at or past the probe's event time; its freshness is that answer's arrival
-minus the probe's produce call. The probe drivers are polled all along, so their entries are warm in L1 and Redis
-when each probe lands. Two readers, side by side:
+Probe events ride in the generated stream at --rate: every --probe-every-s one `requested` event of a probe
+driver of its own, its event time just past the newest event time produced so far. Before the run every probe
+driver gets an older row (count 0) through the write path, and the readers poll every probe driver all along, so
+each one's entry is warm in L1 and Redis with the old value when its probe lands (the case where a stale cache
+would hide the new value). The probe is visible when a reader's answer for its driver carries a feature timestamp
+at or past the probe's event time (only the probe, or the decay that follows it, writes such a row: the driver
+has no other event); its freshness is that answer's arrival minus the probe's produce call. Two readers, side by
+side:
 - the HTTP feature API, `POST /features/v1/features:get` through Serve's proxy (apps/feature_api.py);
 - a prediction replica's feature resolution: `actors.feature_server.FeatureServer`, the object each prediction
   replica resolves features with (apps/prediction.py), polled in this process.
@@ -37,30 +38,32 @@ from apps.feature_api import build_app
 from apps.stream_pipeline import produce_one, start_actors
 from ma_ray.config import Settings, load_settings
 from ma_ray.connections import kafka_admin, kafka_producer_config
+from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.meta_store import open_meta_store
+from ma_ray.palette.online import EntityRow, OnlineTable, open_online_store
 from ma_ray.palette.registry import FeatureRegistry
 from ma_ray.palette.repository import load_repository
 
 GROUP = "driver_realtime"
 REF = "@palette:rideshare:driver_realtime:trip_count_1h:driver_id"
 PARTITIONS, ACTORS = 4, 2
-PROBES = [f"drv_probe_{i}" for i in range(8)]
 
 
 @dataclass
 class ProbeLog:
     """Each probe driver's probes as (event time, monotonic time of the produce call), and when each was seen."""
 
-    sent: dict[str, list[tuple[int, float]]] = field(default_factory=lambda: {d: [] for d in PROBES})
+    drivers: list[str]
+    sent: dict[str, tuple[int, float]] = field(default_factory=dict)  # driver -> (event time, produce call time)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def seen(self, driver: str, feature_ts: int | None, count: object, arrived: float, found: dict) -> None:
-        if feature_ts is None or not isinstance(count, int) or count < 1:
+    def seen(self, driver: str, feature_ts: int | None, arrived: float, found: dict) -> None:
+        if feature_ts is None or driver in found:
             return
         with self.lock:
-            for event_ts, produced in self.sent[driver]:
-                if event_ts <= feature_ts and (driver, event_ts) not in found:
-                    found[(driver, event_ts)] = arrived - produced
+            probe = self.sent.get(driver)
+        if probe is not None and feature_ts >= probe[0]:
+            found[driver] = arrived - probe[1]
 
 
 def produce(settings: Settings, topic: str, records: list, rate: float, probe_every_s: float, log: ProbeLog) -> int:
@@ -70,17 +73,15 @@ def produce(settings: Settings, topic: str, records: list, rate: float, probe_ev
     producer = Producer(kafka_producer_config(settings))
     frontier = np.maximum.accumulate([json.loads(value)["event_ts"] for _, value in records])
     started = next_probe = time.monotonic()
-    probes = 0
+    waiting = iter(log.drivers)
     for sent, (key, value) in enumerate(records, start=1):
         produce_one(producer, topic, key, value)
         now = time.monotonic()
-        if now >= next_probe:
-            driver = PROBES[probes % len(PROBES)]
-            probes += 1
-            event_ts = max(int(frontier[sent - 1]) + 1, *(ts + 1 for ts, _ in log.sent[driver][-1:]))
-            probe = {"driver_id": driver, "event_type": "requested", "event_ts": event_ts}
+        driver = next(waiting, None) if now >= next_probe else None
+        if driver is not None:
+            probe = {"driver_id": driver, "event_type": "requested", "event_ts": int(frontier[sent - 1]) + 1}
             with log.lock:
-                log.sent[driver].append((event_ts, time.monotonic()))
+                log.sent[driver] = (probe["event_ts"], time.monotonic())
             produce_one(producer, topic, driver.encode(), json.dumps(probe).encode())
             next_probe = now + probe_every_s
         if sent % 500 == 0:
@@ -92,27 +93,43 @@ def produce(settings: Settings, topic: str, records: list, rate: float, probe_ev
     return len(records)
 
 
+def seed_probe_drivers(settings: Settings, repo: FeatureRepository, drivers: list[str], first_event_ts: int) -> None:
+    """An older row (count 0) for every probe driver, through the write path: Redis holds it when readers start."""
+    table = OnlineTable.of(repo, next(g for g in repo.groups if g.name == GROUP))
+    store = open_online_store(settings)
+    try:
+        store.update(table)
+        old = first_event_ts - 7_200_000_000
+        store.put(table, [EntityRow(d, old, {"trip_count_1h": 0, "completed_trips_1d": 0}) for d in drivers])
+    finally:
+        store.close()
+
+
 def http_reader(url: str, hot: list[str], log: ProbeLog, stop: threading.Event, found: dict, count: list) -> None:
     session = requests.Session()
-    drivers = [*PROBES, *hot]
+    drivers = [*log.drivers, *hot]
+    body = {"rows": [{"driver_id": d} for d in drivers], "features": [REF]}
     while not stop.is_set():
-        body = {"rows": [{"driver_id": d} for d in drivers], "features": [REF]}
-        answer = session.post(url, json=body, timeout=10).json()
+        try:
+            answer = session.post(url, json=body, timeout=10).json()
+        except requests.RequestException:  # the proxy closed a kept-alive connection: a client reconnects
+            session = requests.Session()
+            continue
         arrived = time.monotonic()
         count[0] += 1
-        for driver, row in zip(PROBES, answer["rows"], strict=False):
-            log.seen(driver, row[REF]["feature_ts"], row[REF]["value"], arrived, found)
+        for driver, row in zip(log.drivers, answer["rows"], strict=False):
+            log.seen(driver, row[REF]["feature_ts"], arrived, found)
 
 
 def resolver_reader(server: FeatureServer, hot: list[str], log: ProbeLog, stop: threading.Event, found: dict,
                     count: list) -> None:  # fmt: skip
-    drivers = [*PROBES, *hot]
+    drivers = [*log.drivers, *hot]
     while not stop.is_set():
         result = server.resolver.resolve([{"driver_id": d} for d in drivers], [REF])
         arrived = time.monotonic()
         count[0] += 1
-        for driver, row in zip(PROBES, result.rows, strict=False):
-            log.seen(driver, row.meta[REF].feature_ts, row.values[REF], arrived, found)
+        for driver, row in zip(log.drivers, result.rows, strict=False):
+            log.seen(driver, row.meta[REF].feature_ts, arrived, found)
         time.sleep(0.002)
 
 
@@ -146,7 +163,8 @@ def bench(settings: Settings, records: list, rate: float, seconds: float, probe_
     hot = [key.decode() for key, _ in records[:200]][:20]
     live = records[: int(rate * seconds)]
     handles = start_actors(repo, GROUP, topic, PARTITIONS, ACTORS, overrides, batch_size=5000)
-    log, stop = ProbeLog(), threading.Event()
+    log, stop = ProbeLog([f"drv_probe_{i:04d}" for i in range(int(seconds / probe_every_s))]), threading.Event()
+    seed_probe_drivers(production, repo, log.drivers, json.loads(live[0][1])["event_ts"])
     found_http: dict = {}
     found_resolver: dict = {}
     counts = {"http": [0], "resolver": [0]}
@@ -174,7 +192,7 @@ def bench(settings: Settings, records: list, rate: float, seconds: float, probe_
         serve.shutdown()
         kafka_admin(production).delete_topics([topic, f"{topic}.dead-letter"])
         replica.resolver.store.close()
-    probes = sum(len(v) for v in log.sent.values())
+    probes = len(log.sent)
     write_side = np.array(list(itertools.chain.from_iterable(r["freshness_us"] for r in reports))) / 1e6
     http50, http99, http_n = percentiles(found_http)
     res50, res99, res_n = percentiles(found_resolver)
