@@ -42,7 +42,7 @@ from ma_ray.config import ENV_PREFIX, Settings, load_settings
 from ma_ray.jobs import workflow
 from ma_ray.jobs.clusters import ClusterRegistry
 from ma_ray.jobs.entrypoint import job_python, training_entrypoint
-from ma_ray.jobs.job_store import job_status, open_job_store
+from ma_ray.jobs.job_store import job_status, known_job, open_job_store
 from ma_ray.jobs.scheduler import Preempt, ScaleUp, Start, TieredScheduler
 from ma_ray.jobs.spec import ClusterSpec, SpecError, TrainingJobSpec, parse_spec
 from ma_ray.jobs.validation import DEFAULT_HEADROOM, job_request, validate_job
@@ -368,10 +368,7 @@ class JobController:
 
     # ---- helpers ------------------------------------------------------------------------------------------------
     def _record(self, job_id: str) -> JobRecord:
-        record = self._store.get(job_id)
-        if record is None:
-            raise KeyError(f"no job {job_id!r}: `ma-ray jobs list` shows the known ones")
-        return record
+        return known_job(self._store, job_id)
 
     def _save(self, record: JobRecord, event: str) -> None:
         self._store.put(record)

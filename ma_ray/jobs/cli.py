@@ -224,9 +224,10 @@ class StoredJobs:
         return self._read(lambda store: job_status(store, job_id))
 
     def logs(self, job_id: str) -> dict[int, str]:
+        from ma_ray.jobs.job_store import known_job
+
         def archived(store: Any) -> dict[int, str]:
-            if store.get(job_id) is None:
-                raise KeyError(f"no job {job_id!r}: `ma-ray jobs list` shows the known ones")
+            known_job(store, job_id)  # an unknown job is an error, not an empty log
             return store.logs(job_id)
 
         return self._read(archived)

@@ -55,11 +55,17 @@ class JobStore(Protocol):
     def close(self) -> None: ...
 
 
-def job_status(store: JobStore, job_id: str) -> dict[str, Any]:
-    """A job's record with its events and its last attempt's outcome; ``KeyError`` for an unknown job."""
+def known_job(store: JobStore, job_id: str) -> JobRecord:
+    """The job's record; ``KeyError`` saying where to look for an unknown job."""
     record = store.get(job_id)
     if record is None:
         raise KeyError(f"no job {job_id!r}: `ma-ray jobs list` shows the known ones")
+    return record
+
+
+def job_status(store: JobStore, job_id: str) -> dict[str, Any]:
+    """A job's record with its events and its last attempt's outcome; ``KeyError`` for an unknown job."""
+    record = known_job(store, job_id)
     events = [{"at": e.at, "message": e.message} for e in store.events(job_id)]
     outcome = store.outcome(job_id, record.attempt) if record.attempt else None
     return {**record.to_dict(), "events": events, "outcome": outcome}
