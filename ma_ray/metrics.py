@@ -10,9 +10,17 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 
+class BoundInstrument(Protocol):
+    def record(self, value: float) -> None:
+        """As ``Instrument.record`` with the tags it was bound to."""
+
+
 class Instrument(Protocol):
     def record(self, value: float, tags: dict[str, str] | None = None) -> None:
         """Counters add ``value``, histograms observe it, gauges set it."""
+
+    def bound(self, tags: dict[str, str]) -> BoundInstrument:
+        """The instrument with ``tags`` fixed, made once per tag set: hot paths record without a label lookup."""
 
 
 class MetricsBackend(Protocol):
@@ -25,12 +33,41 @@ class MetricsBackend(Protocol):
     def gauge(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument: ...
 
 
-class _RayInstrument:
+class _BoundOnce:
+    """Bound instruments, made once per tag set (label lookups and tag checks leave the hot path)."""
+
+    def __init__(self) -> None:
+        self._bound: dict[tuple[tuple[str, str], ...], BoundInstrument] = {}
+
+    def bound(self, tags: dict[str, str]) -> BoundInstrument:
+        key = tuple(sorted(tags.items()))
+        bound = self._bound.get(key)
+        if bound is None:
+            bound = self._bound[key] = self._bind(tags)
+        return bound
+
+    def _bind(self, tags: dict[str, str]) -> BoundInstrument:
+        raise NotImplementedError
+
+
+class _RayBound:
+    def __init__(self, record: Any, tags: dict[str, str]) -> None:
+        self._record, self._tags = record, dict(tags)
+
+    def record(self, value: float) -> None:
+        self._record(value, tags=self._tags)
+
+
+class _RayInstrument(_BoundOnce):
     def __init__(self, metric: Any, method: str) -> None:
+        super().__init__()
         self._record = getattr(metric, method)
 
     def record(self, value: float, tags: dict[str, str] | None = None) -> None:
         self._record(value, tags=tags)
+
+    def _bind(self, tags: dict[str, str]) -> BoundInstrument:
+        return _RayBound(self._record, tags)
 
 
 class RayMetrics:
@@ -54,13 +91,22 @@ class RayMetrics:
         return _RayInstrument(Gauge(name, description, tag_keys=tuple(tag_keys)), "set")
 
 
-class _PrometheusInstrument:
+class _PrometheusBound:
+    def __init__(self, child: Any, method: str) -> None:
+        self.record = getattr(child, method)
+
+
+class _PrometheusInstrument(_BoundOnce):
     def __init__(self, metric: Any, method: str, labelled: bool) -> None:
+        super().__init__()
         self._metric, self._method, self._labelled = metric, method, labelled
 
     def record(self, value: float, tags: dict[str, str] | None = None) -> None:
         target = self._metric.labels(**(tags or {})) if self._labelled else self._metric
         getattr(target, self._method)(value)
+
+    def _bind(self, tags: dict[str, str]) -> BoundInstrument:
+        return _PrometheusBound(self._metric.labels(**tags) if self._labelled else self._metric, self._method)
 
 
 class PrometheusMetrics:
