@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol
 
 from ma_ray.palette.catalog import FeatureGroup, FeatureRepository
@@ -42,6 +43,11 @@ class OnlineTable:
         entity = repo.entity(group.entity or "")
         stored = {f.name: f.type for f in group.features if f.expression is None}
         return cls(repo.catalog, group.name, entity.key_type, stored, group.ttl_s)
+
+    @cached_property
+    def timestamp_features(self) -> frozenset[str]:
+        """Features whose stored form (epoch microseconds) is converted on read: a read of none skips the check."""
+        return frozenset(name for name, kind in self.features.items() if kind is FeatureType.TIMESTAMP)
 
     def batch_fallback(self) -> OnlineTable:
         """Where the batch pipeline keeps a streaming group's batch values, served while the stream lags."""
@@ -88,6 +94,9 @@ class OnlineStore(Protocol):
     """Batched reads and writes of the newest feature values per entity."""
 
     tier: str
+    # True when a read never waits on a network, another process or a writer (memory, a local WAL file): a
+    # reader may then call it in its own thread, with no deadline to enforce.
+    local: bool
 
     def update(self, table: OnlineTable) -> None:
         """Create or evolve the table (new features become new columns); idempotent."""
@@ -111,6 +120,9 @@ class OnlineStore(Protocol):
 class CacheTier(OnlineStore, Protocol):
     """A cache in front of the primary (`ma_ray.palette.online.caches`): ``put`` is its read-through fill;
     ``refresh`` follows a write the primary took, ordered so no fill can put an older value back over it."""
+
+    def put(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues]) -> None:
+        """The read-through fill: rows, or the found answers of a read of the tier below."""
 
     def refresh(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None: ...
 

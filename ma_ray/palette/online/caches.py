@@ -69,15 +69,18 @@ def _project(
         values = {name: stored[name] for name in features}
     except KeyError:
         return None  # cached before the group gained this feature: let the primary answer
-    for name in features:
-        if table.features[name] is FeatureType.TIMESTAMP:
+    if table.timestamp_features:
+        for name in table.timestamp_features.intersection(features):
             values[name] = from_stored(FeatureType.TIMESTAMP, values[name])
     return FeatureValues(key, feature_ts, values, tier)
 
 
-def _stored_row(table: OnlineTable, row: EntityRow) -> dict[str, Any]:
+def _stored_row(table: OnlineTable, row: EntityRow | FeatureValues) -> dict[str, Any]:
     """Every stored feature of the row's version: one a writer left out is null in the primary too."""
-    return {name: to_stored(kind, row.values.get(name)) for name, kind in table.features.items()}
+    stored = {name: row.values.get(name) for name in table.features}
+    for name in table.timestamp_features:
+        stored[name] = to_stored(FeatureType.TIMESTAMP, stored[name])
+    return stored
 
 
 def _miss(key: EntityKey) -> FeatureValues:
@@ -88,6 +91,7 @@ class InProcessCache:
     """L1: a bounded LRU dict with a short TTL (the seed's 100 ms, 10,000 entries), safe across threads."""
 
     tier = "l1"
+    local = True
 
     def __init__(self, ttl_s: float = 0.1, max_entries: int = 10_000) -> None:
         if ttl_s <= 0 or max_entries < 1:
@@ -100,43 +104,56 @@ class InProcessCache:
     def update(self, table: OnlineTable) -> None:
         self.teardown(table)
 
-    def put(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
-        """The read-through fill: each row unless its entry is newer."""
+    def put(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues]) -> None:
+        """The read-through fill (rows, or the found answers of a read below): each row unless its entry is newer."""
         self._write(table, rows, refresh=False)
 
     def refresh(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
         """After the primary took ``rows``: older entries become the rows, missing ones a marker (module doc)."""
         self._write(table, rows, refresh=True)
 
-    def _write(self, table: OnlineTable, rows: Sequence[EntityRow], refresh: bool) -> None:
-        expires = time.monotonic() + self.ttl_s
+    def _write(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], refresh: bool) -> None:
+        expires, name, entries = time.monotonic() + self.ttl_s, table.name, self._rows
+        # A fill's row that already holds every stored feature, none to convert, is kept as it is: entries are
+        # never changed in place, and reads copy them.
+        whole, columns = not refresh and not table.timestamp_features, table.features.keys()
         with self._lock:
             for row in rows:
-                slot = (table.name, row.key)
-                current = self._rows.get(slot)
+                slot = (name, row.key)
+                current = entries.get(slot)
                 if current is not None and current[1] > row.feature_ts:
                     continue
-                stored: dict[str, Any] | None = _MARKER
-                if current is not None or not refresh:
-                    stored = _stored_row(table, row)
-                self._rows[slot] = (expires, row.feature_ts, stored)
-                self._rows.move_to_end(slot)
-            while len(self._rows) > self.max_entries:
-                self._rows.popitem(last=False)
+                if refresh and current is None:
+                    stored = _MARKER
+                else:
+                    stored = row.values if whole and row.values.keys() == columns else _stored_row(table, row)
+                entries[slot] = (expires, row.feature_ts, stored)
+                if current is not None:  # a new entry is at the LRU's end already
+                    entries.move_to_end(slot)
+            for _ in range(len(entries) - self.max_entries):
+                entries.popitem(last=False)
 
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues]:
-        now = time.monotonic()
-        answers = []
+        return [
+            answer or _miss(key) for key, answer in zip(keys, self.hits(table, keys, features, read_ts), strict=True)
+        ]
+
+    def hits(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues | None]:
+        """``get`` with None for a miss (no object made for it)."""
+        now, name, tier, rows = time.monotonic(), table.name, self.tier, self._rows
         with self._lock:
-            for key in keys:
-                entry = self._rows.get((table.name, key))
-                answer = None
-                if entry is not None and entry[0] > now and entry[1] <= read_ts and entry[2] is not _MARKER:
-                    self._rows.move_to_end((table.name, key))
-                    answer = _project(table, key, entry[1], entry[2], features, self.tier)
-                answers.append(answer or _miss(key))
+            answers: list[Any] = [rows.get((name, key)) for key in keys]  # entries first: most are misses or hits
+            for i, entry in enumerate(answers):
+                if entry is None:
+                    continue
+                answers[i] = None
+                if entry[0] > now and entry[1] <= read_ts and entry[2] is not _MARKER:
+                    rows.move_to_end((name, keys[i]))
+                    answers[i] = _project(table, keys[i], entry[1], entry[2], features, tier)
         return answers
 
     def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None:
@@ -164,6 +181,7 @@ class RedisCache:
     """L2: compact msgpack rows in Redis with a TTL (the seed's 300 s), read with one pipelined MGET."""
 
     tier = "redis"
+    local = False
 
     def __init__(self, client: Any, ttl_s: int = 300, prefix: str = "mr") -> None:
         if ttl_s < 1:
@@ -180,15 +198,15 @@ class RedisCache:
     def update(self, table: OnlineTable) -> None:
         """Nothing to create; rows cached under an older schema are treated as misses when a feature is new."""
 
-    def put(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
-        """The read-through fill: each row unless its entry is newer."""
+    def put(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues]) -> None:
+        """The read-through fill (rows, or the found answers of a read below): each row unless its entry is newer."""
         self._write(self._set_if_newer, table, rows)
 
     def refresh(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
         """After the primary took ``rows``: older entries become the rows, missing ones a marker (module doc)."""
         self._write(self._refresh, table, rows)
 
-    def _write(self, script: Any, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
+    def _write(self, script: Any, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues]) -> None:
         if not rows:
             return
         keys, args = [], []
@@ -205,25 +223,20 @@ class RedisCache:
             return []
         prefix = f"{self.prefix}:{table.name}:"
         raw = self.client.mget([prefix + str(key) for key in keys])
-        needs_conversion = any(table.features[name] is FeatureType.TIMESTAMP for name in features)
+        columns, tier, unpack = table.features.keys(), self.tier, msgpack.unpackb
+        whole_rows = not table.timestamp_features and set(features) == columns  # a fill: rows kept as unpacked
         answers = []
-        unpack, tier = msgpack.unpackb, self.tier
         for key, value in zip(keys, raw, strict=True):
-            if value is not None:
-                bar = value.index(b"|")
-                feature_ts = int(value[:bar])
-                if feature_ts <= read_ts and bar + 1 < len(value):  # a marker (nothing after "|") is a miss
-                    stored = unpack(value[bar + 1 :])
-                    try:  # the hot path: every requested feature cached, no timestamps to convert
-                        if not needs_conversion:
-                            answers.append(FeatureValues(key, feature_ts, {n: stored[n] for n in features}, tier))
-                            continue
-                    except KeyError:
-                        answers.append(_miss(key))
-                        continue
-                    answers.append(_project(table, key, feature_ts, stored, features, tier) or _miss(key))
-                    continue
-            answers.append(_miss(key))
+            bar = value.index(b"|") if value is not None else -1
+            feature_ts = int(value[:bar]) if bar > 0 else read_ts + 1
+            if feature_ts > read_ts or bar + 1 == len(value):  # no entry, too new, or a marker ("<ts>|")
+                answers.append(_miss(key))
+                continue
+            stored = unpack(value[bar + 1 :])
+            if whole_rows and stored.keys() == columns:
+                answers.append(FeatureValues(key, feature_ts, stored, tier))
+            else:
+                answers.append(_project(table, key, feature_ts, stored, features, tier) or _miss(key))
         return answers
 
     def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None:

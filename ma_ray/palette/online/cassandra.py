@@ -41,6 +41,7 @@ KEYS_PER_READ = 25
 
 class CassandraOnlineStore:
     tier = "cassandra"
+    local = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CassandraOnlineStore:

@@ -19,9 +19,15 @@ _SQL_TYPES = {
     FeatureType.TIMESTAMP: "INTEGER",
 }
 
+_CONVERTED = (FeatureType.BOOL, FeatureType.TIMESTAMP)  # stored as integers
+KEYS_PER_QUERY = 500  # well under SQLite's bound-parameter limit
+
 
 class SqliteOnlineStore:
+    """Writes go through one connection; reads through another, so a load never holds a reader up (WAL)."""
+
     tier = "sqlite"
+    local = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqliteOnlineStore:
@@ -33,6 +39,8 @@ class SqliteOnlineStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.Lock()
+        self._reader = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._read_lock = threading.Lock()
 
     def update(self, table: OnlineTable) -> None:
         key_type = "TEXT" if table.key_type is FeatureType.STRING else "INTEGER"
@@ -61,27 +69,32 @@ class SqliteOnlineStore:
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues]:
+        """One query per ``KEYS_PER_QUERY`` keys: each key's newest row at or before ``read_ts``."""
         table.check_features(features)
-        columns = ", ".join(f'"{n}"' for n in ["feature_ts", *features])
-        sql = (
-            f'SELECT {columns} FROM "{table.name}" WHERE entity_key = ? AND feature_ts <= ? '
-            "ORDER BY feature_ts DESC LIMIT 1"
-        )
-        answers = []
-        with self._lock:
-            for key in keys:
-                row = self._db.execute(sql, (key, read_ts)).fetchone()
-                answers.append(self._answer(table, key, features, row))
-        return answers
+        columns = ", ".join(f'"{n}"' for n in features)
+        found: dict[EntityKey, tuple] = {}
+        with self._read_lock:
+            for start in range(0, len(keys), KEYS_PER_QUERY):
+                chunk = keys[start : start + KEYS_PER_QUERY]
+                # max() makes SQLite take the other columns from the row holding the maximum (documented).
+                sql = (
+                    f'SELECT entity_key, MAX(feature_ts), {columns} FROM "{table.name}" '
+                    f"WHERE entity_key IN ({', '.join('?' * len(chunk))}) AND feature_ts <= ? GROUP BY entity_key"
+                )
+                found.update((row[0], row) for row in self._reader.execute(sql, (*chunk, read_ts)))
+        converted = [(name, table.features[name]) for name in features if table.features[name] in _CONVERTED]
+        return [self._answer(key, features, found.get(key), converted) for key in keys]
 
-    def _answer(self, table: OnlineTable, key: EntityKey, features: Sequence[str], row: tuple | None) -> FeatureValues:
+    def _answer(
+        self, key: EntityKey, features: Sequence[str], row: tuple | None, converted: list[tuple[str, FeatureType]]
+    ) -> FeatureValues:
         if row is None:
             return FeatureValues(key, None, {}, self.tier)
-        values = {}
-        for name, value in zip(features, row[1:], strict=True):
-            kind = table.features[name]
+        values = dict(zip(features, row[2:], strict=True))
+        for name, kind in converted:
+            value = values[name]
             values[name] = bool(value) if kind is FeatureType.BOOL and value is not None else from_stored(kind, value)
-        return FeatureValues(key, row[0], values, self.tier)
+        return FeatureValues(key, row[1], values, self.tier)
 
     def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
         with self._lock:
@@ -96,4 +109,5 @@ class SqliteOnlineStore:
             self._db.execute(f'DROP TABLE IF EXISTS "{table.name}"')
 
     def close(self) -> None:
+        self._reader.close()
         self._db.close()

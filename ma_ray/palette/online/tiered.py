@@ -21,6 +21,7 @@ from ma_ray.palette.online.base import (
     OnlineTable,
     now_us,
 )
+from ma_ray.palette.online.caches import InProcessCache
 from ma_ray.serving.circuit_breaker import CircuitBreaker
 
 LOG = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class TieredOnlineStore:
         for store in [*self.caches, primary]:
             self.breakers.setdefault(store.tier, CircuitBreaker(store.tier))
         self.served: Counter[str] = Counter()
+        self._in_process_top = bool(self.caches) and isinstance(self.caches[0], InProcessCache)
+        self.local = all(store.local for store in [*self.caches, primary])
         self.errors: Counter[str] = Counter()
         self._owed: dict[str, dict[str, OwedRefresh]] = {cache.tier: {} for cache in self.caches}
         self._owed_lock = threading.Lock()  # writer threads share the store (Datasink tasks, actor threads)
@@ -97,37 +100,60 @@ class TieredOnlineStore:
             return sum(len(owed) for owed in self._owed.values())
 
     def get(
-        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+        self,
+        table: OnlineTable,
+        keys: Sequence[EntityKey],
+        features: Sequence[str],
+        read_ts: int,
+        *,
+        in_process: bool = True,
     ) -> list[FeatureValues]:
+        """``in_process=False``: the caller already asked `get_in_process` about these keys; start below it."""
         table.check_features(features)
         every_feature = list(table.features)
+        whole_rows = set(features) == table.features.keys()  # rows read below the top need no projection
         fill = read_ts >= now_us() - FILL_WINDOW_US
-        answers: dict[int, FeatureValues] = {}
+        answers: list[FeatureValues | None] = [None] * len(keys)
         pending = list(range(len(keys)))
         primary_failed = False
-        for depth, store in enumerate([*self.caches, self.primary]):
-            if not pending:
-                break
+        tiers = [*self.caches, self.primary]
+        for depth in range(0 if in_process or not self._in_process_top else 1, len(tiers)):
+            store = tiers[depth]
+            wanted = features if depth == 0 else every_feature  # only rows found below the top tier fill caches
             asked = [keys[i] for i in pending]
-            got = self._guarded(store, "get", lambda s=store, a=asked: s.get(table, a, every_feature, read_ts))
+            got = self._guarded(store, "get", lambda s=store, a=asked, w=wanted: s.get(table, a, w, read_ts))
             if got is None:
                 primary_failed = store is self.primary
                 continue
-            found = {i: v for i, v in zip(pending, got, strict=True) if v.found}
-            pending = [i for i in pending if i not in found]
-            for index, values in found.items():
-                projected = {name: values.values.get(name) for name in features}
-                answers[index] = FeatureValues(values.key, values.feature_ts, projected, store.tier)
-            if fill and found:
-                rows = [EntityRow(v.key, v.feature_ts or 0, v.values) for v in found.values()]
+            found = [v for v in got if v.feature_ts is not None]
+            self.served[store.tier] += len(found)
+            if found and fill and depth:
                 for cache in self.caches[:depth]:
-                    self._guarded(cache, "fill", lambda c=cache, r=rows: c.put(table, r))
+                    self._guarded(cache, "fill", lambda c=cache, f=found: c.put(table, f))
+            if len(found) == len(keys) and (depth == 0 or whole_rows):
+                return got  # the common case: the first tier asked answered every key as asked
+            pending = _placed(answers, pending, got, None if depth == 0 or whole_rows else features)
+            if not pending:
+                break
         missing_tier = UNAVAILABLE if primary_failed else "none"
+        self.served[missing_tier] += len(pending)
         for index in pending:
             answers[index] = FeatureValues(keys[index], None, {}, missing_tier)
-        result = [answers[i] for i in range(len(keys))]
-        self.served.update(answer.tier for answer in result)
-        return result
+        return answers  # type: ignore[return-value]  # every index is answered above
+
+    def get_in_process(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues | None]:
+        """What the in-process cache (the first tier, when it is one) answers, with no I/O; None for every other
+        key, for the caller to `get` under its deadline."""
+        if not self._in_process_top:
+            return [None] * len(keys)
+        table.check_features(features)
+        top = self.caches[0]
+        assert isinstance(top, InProcessCache)
+        answers = top.hits(table, keys, features, read_ts)
+        self.served[top.tier] += len(answers) - answers.count(None)
+        return answers
 
     def _guarded(self, store: OnlineStore, action: str, call: Callable[[], T]) -> T | None:
         """Run a backend call through its breaker; None when the breaker is open or the call failed."""
@@ -158,6 +184,29 @@ class TieredOnlineStore:
     def close(self) -> None:
         for store in [*self.caches, self.primary]:
             store.close()
+
+
+def _placed(
+    answers: list[FeatureValues | None],
+    pending: list[int],
+    got: list[FeatureValues],
+    projected_on: Sequence[str] | None,
+) -> list[int]:
+    """Put the found answers of the ``pending`` indexes in place (projected on the asked features when read
+    whole); returns the indexes still unanswered."""
+    still = []
+    for index, values in zip(pending, got, strict=True):
+        if values.feature_ts is None:
+            still.append(index)
+        else:
+            answers[index] = values if projected_on is None else _projected(values, projected_on)
+    return still
+
+
+def _projected(values: FeatureValues, features: Sequence[str]) -> FeatureValues:
+    return FeatureValues(
+        values.key, values.feature_ts, {name: values.values.get(name) for name in features}, values.tier
+    )
 
 
 class OwedRefresh:
