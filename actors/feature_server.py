@@ -5,7 +5,6 @@ A pool spreads them over the cluster's nodes; callers ask any of them for featur
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import ray
@@ -14,6 +13,7 @@ from ma_ray.config import load_settings
 from ma_ray.palette.online import open_online_store
 from ma_ray.palette.registry import registered_repository
 from ma_ray.palette.streaming.health import StreamLagMonitor, open_health_board
+from ma_ray.serving.feature_answer import FeatureAnswer
 from ma_ray.serving.feature_metrics import shared_feature_metrics
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
 
@@ -35,15 +35,10 @@ class FeatureServer:
             lag_monitor=StreamLagMonitor(open_health_board(settings)),
         )
 
-    def get_features(self, rows: list[dict[str, Any]], refs: list[str]) -> dict[str, Any]:
-        """{"read_ts", "degraded", "stream_fallback", "rows": [{"values": {ref: v}, "meta": {ref: {...}}}]}."""
-        result = self.resolver.resolve(rows, refs)
-        return {
-            "read_ts": result.read_ts,
-            "degraded": result.degraded,
-            "stream_fallback": list(result.stream_fallback),
-            "rows": [{"values": r.values, "meta": {k: asdict(m) for k, m in r.meta.items()}} for r in result.rows],
-        }
+    def get_features(self, rows: list[dict[str, Any]], refs: list[str]) -> FeatureAnswer:
+        """Column-wise (``answer.values[ref]``, ``answer.meta[ref]``); also reads as
+        {"read_ts", "degraded", "stream_fallback", "rows": [{"values": {ref: v}, "meta": {ref: {...}}}]}."""
+        return FeatureAnswer.of(self.resolver.resolve(rows, refs))
 
     def served_by_tier(self) -> dict[str, int]:
         return dict(self.resolver.store.served)
@@ -64,7 +59,7 @@ class FeatureServerPool:
         ]
         self._next = 0
 
-    def get_features(self, rows: list[dict[str, Any]], refs: list[str]) -> ray.ObjectRef:
+    def get_features(self, rows: list[dict[str, Any]], refs: list[str]) -> ray.ObjectRef:  # -> FeatureAnswer
         actor = self.actors[self._next % len(self.actors)]
         self._next += 1
         return actor.get_features.remote(rows, refs)

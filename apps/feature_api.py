@@ -6,7 +6,7 @@ No `from __future__ import annotations` here: FastAPI reads the request model fr
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
@@ -52,10 +52,6 @@ class FeaturesResponse(BaseModel):
     rows: list[dict[str, FeatureValue]]
 
 
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
 @serve.ingress(api)
 class FeatureAPI:
@@ -64,7 +60,8 @@ class FeatureAPI:
         self.catalog = self.server.resolver.catalog
 
     @api.post("/v1/features:get", response_model=FeaturesResponse)
-    def get_features(self, request: FeaturesRequest) -> FeaturesResponse:
+    def get_features(self, request: FeaturesRequest) -> Response:
+        """The body is encoded once from the answer's columns (`FeaturesResponse` documents its shape)."""
         try:
             rows = [self.catalog.coerce_request_fields(row) for row in request.rows]
             answer = self.server.get_features(rows, request.features)
@@ -72,15 +69,7 @@ class FeatureAPI:
             raise HTTPException(status_code=404, detail=str(error)) from None
         except (EntityKeyError, ValueError) as error:
             raise HTTPException(status_code=400, detail=str(error)) from None
-        return FeaturesResponse(
-            read_ts=answer["read_ts"],
-            degraded=answer["degraded"],
-            stream_fallback=answer["stream_fallback"],
-            rows=[
-                {ref: FeatureValue(value=_jsonable(row["values"][ref]), **row["meta"][ref]) for ref in request.features}
-                for row in answer["rows"]
-            ],
-        )
+        return Response(answer.to_json(), media_type="application/json")
 
 
 def build_app(args: dict[str, Any]) -> serve.Application:

@@ -356,10 +356,9 @@ class PoolReplica:
         rows = [catalog.coerce_request_fields(row) for row in rows]
         looked_up = time.perf_counter()
         resolution = self.features.resolver.resolve(rows, loaded.inputs.needed_refs())
-        tiers = [meta.tier for row in resolution.rows for meta in row.meta.values()]
-        timing[lookup_stage(tiers)] = _ms(looked_up)
+        timing[lookup_stage(resolution.tiers())] = _ms(looked_up)
         transformed = time.perf_counter()
-        matrix = np.array([loaded.inputs.vector(r.values) for r in resolution.rows], dtype=np.float64)
+        matrix = loaded.inputs.matrix(resolution.columns, len(resolution))
         timing[TRANSFORMATION] = _ms(transformed)
         inferred = time.perf_counter()
         predictions = await self._infer(loaded, matrix)

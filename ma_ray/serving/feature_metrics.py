@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from functools import cache
 
 from ma_ray.metrics import MetricsBackend, default_backend
@@ -20,10 +22,23 @@ STREAM_FALLBACK_TOTAL = "ma_ray_feature_stream_fallback_total"
 METRIC_NAMES = (LOOKUP_SECONDS, VALUES_TOTAL, DEFAULTS_TOTAL, STALENESS_SECONDS, BREAKER_OPEN, STREAM_FALLBACK_TOTAL)
 
 
+@dataclass
+class LookupRecord:
+    """What one lookup served, counted per request and group (never per value): values per serving tier,
+    defaults per reason, the oldest served value's age per group, groups served from batch values."""
+
+    seconds: float
+    served: Counter[str] = field(default_factory=Counter)
+    defaults: Counter[str] = field(default_factory=Counter)
+    oldest_s: list[float] = field(default_factory=list)
+    stream_fallback: tuple[str, ...] = ()
+
+
 class FeatureMetrics:
-    """Lookup latency by cache hit/miss, values served per tier (the hit ratio), defaults by reason,
-    staleness of served values, whether each backend's breaker is open, and lookups that got a streaming
-    group's batch values because its stream lagged past the SLA."""
+    """Lookup latency by cache hit/miss, values served per tier (the hit ratio), defaults by reason, the age of
+    the oldest value each request got from each group, whether each backend's breaker is open, and lookups that
+    got a streaming group's batch values because its stream lagged past the SLA. Recorded once per request,
+    through instruments bound once per label value."""
 
     def __init__(self, backend: MetricsBackend | None = None) -> None:
         backend = backend or default_backend()
@@ -36,32 +51,28 @@ class FeatureMetrics:
         self.values = backend.counter(VALUES_TOTAL, "Feature values served, by the tier that served them", ("tier",))
         self.defaults = backend.counter(DEFAULTS_TOTAL, "Defaults served instead of stored values", ("reason",))
         self.staleness = backend.histogram(
-            STALENESS_SECONDS, "Age of served stored values (now - feature timestamp)", STALENESS_BOUNDARIES_S
-        )
+            STALENESS_SECONDS,
+            "Age of the oldest stored value served per request and feature group (now - feature timestamp)",
+            STALENESS_BOUNDARIES_S,
+        ).bound({})
         self.breaker_open = backend.gauge(BREAKER_OPEN, "1 while a backend's circuit breaker is open", ("backend",))
         self.stream_fallback = backend.counter(
             STREAM_FALLBACK_TOTAL, "Lookups served a streaming group's batch values (stream past its SLA)", ("group",)
         )
 
-    def record_lookup(self, seconds: float, tiers: list[str]) -> None:
-        cache = "hit" if tiers and all(tier in CACHE_TIERS for tier in tiers) else "miss"
-        self.lookup_seconds.record(seconds, {"cache": cache})
-        for tier in tiers:
-            self.values.record(1, {"tier": tier})
-
-    def record_default(self, reason: str) -> None:
-        self.defaults.record(1, {"reason": reason})
-
-    def record_staleness(self, seconds: float) -> None:
-        self.staleness.record(seconds)
-
-    def record_stream_fallback(self, groups: tuple[str, ...]) -> None:
-        for group in groups:
-            self.stream_fallback.record(1, {"group": group})
-
-    def record_breakers(self, states: dict[str, str]) -> None:
-        for backend, state in states.items():
-            self.breaker_open.record(1.0 if state == "open" else 0.0, {"backend": backend})
+    def record(self, lookup: LookupRecord, breakers: dict[str, str]) -> None:
+        cache = "hit" if lookup.served and all(tier in CACHE_TIERS for tier in lookup.served) else "miss"
+        self.lookup_seconds.bound({"cache": cache}).record(lookup.seconds)
+        for tier, count in lookup.served.items():
+            self.values.bound({"tier": tier}).record(count)
+        for reason, count in lookup.defaults.items():
+            self.defaults.bound({"reason": reason}).record(count)
+        for seconds in lookup.oldest_s:
+            self.staleness.record(seconds)
+        for group in lookup.stream_fallback:
+            self.stream_fallback.bound({"group": group}).record(1)
+        for backend, state in breakers.items():
+            self.breaker_open.bound({"backend": backend}).record(1.0 if state == "open" else 0.0)
 
 
 @cache

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from operator import attrgetter, itemgetter
 from typing import Any, Protocol
 
 from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRepository
 from ma_ray.palette.dsl import CompiledExpression, compile_expression
 from ma_ray.palette.online import FeatureValues, OnlineStore, OnlineTable, now_us
-from ma_ray.palette.online.tiered import UNAVAILABLE
+from ma_ray.palette.online.tiered import UNAVAILABLE, TieredOnlineStore
 from ma_ray.palette.types import FeatureType
 from ma_ray.serving.circuit_breaker import CircuitBreaker
-from ma_ray.serving.feature_metrics import FeatureMetrics
+from ma_ray.serving.feature_metrics import FeatureMetrics, LookupRecord
+from ma_ray.serving.resolution import MetaColumn, Resolution
 
 
 class UnknownReferenceError(KeyError):
@@ -52,32 +56,6 @@ class StoredFeature:
 class DerivedFeature:
     expression: CompiledExpression
     default: Any
-
-
-@dataclass
-class FeatureMeta:
-    """How one value was obtained: its feature timestamp, age, tier, and whether a default stood in."""
-
-    feature_ts: int | None = None
-    staleness_s: float | None = None
-    tier: str = ""
-    defaulted: bool = False
-    stale: bool = False
-    batch_fallback: bool = False  # the stream lagged past its SLA: this is the batch pipeline's value
-
-
-@dataclass
-class ResolvedRow:
-    values: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, FeatureMeta] = field(default_factory=dict)
-
-
-@dataclass
-class Resolution:
-    rows: list[ResolvedRow]
-    read_ts: int
-    degraded: bool  # some group's store failed or was skipped by its breaker: defaults were served
-    stream_fallback: tuple[str, ...] = ()  # streaming groups served from batch values because they lag
 
 
 class ServingCatalog:
@@ -135,9 +113,43 @@ class ServingCatalog:
         return needed
 
 
+@dataclass(frozen=True)
+class GroupRead:
+    """One stored group a request reads: its table, join key, the stored features to read, and which of them the
+    caller asked for (the others feed derived features)."""
+
+    table: OnlineTable
+    join_key: str
+    lag_sla_s: float | None
+    features: tuple[StoredFeature, ...]
+    refs: tuple[str, ...]  # ref of each feature, in the same order
+    requested: int  # how many of them are among the request's refs
+
+    @property
+    def names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """What resolving a list of refs takes, worked out once per distinct list: the groups to read, and the
+    derived and request-field refs asked for."""
+
+    refs: tuple[str, ...]
+    groups: tuple[GroupRead, ...]
+    derived: tuple[str, ...]
+    basis: tuple[str, ...]
+
+
+MAX_CACHED_PLANS = 4096
+
+
 class FeatureResolver:
     """Resolves features for request rows. ``breaker`` trips when the store misses the deadline or raises
-    (defaults are then served without asking it); per-backend outages are handled by the tiered store."""
+    (defaults are then served without asking it); per-backend outages are handled by the tiered store.
+
+    The work is per request, per group and per column: one read per group, values gathered column by column,
+    metadata shared by a group's features, metrics recorded once per request."""
 
     def __init__(
         self,
@@ -156,125 +168,279 @@ class FeatureResolver:
         self.breaker = breaker or CircuitBreaker("online_store")
         self.metrics = metrics
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="features")
+        self._plans: dict[tuple[str, ...], ReadPlan] = {}
+        # The production read path answers from its in-process cache without a thread hop, and reads a store that
+        # is local (no network, no writer to wait on) in the caller's thread; a bare store is read on the pool.
+        tiered = isinstance(store, TieredOnlineStore)
+        self._in_process = store.get_in_process if tiered else None
+        self._read_store = partial(store.get, in_process=False) if tiered else store.get
+        self._read_inline = tiered and store.local
 
     def resolve(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
         """Values of ``refs`` for each row; a row holds join keys (``driver_id``) and request fields."""
-        self.catalog.check(refs)
+        plan = self.plan(refs)
         started = time.perf_counter()
         read_ts = now_us()
-        stored = self.catalog.stored_needs(refs)
-        fallback = self._lagging_groups(stored)
-        answers, degraded = self._read(rows, stored, read_ts, fallback)
-        resolved = [self._row(row, refs, stored, answers, read_ts, fallback) for row in rows]
-        result = Resolution(resolved, read_ts, degraded, tuple(sorted(fallback)))
+        fallback = self._lagging_groups(plan)
+        keys = _keys_by_group(rows, plan.groups)  # validated before anything is read, whatever the breaker says
+        answers, failed = self._read(plan, keys, read_ts, fallback)
+        columns: dict[str, list[Any]] = {}
+        meta: dict[str, MetaColumn] = {}
+        for group, row_keys in zip(plan.groups, keys, strict=True):
+            got = answers.get(group.table.name)
+            group_meta = _group_meta(got, row_keys, read_ts, group.table.ttl_s, group.table.group in fallback)
+            group_columns = _columns(got, row_keys, group, any(group_meta.defaulted))
+            for ref, column in zip(group.refs, group_columns, strict=True):
+                columns[ref] = column
+                meta[ref] = group_meta
+        self._local_columns(plan, rows, columns, meta)
+        result = Resolution(
+            plan.refs,
+            len(rows),
+            {ref: columns[ref] for ref in plan.refs},
+            {ref: meta[ref] for ref in plan.refs},
+            read_ts,
+            failed or any(UNAVAILABLE in column.tier for column in meta.values()),
+            tuple(sorted(fallback)),
+        )
         if self.metrics is not None:
-            self._record(time.perf_counter() - started, result, stored)
+            self._record(time.perf_counter() - started, plan, meta, result.stream_fallback)
         return result
 
-    def _lagging_groups(self, stored: set[str]) -> set[str]:
-        """Streaming groups of ``stored`` whose actors are outside the group's lag SLA."""
+    def plan(self, refs: Sequence[str]) -> ReadPlan:
+        """The read plan for ``refs`` (unknown refs raise `UnknownReferenceError`), cached per distinct list."""
+        key = tuple(refs)
+        plan = self._plans.get(key)
+        if plan is None:
+            self.catalog.check(refs)
+            if len(self._plans) >= MAX_CACHED_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = _plan(self.catalog, key)
+        return plan
+
+    def _local_columns(
+        self,
+        plan: ReadPlan,
+        rows: Sequence[Mapping[str, Any]],
+        columns: dict[str, list[Any]],
+        meta: dict[str, MetaColumn],
+    ) -> None:
+        """Request fields and derived features: the only values computed row by row (the DSL reads a row)."""
+        for ref in plan.basis:
+            columns[ref] = [row.get(ref[len(BASIS_PREFIX) :]) for row in rows]
+            meta[ref] = MetaColumn.local(tier="request", defaulted=[False] * len(rows))
+        if not plan.derived:
+            return
+        env_refs = [*(ref for group in plan.groups for ref in group.refs), *self.catalog.basis]
+        for ref in self.catalog.basis:
+            columns.setdefault(ref, [row.get(ref[len(BASIS_PREFIX) :]) for row in rows])
+        env_columns = [columns[ref] for ref in env_refs]
+        envs = [dict(zip(env_refs, values, strict=True)) for values in zip(*env_columns, strict=True)]
+        if not env_refs:  # an expression of constants alone
+            envs = [{} for _ in rows]
+        for ref in plan.derived:
+            derived = self.catalog.derived[ref]
+            computed = [derived.expression.scalar(env) for env in envs]
+            columns[ref] = [derived.default if value is None else value for value in computed]
+            has_default = derived.default is not None
+            meta[ref] = MetaColumn.local(tier="dsl", defaulted=[value is None and has_default for value in computed])
+
+    def _lagging_groups(self, plan: ReadPlan) -> set[str]:
+        """Streaming groups of the plan whose actors are outside the group's lag SLA."""
         if self.lag_monitor is None:
             return set()
-        streaming = {
-            (f.table.catalog, f.table.group, f.lag_sla_s)
-            for f in (self.catalog.stored[ref] for ref in stored)
-            if f.lag_sla_s is not None
+        return {
+            group.table.group
+            for group in plan.groups
+            if group.lag_sla_s is not None
+            and self.lag_monitor.lagging(group.table.catalog, group.table.group, group.lag_sla_s)
         }
-        return {group for catalog, group, sla in streaming if self.lag_monitor.lagging(catalog, group, sla)}
 
-    def _record(self, seconds: float, result: Resolution, stored: set[str]) -> None:
+    def _record(self, seconds: float, plan: ReadPlan, meta: dict[str, MetaColumn], fallback: tuple[str, ...]) -> None:
         metrics = self.metrics
         assert metrics is not None
-        metrics.record_stream_fallback(result.stream_fallback)
-        metas = [row.meta[ref] for row in result.rows for ref in stored if ref in row.meta]
-        metrics.record_lookup(seconds, [meta.tier for meta in metas if not meta.defaulted])
-        for meta in metas:
-            if meta.defaulted:
-                metrics.record_default({"none": "missing"}.get(meta.tier, meta.tier))
-            elif meta.staleness_s is not None:
-                metrics.record_staleness(meta.staleness_s)
-        states = getattr(self.store, "breaker_states", dict)()
-        metrics.record_breakers({**states, "deadline": str(self.breaker.state)})
+        lookup = LookupRecord(seconds, stream_fallback=fallback)
+        for group in plan.groups:
+            if group.requested:
+                _count_group(lookup, meta[group.refs[0]], group.requested)
+        states = self.store.breaker_states() if isinstance(self.store, TieredOnlineStore) else {}
+        metrics.record(lookup, {**states, "deadline": str(self.breaker.state)})
 
     def _read(
-        self, rows: Sequence[Mapping[str, Any]], stored: set[str], read_ts: int, fallback: set[str]
-    ) -> tuple[dict[tuple[str, Any], FeatureValues], bool]:
-        """(table name, key) -> answer, for every table the stored refs live in, read concurrently; a lagging
-        streaming group is read from its batch-value table (answers stay under the group's own table name)."""
-        by_table: dict[str, tuple[OnlineTable, str, set[str]]] = {}
-        for ref in stored:
-            feature = self.catalog.stored[ref]
-            table = feature.table.batch_fallback() if feature.table.group in fallback else feature.table
-            by_table.setdefault(feature.table.name, (table, feature.join_key, set()))[2].add(feature.name)
-        if not by_table:
-            return {}, False
-        keys = {  # validated before anything is read, whatever the breaker says
-            name: list(dict.fromkeys(_key_of(row, join_key, table.key_type) for row in rows))
-            for name, (table, join_key, _) in by_table.items()
-        }
+        self, plan: ReadPlan, keys: list[list[Any]], read_ts: int, fallback: set[str]
+    ) -> tuple[dict[str, list[FeatureValues]], bool]:
+        """Table name -> one answer per distinct key (in first-seen order); a lagging streaming group is read
+        from its batch-value table (answers stay under its own table name). Keys the in-process cache holds are
+        answered here, the rest by `_read_stores`. The flag says whether a read failed, missed the deadline or
+        was skipped."""
+        answers: dict[str, list[FeatureValues]] = {}
+        partial_answers: dict[str, list[FeatureValues | None]] = {}  # in-process hits, None where a read must answer
+        reads: dict[str, tuple[OnlineTable, list[Any], list[str]]] = {}
+        for group, row_keys in zip(plan.groups, keys, strict=True):
+            table = group.table.batch_fallback() if group.table.group in fallback else group.table
+            unique = list(dict.fromkeys(row_keys))
+            if self._in_process is not None:
+                local = self._in_process(table, unique, group.names, read_ts)
+                if None not in local:
+                    answers[group.table.name] = local  # type: ignore[assignment]  # every key answered
+                    continue
+                partial_answers[group.table.name] = local
+                unique = [key for key, answer in zip(unique, local, strict=True) if answer is None]
+            if unique:
+                reads[group.table.name] = (table, unique, group.names)
+        if not reads:
+            return answers, False
+        remote, failed = self._read_stores(reads, read_ts)
+        for name, (_, unique, _) in reads.items():
+            got = remote.get(name)
+            if name not in partial_answers:
+                if got is not None:
+                    answers[name] = got
+            else:  # the in-process hits stand; keys without an answer within the deadline get their defaults
+                late = [FeatureValues(key, None, {}, "deadline") for key in unique]
+                answers[name] = _merged(partial_answers[name], late if got is None else got)
+        return answers, failed
+
+    def _read_stores(
+        self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int
+    ) -> tuple[dict[str, list[FeatureValues]], bool]:
+        """The reads no in-process cache answered: in this thread when the store is local, otherwise
+        concurrently on the pool, under the deadline and its breaker."""
+        if self._read_inline:
+            return {name: self._read_store(*read, read_ts) for name, read in reads.items()}, False
         if not self.breaker.allow():
             return {}, True
         futures = {
-            name: self._pool.submit(self.store.get, table, keys[name], sorted(names), read_ts)
-            for name, (table, _, names) in by_table.items()
+            name: self._pool.submit(self._read_store, table, unique, names, read_ts)
+            for name, (table, unique, names) in reads.items()
         }
         return self._collect(futures)
 
-    def _collect(self, futures: dict) -> tuple[dict[tuple[str, Any], FeatureValues], bool]:
-        """Answers that arrived within the deadline. The breaker counts missed deadlines and errors; a backend
-        that the store itself reported unavailable only marks the result degraded (its own breaker counts)."""
-        answers: dict[tuple[str, Any], FeatureValues] = {}
+    def _collect(self, futures: dict) -> tuple[dict[str, list[FeatureValues]], bool]:
+        """Answers that arrived within the deadline. The breaker counts missed deadlines and errors (a backend
+        the store itself reported unavailable is counted by that backend's own breaker)."""
+        answers: dict[str, list[FeatureValues]] = {}
         done, late = concurrent.futures.wait(futures.values(), timeout=self.timeout_s)
         failed = bool(late)
-        unavailable = False
         for name, future in futures.items():
             if future not in done or future.exception() is not None:
                 failed = True
                 continue
-            for values in future.result():
-                answers[(name, values.key)] = values
-                unavailable = unavailable or values.tier == UNAVAILABLE
+            answers[name] = future.result()
         if failed:
             self.breaker.record_failure()
         else:
             self.breaker.record_success()
-        return answers, failed or unavailable
-
-    def _row(
-        self,
-        row: Mapping[str, Any],
-        refs: Sequence[str],
-        stored: set[str],
-        answers: dict,
-        read_ts: int,
-        fallback: set[str],
-    ) -> ResolvedRow:
-        resolved = ResolvedRow()
-        env: dict[str, Any] = {}
-        for ref in stored:
-            feature = self.catalog.stored[ref]
-            answer = answers.get((feature.table.name, row[feature.join_key]))
-            env[ref], resolved.meta[ref] = _stored_value(feature, answer, read_ts)
-            resolved.meta[ref].batch_fallback = feature.table.group in fallback
-        for ref in self.catalog.basis:
-            field_name = ref[len(BASIS_PREFIX) :]
-            env[ref] = row.get(field_name)
-        for ref in refs:
-            if ref in self.catalog.derived:
-                derived = self.catalog.derived[ref]
-                value = derived.expression.scalar(env)
-                resolved.values[ref] = derived.default if value is None else value
-                resolved.meta[ref] = FeatureMeta(tier="dsl", defaulted=value is None and derived.default is not None)
-            elif ref in self.catalog.basis:
-                resolved.values[ref] = env[ref]
-                resolved.meta[ref] = FeatureMeta(tier="request")
-            else:
-                resolved.values[ref] = env[ref]
-        resolved.meta = {ref: resolved.meta[ref] for ref in refs}
-        return resolved
+        return answers, failed
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _plan(catalog: ServingCatalog, refs: tuple[str, ...]) -> ReadPlan:
+    requested = set(refs)
+    by_table: dict[str, list[str]] = {}
+    for ref in sorted(catalog.stored_needs(refs)):
+        by_table.setdefault(catalog.stored[ref].table.name, []).append(ref)
+    groups = []
+    for group_refs in by_table.values():
+        features = tuple(catalog.stored[ref] for ref in group_refs)
+        first = features[0]
+        count = sum(ref in requested for ref in group_refs)
+        groups.append(GroupRead(first.table, first.join_key, first.lag_sla_s, features, tuple(group_refs), count))
+    derived = tuple(ref for ref in dict.fromkeys(refs) if ref in catalog.derived)
+    basis = tuple(ref for ref in dict.fromkeys(refs) if ref in catalog.basis)
+    return ReadPlan(refs, tuple(groups), derived, basis)
+
+
+def _keys_by_group(rows: Sequence[Mapping[str, Any]], groups: Sequence[GroupRead]) -> list[list[Any]]:
+    """Each group's join key per row, checked once per distinct join key."""
+    by_join_key: dict[tuple[str, FeatureType], list[Any]] = {}
+    for group in groups:
+        slot = (group.join_key, group.table.key_type)
+        if slot not in by_join_key:
+            by_join_key[slot] = _keys_of(rows, *slot)
+    return [by_join_key[(group.join_key, group.table.key_type)] for group in groups]
+
+
+def _keys_of(rows: Sequence[Mapping[str, Any]], join_key: str, key_type: FeatureType) -> list[Any]:
+    expected = str if key_type is FeatureType.STRING else int
+    try:
+        keys = [row[join_key] for row in rows]
+    except KeyError:
+        keys = []
+    if len(keys) == len(rows) and set(map(type, keys)) <= {expected}:
+        return keys  # the common case, checked per column: bool is not int here, so True is refused below
+    return [_key_of(row, join_key, key_type) for row in rows]
+
+
+def _merged(local: list[FeatureValues | None], remote: list[FeatureValues]) -> list[FeatureValues]:
+    """The in-process answers with their misses replaced, in order, by the answers read for them."""
+    read = iter(remote)
+    return [next(read) if answer is None else answer for answer in local]
+
+
+def _aligned(got: list[FeatureValues], row_keys: list[Any]) -> list[FeatureValues]:
+    """The store's answers (one per distinct key) as one per row."""
+    if len(got) == len(row_keys):
+        return got
+    by_key = {answer.key: answer for answer in got}
+    return [by_key[key] for key in row_keys]
+
+
+def _group_meta(
+    got: list[FeatureValues] | None, row_keys: list[Any], read_ts: int, ttl_s: float, batch_fallback: bool
+) -> MetaColumn:
+    if got is None:  # no answer within the deadline, or the breaker kept the store from being asked
+        meta = MetaColumn.local(tier="deadline", defaulted=[True] * len(row_keys))
+        meta.batch_fallback = batch_fallback
+        return meta
+    answers = _aligned(got, row_keys)
+    feature_ts = [answer.feature_ts for answer in answers]
+    staleness_s = [None if ts is None else (read_ts - ts) / 1_000_000 for ts in feature_ts]
+    return MetaColumn(
+        feature_ts=feature_ts,
+        staleness_s=staleness_s,
+        tier=[answer.tier or "none" for answer in answers],
+        defaulted=[ts is None for ts in feature_ts],
+        stale=[age is not None and age > ttl_s for age in staleness_s],
+        batch_fallback=batch_fallback,
+    )
+
+
+def _columns(got: list[FeatureValues] | None, row_keys: list[Any], group: GroupRead, misses: bool) -> list[list[Any]]:
+    """The group's feature values, one column per feature, transposed in C when every key was found."""
+    if got is None:
+        return [[feature.default] * len(row_keys) for feature in group.features]
+    answers = _aligned(got, row_keys)
+    names = group.names
+    if not misses and len(names) > 1:
+        try:
+            by_row = map(itemgetter(*names), map(attrgetter("values"), answers))
+            return [list(column) for column in zip(*by_row, strict=True)] or [[] for _ in names]
+        except KeyError:
+            pass  # a store left a feature out of a found row: the per-column path reads it as null
+    return [
+        [answer.values.get(feature.name) if answer.feature_ts is not None else feature.default for answer in answers]
+        for feature in group.features
+    ]
+
+
+def _count_group(lookup: LookupRecord, meta: MetaColumn, features: int) -> None:
+    """Add one group's values to the request's counts: per tier served, per default reason, the oldest age."""
+    if not any(meta.defaulted):
+        for tier, rows in Counter(meta.tier).items():
+            lookup.served[tier] += rows * features
+        lookup.oldest_s.append(max(meta.staleness_s))  # type: ignore[type-var]  # no default: every age is set
+        return
+    for tier, defaulted in zip(meta.tier, meta.defaulted, strict=True):
+        if defaulted:
+            lookup.defaults[{"none": "missing"}.get(tier, tier)] += features
+        else:
+            lookup.served[tier] += features
+    ages = [age for age in meta.staleness_s if age is not None]
+    if ages:
+        lookup.oldest_s.append(max(ages))
 
 
 _PYTHON_TYPES: dict[FeatureType, tuple[type, ...]] = {
@@ -306,13 +472,3 @@ def _key_of(row: Mapping[str, Any], join_key: str, key_type: FeatureType) -> Any
     if not isinstance(key, expected) or isinstance(key, bool):
         raise EntityKeyError(f"'{join_key}' must be a {key_type}, got {key!r}")
     return key
-
-
-def _stored_value(feature: StoredFeature, answer: FeatureValues | None, read_ts: int) -> tuple[Any, FeatureMeta]:
-    if answer is None:  # no answer within the deadline, or the breaker kept the store from being asked
-        return feature.default, FeatureMeta(tier="deadline", defaulted=True)
-    if not answer.found:
-        return feature.default, FeatureMeta(tier=answer.tier or "none", defaulted=True)
-    staleness_s = (read_ts - (answer.feature_ts or 0)) / 1_000_000
-    meta = FeatureMeta(answer.feature_ts, staleness_s, answer.tier, stale=staleness_s > feature.table.ttl_s)
-    return answer.values.get(feature.name), meta

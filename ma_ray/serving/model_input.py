@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from ma_ray.palette.catalog import BASIS_PREFIX
 from ma_ray.palette.dsl import compile_expression
 from ma_ray.palette.types import FeatureType
@@ -39,10 +41,30 @@ class ModelInputs:
     def request_fields(self) -> list[str]:
         return [ref[len(BASIS_PREFIX) :] for ref in self.needed_refs() if ref.startswith(BASIS_PREFIX)]
 
+    def matrix(self, columns: Mapping[str, Sequence[Any]], row_count: int) -> np.ndarray:
+        """One row per request row, built column by column from resolved columns (``needed_refs`` each);
+        only the transforms read row by row."""
+        matrix = np.empty((row_count, len(self.columns)), dtype=np.float64)
+        for j, ref in enumerate(self.features):
+            matrix[:, j] = _float_column(columns[ref])
+        if self.transforms:
+            needed = self.needed_refs()
+            by_row = zip(*(columns[ref] for ref in needed), strict=True)
+            rows = [dict(zip(needed, values, strict=True)) for values in by_row] if needed else [{}] * row_count
+            for j, compiled in enumerate(self.transforms.values(), start=len(self.features)):
+                matrix[:, j] = [_as_float(compiled.scalar(row)) for row in rows]
+        return matrix
+
     def vector(self, values: Mapping[str, Any]) -> list[float]:
-        row = [_as_float(values.get(ref)) for ref in self.features]
-        row.extend(_as_float(compiled.scalar(values)) for compiled in self.transforms.values())
-        return row
+        """One row's inputs from its values by ref (a missing ref is null)."""
+        return self.matrix({ref: [values.get(ref)] for ref in self.needed_refs()}, 1)[0].tolist()
+
+
+def _float_column(values: Sequence[Any]) -> np.ndarray:
+    try:  # numbers, booleans and nulls (NaN) convert in one call; timestamps need the per-value path
+        return np.asarray(values, dtype=np.float64)
+    except TypeError:
+        return np.array([_as_float(value) for value in values], dtype=np.float64)
 
 
 def _as_float(value: Any) -> float:

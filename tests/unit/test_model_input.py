@@ -22,6 +22,19 @@ def test_vector_in_signature_order_then_transforms() -> None:
     assert all(math.isnan(v) for v in vector)
 
 
+def test_matrix_is_built_column_by_column_with_the_vectors_values() -> None:
+    inputs = ModelInputs([A, B, "@basis:ts"], {"doubled": f"{A} * 2"}, TYPES)
+    moments = [datetime(2026, 1, 1, 7, tzinfo=UTC), None]
+    columns = {A: [3, None], B: [False, True], "@basis:ts": moments}
+    matrix = inputs.matrix(columns, 2)
+    assert matrix.shape == (2, 4)
+    assert matrix[0].tolist() == [3.0, 0.0, moments[0].timestamp(), 6.0]
+    assert math.isnan(matrix[1, 0]) and matrix[1, 1] == 1.0 and math.isnan(matrix[1, 2]) and math.isnan(matrix[1, 3])
+    for i in range(2):
+        row = {ref: column[i] for ref, column in columns.items()}
+        assert matrix[i].tolist() == pytest.approx(inputs.vector(row), nan_ok=True)
+
+
 def test_unknown_or_text_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="the catalog lacks: @palette:c:g:zz:id"):
         ModelInputs(["@palette:c:g:zz:id"], {}, TYPES)

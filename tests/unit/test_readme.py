@@ -62,7 +62,7 @@ def _reported_tiers() -> set[str]:
     stores = "".join(p.read_text() for p in (ROOT / "ma_ray" / "palette" / "online").glob("*.py"))
     store_tiers = set(re.findall(r'^\s+tier = "(\w+)"', stores, flags=re.M)) - {TieredOnlineStore.tier}  # a composite
     resolver = (ROOT / "ma_ray" / "serving" / "feature_resolver.py").read_text()
-    resolver_tiers = set(re.findall(r'tier=(?:answer\.tier or )?"(\w+)"', resolver))
+    resolver_tiers = set(re.findall(r'tier=\[?(?:answer\.tier or )?"(\w+)"', resolver))
     assert {"sqlite", "l1"} <= store_tiers and {"deadline", "dsl"} <= resolver_tiers  # the patterns still match
     return store_tiers | resolver_tiers | {UNAVAILABLE}
 
