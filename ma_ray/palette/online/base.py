@@ -73,7 +73,8 @@ class EntityRow:
 
 @dataclass(slots=True)
 class FeatureValues:
-    """The answer for one key: ``feature_ts`` None means the store has no row at or before read_ts."""
+    """The answer for one key: ``feature_ts`` None means the store has no row at or before read_ts. ``values``
+    is read-only: a cache may answer with the very dict it holds."""
 
     key: EntityKey
     feature_ts: int | None

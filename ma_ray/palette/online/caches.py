@@ -115,7 +115,7 @@ class InProcessCache:
     def _write(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], refresh: bool) -> None:
         expires, name, entries = time.monotonic() + self.ttl_s, table.name, self._rows
         # A fill's row that already holds every stored feature, none to convert, is kept as it is: entries are
-        # never changed in place, and reads copy them.
+        # never changed in place, and answers are read-only.
         whole, columns = not refresh and not table.timestamp_features, table.features.keys()
         with self._lock:
             for row in rows:
@@ -145,6 +145,8 @@ class InProcessCache:
     ) -> list[FeatureValues | None]:
         """``get`` with None for a miss (no object made for it)."""
         now, name, tier, rows = time.monotonic(), table.name, self.tier, self._rows
+        columns = table.features.keys()
+        whole_rows = not table.timestamp_features and set(features) == columns  # entries answer as they are
         with self._lock:
             answers: list[Any] = [rows.get((name, key)) for key in keys]  # entries first: most are misses or hits
             for i, entry in enumerate(answers):
@@ -153,7 +155,11 @@ class InProcessCache:
                 answers[i] = None
                 if entry[0] > now and entry[1] <= read_ts and entry[2] is not _MARKER:
                     rows.move_to_end((name, keys[i]))
-                    answers[i] = _project(table, keys[i], entry[1], entry[2], features, tier)
+                    stored = entry[2]
+                    if whole_rows and stored.keys() == columns:  # read-only: entries never change in place
+                        answers[i] = FeatureValues(keys[i], entry[1], stored, tier)
+                    else:
+                        answers[i] = _project(table, keys[i], entry[1], stored, features, tier)
         return answers
 
     def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None:
