@@ -428,6 +428,8 @@ def _columns(got: list[FeatureValues] | None, row_keys: list[Any], group: GroupR
 
 def _count_group(lookup: LookupRecord, meta: MetaColumn, features: int) -> None:
     """Add one group's values to the request's counts: per tier served, per default reason, the oldest age."""
+    if not meta.tier:  # a request of no rows
+        return
     if not any(meta.defaulted):
         for tier, rows in Counter(meta.tier).items():
             lookup.served[tier] += rows * features

@@ -161,6 +161,8 @@ def test_metrics_are_recorded_per_request_and_group_not_per_value() -> None:
     assert by_name["ma_ray_feature_defaults_total"] == [({"reason": "missing"}, 2)]
     assert len(by_name["ma_ray_feature_staleness_seconds"]) == 1  # the group's oldest served value
     assert len(by_name["ma_ray_feature_lookup_seconds"]) == 1
+    empty = resolver.resolve([], [TRIPS, RELIABILITY])  # no rows: empty columns, nothing to count
+    assert len(empty) == 0 and empty.columns == {TRIPS: [], RELIABILITY: []} and empty.rows == []
 
 
 def test_the_answer_crosses_a_hop_as_columns_and_reads_as_rows() -> None:
