@@ -12,7 +12,6 @@ import orjson
 from ma_ray.serving.resolution import MetaColumn, Resolution
 
 KEYS = ("read_ts", "degraded", "stream_fallback", "rows")
-META_FIELDS = ("feature_ts", "staleness_s", "tier", "defaulted", "stale", "batch_fallback")
 
 
 class FeatureAnswer(Mapping[str, Any]):
