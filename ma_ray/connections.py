@@ -23,9 +23,9 @@ ONLINE_READ_PROFILE = "online_read"
 KAFKA_LOGGER = logging.getLogger("ma_ray.kafka")
 
 
-def redis_client(settings: Settings, timeout_s: float = 2.0) -> redis.Redis:
-    """A pooled Redis client that returns bytes (values are compact binary, not text). It retries once,
-    quickly: Redis is a cache on the serving path, and a slow failure costs more than a miss."""
+def redis_client(settings: Settings, timeout_s: float = 2.0, retries: int = 1) -> redis.Redis:
+    """A pooled Redis client that returns bytes (values are compact binary, not text). It retries once by
+    default, quickly: Redis is a cache on the serving path, and a slow failure costs more than a miss."""
     import redis
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
@@ -34,7 +34,7 @@ def redis_client(settings: Settings, timeout_s: float = 2.0) -> redis.Redis:
         settings.redis_url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=retries),
         max_connections=settings.cassandra_pool_size,
         health_check_interval=30,
     )

@@ -1,5 +1,6 @@
-"""A loopback TCP forwarder a test can cut: the network between one client and a real server failing (refused
-connections, dropped ones) while the server and its other clients carry on, as in a partition."""
+"""A loopback TCP forwarder a test can cut or stall: the network between one client and a real server failing
+(refused connections, dropped ones) or hanging (bytes accepted, never delivered), while the server and its other
+clients carry on, as in a partition."""
 
 from __future__ import annotations
 
@@ -16,7 +17,17 @@ class TcpCut:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.restore()
+
+    def stall(self) -> None:
+        """Keep every connection open but deliver nothing, either way: a server that hangs."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Deliver again what was held and what follows."""
+        self._flowing.set()
 
     def restore(self) -> None:
         """Accept and forward connections again."""
@@ -45,12 +56,13 @@ class TcpCut:
             with self._lock:
                 self._sockets += [client, server]
             for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+                threading.Thread(target=_pipe, args=(source, sink, self._flowing), daemon=True).start()
 
 
-def _pipe(source: socket.socket, sink: socket.socket) -> None:
+def _pipe(source: socket.socket, sink: socket.socket, flowing: threading.Event) -> None:
     with contextlib.suppress(OSError):
         while data := source.recv(65536):
+            flowing.wait()
             sink.sendall(data)
     with contextlib.suppress(OSError):
         sink.shutdown(socket.SHUT_WR)

@@ -169,11 +169,12 @@ class FeatureResolver:
         self.metrics = metrics
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="features")
         self._plans: dict[tuple[str, ...], ReadPlan] = {}
-        # The production read path answers from its in-process cache without a thread hop, and reads a store that
-        # is local (no network, no writer to wait on) in the caller's thread; a bare store is read on the pool.
+        # The production read path asks its caches in the caller's thread (each answers within the deadline: see
+        # `CacheTier`), and reads a primary that is local (no network, no writer to wait on) there too; a remote
+        # primary, or a bare store, is read on the pool under the deadline.
         tiered = isinstance(store, TieredOnlineStore)
-        self._in_process = store.get_in_process if tiered else None
-        self._read_store = partial(store.get, in_process=False) if tiered else store.get
+        self._read_cached = store.get_cached if tiered else None
+        self._read_store = partial(store.get, caches=False) if tiered else store.get
         self._read_inline = tiered and store.local
 
     def resolve(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
@@ -183,7 +184,7 @@ class FeatureResolver:
         read_ts = now_us()
         fallback = self._lagging_groups(plan)
         keys = _keys_by_group(rows, plan.groups)  # validated before anything is read, whatever the breaker says
-        answers, failed = self._read(plan, keys, read_ts, fallback)
+        answers, failed = self._read(plan, keys, read_ts, fallback, started)
         columns: dict[str, list[Any]] = {}
         meta: dict[str, MetaColumn] = {}
         for group, row_keys in zip(plan.groups, keys, strict=True):
@@ -267,60 +268,60 @@ class FeatureResolver:
         metrics.record(lookup, {**states, "deadline": str(self.breaker.state)})
 
     def _read(
-        self, plan: ReadPlan, keys: list[list[Any]], read_ts: int, fallback: set[str]
+        self, plan: ReadPlan, keys: list[list[Any]], read_ts: int, fallback: set[str], started: float
     ) -> tuple[dict[str, list[FeatureValues]], bool]:
         """Table name -> one answer per distinct key (in first-seen order); a lagging streaming group is read
-        from its batch-value table (answers stay under its own table name). Keys the in-process cache holds are
-        answered here, the rest by `_read_stores`. The flag says whether a read failed, missed the deadline or
-        was skipped."""
+        from its batch-value table (answers stay under its own table name). Keys the caches hold are answered
+        here, the rest by `_read_stores`. The flag says whether a read failed, missed the deadline or was
+        skipped."""
         answers: dict[str, list[FeatureValues]] = {}
-        partial_answers: dict[str, list[FeatureValues | None]] = {}  # in-process hits, None where a read must answer
+        partial_answers: dict[str, list[FeatureValues | None]] = {}  # cache hits, None where the primary must answer
         reads: dict[str, tuple[OnlineTable, list[Any], list[str]]] = {}
         for group, row_keys in zip(plan.groups, keys, strict=True):
             table = group.table.batch_fallback() if group.table.group in fallback else group.table
             unique = list(dict.fromkeys(row_keys))
-            if self._in_process is not None:
-                local = self._in_process(table, unique, group.names, read_ts)
-                if None not in local:
-                    answers[group.table.name] = local  # type: ignore[assignment]  # every key answered
+            if self._read_cached is not None and not self._read_inline:
+                cached = self._read_cached(table, unique, group.names, read_ts)
+                if all(cached):  # truth, not ==: no dataclass __eq__ per answer
+                    answers[group.table.name] = cached  # type: ignore[assignment]  # every key answered
                     continue
-                partial_answers[group.table.name] = local
-                unique = [key for key, answer in zip(unique, local, strict=True) if answer is None]
+                partial_answers[group.table.name] = cached
+                unique = [key for key, answer in zip(unique, cached, strict=True) if answer is None]
             if unique:
                 reads[group.table.name] = (table, unique, group.names)
         if not reads:
             return answers, False
-        remote, failed = self._read_stores(reads, read_ts)
+        remote, failed = self._read_stores(reads, read_ts, self.timeout_s - (time.perf_counter() - started))
         for name, (_, unique, _) in reads.items():
             got = remote.get(name)
             if name not in partial_answers:
                 if got is not None:
                     answers[name] = got
-            else:  # the in-process hits stand; keys without an answer within the deadline get their defaults
+            else:  # the cache hits stand; keys without an answer within the deadline get their defaults
                 late = [FeatureValues(key, None, {}, "deadline") for key in unique]
                 answers[name] = _merged(partial_answers[name], late if got is None else got)
         return answers, failed
 
     def _read_stores(
-        self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int
+        self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int, remaining_s: float
     ) -> tuple[dict[str, list[FeatureValues]], bool]:
-        """The reads no in-process cache answered: in this thread when the store is local, otherwise
-        concurrently on the pool, under the deadline and its breaker."""
+        """The reads no cache answered: in this thread when the store is local, otherwise concurrently on the
+        pool, under what is left of the deadline and its breaker."""
         if self._read_inline:
-            return {name: self._read_store(*read, read_ts) for name, read in reads.items()}, False
+            return {name: self.store.get(*read, read_ts) for name, read in reads.items()}, False
         if not self.breaker.allow():
             return {}, True
         futures = {
             name: self._pool.submit(self._read_store, table, unique, names, read_ts)
             for name, (table, unique, names) in reads.items()
         }
-        return self._collect(futures)
+        return self._collect(futures, max(remaining_s, 0.0))
 
-    def _collect(self, futures: dict) -> tuple[dict[str, list[FeatureValues]], bool]:
+    def _collect(self, futures: dict, timeout_s: float) -> tuple[dict[str, list[FeatureValues]], bool]:
         """Answers that arrived within the deadline. The breaker counts missed deadlines and errors (a backend
         the store itself reported unavailable is counted by that backend's own breaker)."""
         answers: dict[str, list[FeatureValues]] = {}
-        done, late = concurrent.futures.wait(futures.values(), timeout=self.timeout_s)
+        done, late = concurrent.futures.wait(futures.values(), timeout=timeout_s)
         failed = bool(late)
         for name, future in futures.items():
             if future not in done or future.exception() is not None:

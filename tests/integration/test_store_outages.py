@@ -12,7 +12,15 @@ import pytest
 
 from ma_ray.config import Settings, load_settings
 from ma_ray.connections import redis_client
-from ma_ray.palette.online import EntityRow, InProcessCache, OnlineTable, RedisCache, TieredOnlineStore, now_us
+from ma_ray.palette.online import (
+    EntityRow,
+    InProcessCache,
+    OnlineTable,
+    RedisCache,
+    TieredOnlineStore,
+    now_us,
+    open_online_store,
+)
 from ma_ray.palette.online.cassandra import CassandraOnlineStore
 from ma_ray.palette.repository import load_repository
 from ma_ray.services import ServiceLauncher
@@ -141,3 +149,38 @@ def test_a_refresh_redis_missed_is_applied_when_it_answers_again(
     cut.cut()
     writer.close()
     reader.store.close()
+
+
+def test_a_hung_redis_costs_a_lookup_no_more_than_its_deadline(
+    private: tuple[Settings, ServiceLauncher], tmp_path: Path
+) -> None:
+    """Caches are read in the caller's thread, Redis through a client bounded by the deadline: while Redis hangs
+    (bytes accepted, no answer), a lookup still returns after about its deadline, with the default; once the
+    Redis breaker opens, Cassandra answers within the deadline again."""
+    settings, _ = private
+    cut = TcpCut(settings.redis_host_port[1])
+    hung = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{cut.port}/0", "feature_timeout_s": 0.1})
+    store = open_online_store(hung)
+    store.breakers["redis"] = CircuitBreaker("redis", 2, 30.0)
+    store.update(TABLE)
+    store.put(TABLE, [EntityRow("d1", now_us() - 1000, {"trip_count_7d": 1})])
+    resolver = FeatureResolver(ServingCatalog(REPO), store, timeout_s=hung.feature_timeout_s)
+    assert lookup(resolver, 1)[0] == 1  # the write left Redis a marker: this read fills it
+    time.sleep(0.15)  # the L1 entry has expired: Redis answers
+    assert lookup(resolver, 1) == (1, "redis", False)
+    cut.stall()
+    try:
+        answers = []
+        for _ in range(3):
+            time.sleep(0.15)
+            started = time.monotonic()
+            answers.append((*lookup(resolver, 1), time.monotonic() - started))
+        # The write client's timeout is 2 s with a retry: a read through it would block far longer than this.
+        assert all(elapsed < 1.0 for *_, elapsed in answers), answers
+        assert answers[0][:3] == (0, "deadline", True)  # Redis took the whole deadline: the default is served
+        assert store.breakers["redis"].state is BreakerState.OPEN
+        assert answers[-1][:3] == (1, "cassandra", False)  # Redis bypassed: the primary answers in time
+    finally:
+        cut.resume()
+        cut.cut()
+        store.close()

@@ -24,7 +24,10 @@ def open_online_store(settings: Settings) -> TieredOnlineStore:
 
         # One Redis may front several keyspaces (deployments, test runs): keys carry the keyspace.
         prefix = f"mr:{settings.cassandra_keyspace}"
-        caches.append(RedisCache(redis_client(settings), ttl_s=settings.redis_cache_ttl_s, prefix=prefix))
+        reader = redis_client(settings, timeout_s=settings.feature_timeout_s, retries=0)  # bounded by the deadline
+        caches.append(
+            RedisCache(redis_client(settings), ttl_s=settings.redis_cache_ttl_s, prefix=prefix, read_client=reader)
+        )
     return TieredOnlineStore(primary, caches)
 
 

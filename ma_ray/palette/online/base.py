@@ -120,7 +120,14 @@ class OnlineStore(Protocol):
 
 class CacheTier(OnlineStore, Protocol):
     """A cache in front of the primary (`ma_ray.palette.online.caches`): ``put`` is its read-through fill;
-    ``refresh`` follows a write the primary took, ordered so no fill can put an older value back over it."""
+    ``refresh`` follows a write the primary took, ordered so no fill can put an older value back over it. Its
+    ``get`` answers within the serving deadline (an in-process dict, or a client whose read timeout is the
+    deadline), so readers ask caches in their own thread and only the primary under a deadline."""
+
+    def hits(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues | None]:
+        """``get`` with None for a key it does not hold (no object made for a miss)."""
 
     def put(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues]) -> None:
         """The read-through fill: rows, or the found answers of a read of the tier below."""

@@ -184,15 +184,19 @@ class InProcessCache:
 
 
 class RedisCache:
-    """L2: compact msgpack rows in Redis with a TTL (the seed's 300 s), read with one pipelined MGET."""
+    """L2: compact msgpack rows in Redis with a TTL (the seed's 300 s), read with one MGET.
+
+    Reads go through ``read_client`` when given: a client whose timeout is the serving deadline, without retries,
+    so a read answers (or fails, and the primary answers) within the deadline in the caller's own thread."""
 
     tier = "redis"
     local = False
 
-    def __init__(self, client: Any, ttl_s: int = 300, prefix: str = "mr") -> None:
+    def __init__(self, client: Any, ttl_s: int = 300, prefix: str = "mr", read_client: Any = None) -> None:
         if ttl_s < 1:
             raise ValueError("Redis cache ttl_s must be at least 1 second")
         self.client = client
+        self.read_client = read_client or client
         self.ttl_s = ttl_s
         self.prefix = prefix
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
@@ -225,24 +229,33 @@ class RedisCache:
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues]:
+        return [
+            answer or _miss(key) for key, answer in zip(keys, self.hits(table, keys, features, read_ts), strict=True)
+        ]
+
+    def hits(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues | None]:
+        """``get`` with None for a miss: no entry, one newer than ``read_ts``, a marker, or an older schema's row."""
         if not keys:
             return []
         prefix = f"{self.prefix}:{table.name}:"
-        raw = self.client.mget([prefix + str(key) for key in keys])
+        raw = self.read_client.mget([prefix + str(key) for key in keys])
         columns, tier, unpack = table.features.keys(), self.tier, msgpack.unpackb
         whole_rows = not table.timestamp_features and set(features) == columns  # a fill: rows kept as unpacked
-        answers = []
-        for key, value in zip(keys, raw, strict=True):
-            bar = value.index(b"|") if value is not None else -1
-            feature_ts = int(value[:bar]) if bar > 0 else read_ts + 1
-            if feature_ts > read_ts or bar + 1 == len(value):  # no entry, too new, or a marker ("<ts>|")
-                answers.append(_miss(key))
+        answers: list[FeatureValues | None] = [None] * len(keys)
+        for i, value in enumerate(raw):
+            if value is None:
                 continue
-            stored = unpack(value[bar + 1 :])
+            written, _, payload = value.partition(b"|")
+            feature_ts = int(written)
+            if feature_ts > read_ts or not payload:  # too new, or a marker ("<ts>|")
+                continue
+            stored = unpack(payload)
             if whole_rows and stored.keys() == columns:
-                answers.append(FeatureValues(key, feature_ts, stored, tier))
+                answers[i] = FeatureValues(keys[i], feature_ts, stored, tier)
             else:
-                answers.append(_project(table, key, feature_ts, stored, features, tier) or _miss(key))
+                answers[i] = _project(table, keys[i], feature_ts, stored, features, tier)
         return answers
 
     def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None:
@@ -258,6 +271,8 @@ class RedisCache:
 
     def close(self) -> None:
         self.client.close()
+        if self.read_client is not self.client:
+            self.read_client.close()
 
 
 def _batched(items: Any, size: int) -> Any:

@@ -21,7 +21,6 @@ from ma_ray.palette.online.base import (
     OnlineTable,
     now_us,
 )
-from ma_ray.palette.online.caches import InProcessCache
 from ma_ray.serving.circuit_breaker import CircuitBreaker
 
 LOG = logging.getLogger(__name__)
@@ -57,7 +56,6 @@ class TieredOnlineStore:
         for store in [*self.caches, primary]:
             self.breakers.setdefault(store.tier, CircuitBreaker(store.tier))
         self.served: Counter[str] = Counter()
-        self._in_process_top = bool(self.caches) and isinstance(self.caches[0], InProcessCache)
         self.local = all(store.local for store in [*self.caches, primary])
         self.errors: Counter[str] = Counter()
         self._owed: dict[str, dict[str, OwedRefresh]] = {cache.tier: {} for cache in self.caches}
@@ -106,10 +104,35 @@ class TieredOnlineStore:
         features: Sequence[str],
         read_ts: int,
         *,
-        in_process: bool = True,
+        caches: bool = True,
     ) -> list[FeatureValues]:
-        """``in_process=False``: the caller already asked `get_in_process` about these keys; start below it."""
+        """Every key answered, by the first tier that holds it. ``caches=False``: the caller already asked
+        `get_cached` about these keys; read the primary only (filling the caches)."""
         table.check_features(features)
+        depths = range(0 if caches else len(self.caches), len(self.caches) + 1)
+        answers, pending, primary_failed = self._walk(table, keys, features, read_ts, depths)
+        if not pending:
+            return answers  # type: ignore[return-value]  # every index is answered
+        missing_tier = UNAVAILABLE if primary_failed else "none"
+        self.served[missing_tier] += len(pending)
+        for index in pending:
+            answers[index] = FeatureValues(keys[index], None, {}, missing_tier)
+        return answers  # type: ignore[return-value]  # every index is answered above
+
+    def get_cached(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues | None]:
+        """What the caches answer (deeper hits fill the ones above), None for every other key, for the caller to
+        `get(..., caches=False)` under its deadline. Each cache answers within the serving deadline (an in-process
+        dict, or a client whose read timeout is the deadline), so callers read them in their own thread."""
+        table.check_features(features)
+        return self._walk(table, keys, features, read_ts, range(len(self.caches)))[0]
+
+    def _walk(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int, depths: range
+    ) -> tuple[list[FeatureValues | None], list[int], bool]:
+        """Ask the tiers at ``depths`` in turn for the keys still missing; rows found below the top fill the caches
+        above. Returns the answers (None where missing), the missing indexes and whether the primary failed."""
         every_feature = list(table.features)
         whole_rows = set(features) == table.features.keys()  # rows read below the top need no projection
         fill = read_ts >= now_us() - FILL_WINDOW_US
@@ -117,43 +140,33 @@ class TieredOnlineStore:
         pending = list(range(len(keys)))
         primary_failed = False
         tiers = [*self.caches, self.primary]
-        for depth in range(0 if in_process or not self._in_process_top else 1, len(tiers)):
+        for depth in depths:
             store = tiers[depth]
             wanted = features if depth == 0 else every_feature  # only rows found below the top tier fill caches
-            asked = [keys[i] for i in pending]
-            got = self._guarded(store, "get", lambda s=store, a=asked, w=wanted: s.get(table, a, w, read_ts))
+            asked = keys if len(pending) == len(keys) else [keys[i] for i in pending]
+            got = self._guarded(store, "get", lambda d=depth, a=asked, w=wanted: self._hits(d, table, a, w, read_ts))
             if got is None:
                 primary_failed = store is self.primary
                 continue
-            found = [v for v in got if v.feature_ts is not None]
+            found = [v for v in got if v is not None]
             self.served[store.tier] += len(found)
             if found and fill and depth:
                 for cache in self.caches[:depth]:
                     self._guarded(cache, "fill", lambda c=cache, f=found: c.put(table, f))
             if len(found) == len(keys) and (depth == 0 or whole_rows):
-                return got  # the common case: the first tier asked answered every key as asked
+                return got, [], False  # the first tier asked answered every key
             pending = _placed(answers, pending, got, None if depth == 0 or whole_rows else features)
             if not pending:
                 break
-        missing_tier = UNAVAILABLE if primary_failed else "none"
-        self.served[missing_tier] += len(pending)
-        for index in pending:
-            answers[index] = FeatureValues(keys[index], None, {}, missing_tier)
-        return answers  # type: ignore[return-value]  # every index is answered above
+        return answers, pending, primary_failed
 
-    def get_in_process(
-        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    def _hits(
+        self, depth: int, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues | None]:
-        """What the in-process cache (the first tier, when it is one) answers, with no I/O; None for every other
-        key, for the caller to `get` under its deadline."""
-        if not self._in_process_top:
-            return [None] * len(keys)
-        table.check_features(features)
-        top = self.caches[0]
-        assert isinstance(top, InProcessCache)
-        answers = top.hits(table, keys, features, read_ts)
-        self.served[top.tier] += len(answers) - answers.count(None)
-        return answers
+        """The answers of the tier at ``depth``, None for a key it does not hold."""
+        if depth < len(self.caches):
+            return self.caches[depth].hits(table, keys, features, read_ts)
+        return [None if v.feature_ts is None else v for v in self.primary.get(table, keys, features, read_ts)]
 
     def _guarded(self, store: OnlineStore, action: str, call: Callable[[], T]) -> T | None:
         """Run a backend call through its breaker; None when the breaker is open or the call failed."""
@@ -189,14 +202,14 @@ class TieredOnlineStore:
 def _placed(
     answers: list[FeatureValues | None],
     pending: list[int],
-    got: list[FeatureValues],
+    got: list[FeatureValues | None],
     projected_on: Sequence[str] | None,
 ) -> list[int]:
     """Put the found answers of the ``pending`` indexes in place (projected on the asked features when read
     whole); returns the indexes still unanswered."""
     still = []
     for index, values in zip(pending, got, strict=True):
-        if values.feature_ts is None:
+        if values is None:
             still.append(index)
         else:
             answers[index] = values if projected_on is None else _projected(values, projected_on)
