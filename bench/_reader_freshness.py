@@ -11,7 +11,7 @@ has no other event); its freshness is that answer's arrival minus the probe's pr
 side:
 - the HTTP feature API, `POST /features/v1/features:get` through Serve's proxy (apps/feature_api.py);
 - a prediction replica's feature resolution: `actors.feature_server.FeatureServer`, the object each prediction
-  replica resolves features with (apps/prediction.py), polled in this process.
+  replica resolves features with (apps/prediction/replica.py), polled in this process.
 The write-side figure (produced -> written to the online store, reported by the actors) is the floor, from the
 same run. bench/stream_pipeline.py runs it (`--reader-seconds`, 0 to skip) with `ma-ray services up`.
 """

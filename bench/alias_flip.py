@@ -112,7 +112,7 @@ def main() -> None:
         gallery.log_model("eta", booster, signature=InputSignature(features=FEATURES, transforms=TRANSFORMS))
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serving = {"replicas": {"ModelPoolTier1": REPLICAS, "PredictionIngress": REPLICAS}}
+        serving = {"replicas": {"ModelPoolTier1": REPLICAS}}
         serve.run(build_app({"settings": overrides, "serving": serving}), name="prediction", route_prefix="/")
         rollout = Rollout(gallery, ServePool(gallery, "prediction"))
         body = {"rows": [{"driver_id": driver, "request_ts": "2026-01-07T08:30:00+00:00"}]}
@@ -189,7 +189,7 @@ def _report(
         "alias_flip",
         results,
         (
-            f"{REPLICAS} ingress and {REPLICAS} tier-1 pool replicas on a 2-CPU local Ray; the flips alternate "
+            f"{REPLICAS} tier-1 replicas taking HTTP on a 2-CPU local Ray; the flips alternate "
             "versions 1 and 2 through Rollout.deploy (apps/deploy.py's flow). The stale window is measured by the "
             "clients: send time of the last answer from the previous version minus the alias event's time. The "
             f"machine was shared with other jobs during the run (1-minute load average {os.getloadavg()[0]:.1f} on "

@@ -82,7 +82,7 @@ def deploy(overrides: dict, gpus: float, precision: str, port: int) -> str:
     serving = {
         "gpus_per_replica": gpus,
         "deep_precision": precision,
-        "replicas": {"ModelPoolTier1": 0, "ModelPool": 0, "GpuModelPool": 1, "PredictionIngress": 2},
+        "replicas": {"ModelPoolTier1": 2, "ModelPool": 0, "GpuModelPool": 1},
         "num_cpus_per_replica": 1,
         "max_batch_size": 64,
         "forecast_qps": {"surge": 1000.0},  # PREEMPTIVE: loaded at replica start
@@ -199,8 +199,8 @@ def _report(figures: dict[str, dict[str, float]]) -> None:
         ]
     notes = (
         f"GPU: {torch.cuda.get_device_name(0)}; model: MLP {SHAPE['in_features']}->{SHAPE['hidden']}->1 in the "
-        "GpuModelPool (1 replica, @serve.batch up to 64 requests), 2 ingress replicas, one local Ray; ratios are to "
-        "the same pool on CPU (gpus_per_replica 0) in the same run. Raw: " + json.dumps(figures)
+        "GpuModelPool (1 replica, @serve.batch up to 64 requests) behind 2 tier-1 replicas taking HTTP, one local "
+        "Ray; ratios are to the same pool on CPU (gpus_per_replica 0) in the same run. Raw: " + json.dumps(figures)
     )
     report("gpu_pool", results, notes)
 

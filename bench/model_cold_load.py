@@ -130,7 +130,7 @@ def main() -> None:
         sequence = [names[r - 1] for r in ranks if r <= len(names)][: args.requests]
         baseline = baseline_loads_ms(overrides, names[-100:])
         serving = {
-            "replicas": {"ModelPool": REPLICAS, "ModelPoolTier1": REPLICAS, "PredictionIngress": 1},
+            "replicas": {"ModelPool": REPLICAS, "ModelPoolTier1": REPLICAS},
             "cache_budget_mb": SLOTS * size / 1024 / 1024,  # room for SLOTS models of this size
             "grace_period_s": 0.0,  # the seed's 5 minutes outlast this run; eviction order is what is measured
             "peak_hours_utc": list(range(24)),

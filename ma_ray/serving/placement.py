@@ -125,7 +125,7 @@ TIER1_GROUP = "tier1"
 LOWER_GROUP = "tier2-4"
 GPU_GROUP = "gpu"
 GROUPS = (TIER1_GROUP, LOWER_GROUP, GPU_GROUP)
-# The Serve deployment of each group (apps/prediction.py): the names a handle is asked for.
+# The Serve deployment of each group (apps/prediction/): the names a handle is asked for.
 POOL_DEPLOYMENTS = {TIER1_GROUP: "ModelPoolTier1", LOWER_GROUP: "ModelPool", GPU_GROUP: "GpuModelPool"}
 DEEP_FRAMEWORKS = frozenset({"pytorch", "deepspeed"})
 

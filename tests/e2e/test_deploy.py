@@ -1,4 +1,4 @@
-"""Deploying model versions to the prediction service on Ray Serve (2 ingress and 2 pool replicas), through
+"""Deploying model versions to the prediction service on Ray Serve (2 tier-1 replicas, each taking HTTP), through
 HTTP: the alias flips under a running request loop with no failed request and every ingress switched when the
 deployment returns; a broken version rolls back while the previous one keeps serving; pinned versions."""
 
@@ -65,7 +65,7 @@ def service(ray_cluster: str, raw_uri: str, tmp_path_factory: pytest.TempPathFac
     gallery = Gallery.from_settings(load_settings(**overrides))
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serving = {"replicas": {POOL: REPLICAS, "PredictionIngress": REPLICAS}, "num_cpus_per_replica": 0.1}
+    serving = {"replicas": {POOL: REPLICAS}, "num_cpus_per_replica": 0.1}
     serve.run(build_app({"settings": overrides, "serving": serving}), name=APP, route_prefix="/deploy")
     serve.run(GalleryAdminAPI.bind(overrides), name="gallery_admin", route_prefix="/admin")
     try:

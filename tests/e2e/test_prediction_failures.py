@@ -155,14 +155,20 @@ class RequestLoop(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            response = requests.post(self.url, json=self.body, timeout=60)
+            try:
+                response = requests.post(self.url, json=self.body, timeout=60)
+            except requests.RequestException as error:  # a dropped connection is a failed request too
+                self.statuses.append(0)
+                self.errors.append(repr(error)[:300])
+                continue
             self.statuses.append(response.status_code)
             if response.status_code != 200:
                 self.errors.append(response.text[:300])
 
     def wait_for(self, count: int, timeout_s: float = 120.0) -> None:
         target, deadline = len(self.statuses) + count, time.monotonic() + timeout_s
-        while len(self.statuses) < target and self.is_alive():
+        while len(self.statuses) < target:
+            assert self.is_alive(), f"the request loop stopped: {self.errors[-1:]}"
             assert time.monotonic() < deadline, f"{len(self.statuses)} answers, {target} wanted within {timeout_s:.0f}s"
             self.stop.wait(0.05)
 

@@ -1,0 +1,195 @@
+"""The front of the prediction service: the tier-1 pool's replicas take HTTP themselves (one Serve hop).
+
+A request is parsed here, its alias (default `production`) or pinned `?version=` resolved through Gallery's
+cached resolver (invalidated at once by its broadcast), and answered by this replica when the model is tier 1
+(EAGER: resident on every tier-1 replica), or sent to the model's pool (tiers 2-4, deep models) through a handle
+with the multiplexed id `<model>:<version>`, retried on another replica if the one it reached died. Calls per
+model version are coalesced (`ma_ray.serving.coalescing`).
+
+No `from __future__ import annotations` here: FastAPI reads the request models from the real annotations."""
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.exceptions import RayActorError, RayTaskError
+from ray.serve.handle import DeploymentHandle
+
+from apps.prediction.replica import ModelLoadError, PoolReplica, elapsed_ms
+from apps.prediction.schemas import ErrorResponse, PredictRequest, PredictResponse, ServingOptions
+from ma_ray.metrics import default_backend
+from ma_ray.serving.coalescing import RequestCoalescer
+from ma_ray.serving.feature_resolver import EntityKeyError, UnknownReferenceError
+from ma_ray.serving.model_cache import CacheFullError
+from ma_ray.serving.placement import pool_deployment
+from ma_ray.serving.stage_timing import (
+    LOAD_FAILURES_TOTAL,
+    PARSING,
+    ROUTING,
+    SERIALIZATION,
+    TIMING_HEADER,
+    encode_timing,
+)
+
+logger = logging.getLogger("ray.serve")
+
+REPLICA_RETRIES = 3  # a request whose pool replica died is sent again; Serve routes it to a live one
+
+api = FastAPI(title="ma-ray prediction service", version="1", description="Online predictions by model alias.")
+
+
+class PoolMissingError(RuntimeError):
+    """The model's pool deployment was left out of this app (``serving.replicas`` 0)."""
+
+
+def _cause(error: BaseException) -> BaseException:
+    # An exception raised in a pool replica arrives as a RayTaskError that is also an instance of its cause.
+    return error.cause if isinstance(error, RayTaskError) else error
+
+
+def _bad_request(status: int, error: BaseException) -> HTTPException:
+    return HTTPException(status, str(_cause(error)).strip("'\""))
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 with what was wrong, without echoing the (possibly huge or binary) input back."""
+    problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+    return JSONResponse({"detail": problems}, status_code=422)
+
+
+class _ArrivalTime:
+    """Stamps each request's arrival (parsing = arrival -> handler: body read + validation). A plain ASGI
+    middleware: Starlette's ``BaseHTTPMiddleware`` costs an extra task and body stream per request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["arrived"] = time.perf_counter()
+        await self.app(scope, receive, send)
+
+
+api.add_middleware(_ArrivalTime)
+
+
+@serve.ingress(api)
+class FrontReplica(PoolReplica):
+    """A tier-1 pool replica that also takes HTTP: tier-1 models are answered here, the others by their pool."""
+
+    async def __init__(
+        self,
+        group: str,
+        catalog: str = "rideshare",
+        settings_overrides: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        pools: dict[str, DeploymentHandle] | None = None,
+    ) -> None:
+        await super().__init__(group, catalog, settings_overrides, options)
+        self.pools = pools or {}
+        serving = ServingOptions(**(options or {}))
+        self.coalescer = RequestCoalescer(
+            self._call_pool,
+            serving.coalesce_in_flight,
+            serving.coalesce_max_rows,
+            shared_errors=(ModelLoadError, CacheFullError, PoolMissingError, RayActorError),
+        )
+        # The cached routing table: alias -> version for 1 s, invalidated at once by Gallery's broadcast.
+        self.aliases = self.gallery.cached_resolver(f"ingress-{uuid.uuid4().hex[:8]}")
+        self.routes: dict[str, str] = {}  # model -> pool deployment (a model's tier and framework never change)
+        self.last_good: dict[tuple[str, str], int] = {}  # (model, alias) -> the last version that served it
+        self.load_failures = default_backend().counter(
+            LOAD_FAILURES_TOTAL, "Model versions that failed to load on a pool replica", ("model",)
+        )
+
+    def _route(self, model: str, version: int | None, alias: str) -> tuple[str, int]:
+        if model not in self.routes:
+            registered = self.gallery.model(model)
+            self.routes[model] = pool_deployment(registered.tier, registered.framework)
+        resolved = self.gallery.version(model, version).version if version else self.aliases.get(model, alias)
+        return self.routes[model], resolved
+
+    async def _call_pool(self, key: tuple[str, str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        pool, model_id = key
+        if pool == self.name:
+            return await self.answer(model_id, rows)  # tier 1: resident here, no hop
+        if pool not in self.pools:
+            raise PoolMissingError(f"this app runs no {pool} deployment, which {model_id} needs; deploy one")
+        handle = self.pools[pool].options(multiplexed_model_id=model_id)
+        for _ in range(REPLICA_RETRIES - 1):
+            try:
+                return await handle.predict.remote(rows)
+            except RayActorError:
+                logger.warning("a %s replica died serving %s; sending the request again", pool, model_id)
+        return await handle.predict.remote(rows)
+
+    async def _serve(self, model: str, version: int | None, alias: str, rows: list) -> tuple[int, dict, list[str]]:
+        pool, resolved = self._route(model, version, alias)
+        try:
+            answer = await self.coalescer.submit((pool, f"{model}:{resolved}"), rows)
+        except ModelLoadError as error:
+            self.load_failures.record(1, {"model": model})
+            previous = self.last_good.get((model, alias))
+            if version is not None or previous is None or previous == resolved:
+                raise
+            reason = _cause(error)
+            logger.error("%s; serving version %d of alias %s instead", reason, previous, alias)
+            answer = await self.coalescer.submit((pool, f"{model}:{previous}"), rows)
+            return previous, answer, [f"{reason}; served version {previous}, the last that loaded"]
+        if version is None:
+            self.last_good[(model, alias)] = resolved
+        return resolved, answer, []
+
+    @api.post(
+        "/v1/models/{model}:predict",
+        response_model=PredictResponse,
+        responses={
+            400: {"model": ErrorResponse, "description": "bad input: entity key, field type, model signature"},
+            404: {"model": ErrorResponse, "description": "unknown model, version or alias"},
+            503: {"model": ErrorResponse, "description": "the version cannot be loaded or cannot fit; retry later"},
+        },
+    )
+    async def predict_route(
+        self,
+        model: str,
+        request: PredictRequest,
+        http: Request,
+        version: int | None = Query(default=None, ge=1, le=2**31 - 1, description="pin a version"),
+        alias: str = Query(default="production", description="resolve this alias when no version is pinned"),
+        timing_header: str | None = Header(
+            default=None, alias=TIMING_HEADER, description="any value: return per-stage latency in this header"
+        ),
+    ) -> Response:
+        timing = {PARSING: elapsed_ms(getattr(http.state, "arrived", time.perf_counter()))}
+        started = time.perf_counter()
+        try:
+            served, answer, warnings = await self._serve(model, version, alias, request.rows)
+        except (EntityKeyError, UnknownReferenceError, ValueError) as error:
+            raise _bad_request(400, error) from None
+        except KeyError as error:  # Gallery's unknown model, version or alias
+            raise _bad_request(404, error) from None
+        except (ModelLoadError, CacheFullError, PoolMissingError) as error:
+            raise _bad_request(503, error) from None
+        timing[ROUTING] = elapsed_ms(started) - sum(answer["timing_ms"].values())
+        timing.update(answer["timing_ms"])
+        serialized = time.perf_counter()
+        body = PredictResponse(
+            model=model,
+            version=served,
+            predictions=answer["predictions"],
+            degraded=answer["degraded"],
+            stream_fallback=answer["stream_fallback"],
+            timing_ms=timing,
+            warnings=warnings,
+        ).model_dump_json()
+        timing[SERIALIZATION] = elapsed_ms(serialized)
+        self.metrics.record({k: timing[k] for k in (PARSING, ROUTING, SERIALIZATION)}, self.name)
+        self.metrics.record_request(timing)
+        headers = {TIMING_HEADER: encode_timing(timing)} if timing_header is not None else None
+        return Response(body, media_type="application/json", headers=headers)
