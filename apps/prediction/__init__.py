@@ -33,13 +33,16 @@ dies loses the requests it was answering (Serve's proxy sends new ones to the li
 outage serves defaults with ``degraded`` set; a model that cannot fit the cache budget is refused with 503,
 never an OOM.
 
-Modules: ``schemas`` (request, response, options), ``replica`` (a pool replica), ``front`` (HTTP, routing,
-coalescing), ``builder`` (the application).
+Modules: ``schemas`` (request, response, options), ``errors``, ``replica`` (a pool replica), ``http`` (the
+FastAPI app), ``front`` (routing, coalescing, `:predict`), ``open_inference`` (the KServe V2 routes),
+``builder`` (the application).
 """
 
 from apps.prediction.builder import GpuModelPool, ModelPool, ModelPoolTier1, application, build_app
-from apps.prediction.front import FrontReplica, PoolMissingError, api
-from apps.prediction.replica import GpuPoolReplica, LoadedModel, ModelLoadError, PoolReplica
+from apps.prediction.errors import ModelLoadError, PoolMissingError
+from apps.prediction.front import FrontReplica
+from apps.prediction.http import api
+from apps.prediction.replica import GpuPoolReplica, LoadedModel, PoolReplica
 from apps.prediction.schemas import AppArgs, PredictRequest, PredictResponse, ServingOptions
 from ma_ray.serving.placement import group_sizes
 

@@ -13,14 +13,15 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, Header, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Header, HTTPException, Query, Request, Response
 from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.handle import DeploymentHandle
 
-from apps.prediction.replica import ModelLoadError, PoolReplica, elapsed_ms
+from apps.prediction.errors import ModelLoadError, PoolMissingError
+from apps.prediction.http import api
+from apps.prediction.open_inference import OpenInferenceRoutes
+from apps.prediction.replica import PoolReplica, elapsed_ms
 from apps.prediction.schemas import ErrorResponse, PredictRequest, PredictResponse, ServingOptions
 from ma_ray.metrics import default_backend
 from ma_ray.serving.coalescing import RequestCoalescer
@@ -40,12 +41,6 @@ logger = logging.getLogger("ray.serve")
 
 REPLICA_RETRIES = 3  # a request whose pool replica died is sent again; Serve routes it to a live one
 
-api = FastAPI(title="ma-ray prediction service", version="1", description="Online predictions by model alias.")
-
-
-class PoolMissingError(RuntimeError):
-    """The model's pool deployment was left out of this app (``serving.replicas`` 0)."""
-
 
 def _cause(error: BaseException) -> BaseException:
     # An exception raised in a pool replica arrives as a RayTaskError that is also an instance of its cause.
@@ -56,32 +51,10 @@ def _bad_request(status: int, error: BaseException) -> HTTPException:
     return HTTPException(status, str(_cause(error)).strip("'\""))
 
 
-@api.exception_handler(RequestValidationError)
-async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-    """422 with what was wrong, without echoing the (possibly huge or binary) input back."""
-    problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
-    return JSONResponse({"detail": problems}, status_code=422)
-
-
-class _ArrivalTime:
-    """Stamps each request's arrival (parsing = arrival -> handler: body read + validation). A plain ASGI
-    middleware: Starlette's ``BaseHTTPMiddleware`` costs an extra task and body stream per request."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            scope.setdefault("state", {})["arrived"] = time.perf_counter()
-        await self.app(scope, receive, send)
-
-
-api.add_middleware(_ArrivalTime)
-
-
 @serve.ingress(api)
-class FrontReplica(PoolReplica):
-    """A tier-1 pool replica that also takes HTTP: tier-1 models are answered here, the others by their pool."""
+class FrontReplica(OpenInferenceRoutes, PoolReplica):
+    """A tier-1 pool replica that also takes HTTP (ma-ray's `:predict` and the Open Inference Protocol's `/v2`):
+    tier-1 models are answered here, the others by their pool."""
 
     async def __init__(
         self,
@@ -104,6 +77,7 @@ class FrontReplica(PoolReplica):
         self.aliases = self.gallery.cached_resolver(f"ingress-{uuid.uuid4().hex[:8]}")
         self.routes: dict[str, str] = {}  # model -> pool deployment (a model's tier and framework never change)
         self.last_good: dict[tuple[str, str], int] = {}  # (model, alias) -> the last version that served it
+        self._signatures = {}  # model id -> its request inputs (Open Inference Protocol metadata)
         self.load_failures = default_backend().counter(
             LOAD_FAILURES_TOTAL, "Model versions that failed to load on a pool replica", ("model",)
         )
@@ -145,6 +119,11 @@ class FrontReplica(PoolReplica):
         if version is None:
             self.last_good[(model, alias)] = resolved
         return resolved, answer, []
+
+    def _observe(self, timing: dict[str, float]) -> None:
+        """Record a request's front stages (its pool stages were recorded where they ran) and its total."""
+        self.metrics.record({k: timing[k] for k in (PARSING, ROUTING, SERIALIZATION)}, self.name)
+        self.metrics.record_request(timing)
 
     @api.post(
         "/v1/models/{model}:predict",
@@ -189,7 +168,6 @@ class FrontReplica(PoolReplica):
             warnings=warnings,
         ).model_dump_json()
         timing[SERIALIZATION] = elapsed_ms(serialized)
-        self.metrics.record({k: timing[k] for k in (PARSING, ROUTING, SERIALIZATION)}, self.name)
-        self.metrics.record_request(timing)
+        self._observe(timing)
         headers = {TIMING_HEADER: encode_timing(timing)} if timing_header is not None else None
         return Response(body, media_type="application/json", headers=headers)

@@ -16,6 +16,7 @@ from ray import serve
 
 from actors.feature_server import FeatureServer
 from actors.model_host import install
+from apps.prediction.errors import ModelLoadError
 from apps.prediction.schemas import ServingOptions
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery
@@ -28,10 +29,6 @@ from ma_ray.serving.precision import SIZE_FACTOR, input_dtype
 from ma_ray.serving.stage_timing import INFERENCE, MODEL_LOAD, TRANSFORMATION, lookup_stage, shared_stage_metrics
 
 logger = logging.getLogger("ray.serve")
-
-
-class ModelLoadError(RuntimeError):
-    """A model version could not be loaded on a pool replica (corrupt artifact, missing factory, ...)."""
 
 
 def _node_memory_bytes() -> int:

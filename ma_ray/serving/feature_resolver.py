@@ -100,6 +100,26 @@ class ServingCatalog:
                 coerced[name] = _coerce(name, kind, coerced[name])
         return coerced
 
+    def request_inputs(self, refs: Sequence[str]) -> tuple[dict[str, FeatureType], list[str]]:
+        """What a request row must carry for ``refs``: field name -> type (entity join keys, then the request
+        fields that the refs or their derived features read), and which of them are join keys (required)."""
+        keys: dict[str, FeatureType] = {}
+        for ref in sorted(self.stored_needs(refs)):
+            stored = self.stored[ref]
+            keys.setdefault(stored.join_key, stored.table.key_type)
+        fields: dict[str, FeatureType] = {}
+        pending, seen = list(refs), set()
+        while pending:
+            ref = pending.pop()
+            if ref in seen:
+                continue
+            seen.add(ref)
+            if ref in self.basis:
+                fields[ref[len(BASIS_PREFIX) :]] = self.basis[ref]
+            elif ref in self.derived:
+                pending.extend(self.derived[ref].expression.references)
+        return {**keys, **dict(sorted(fields.items()))}, list(keys)
+
     def stored_needs(self, refs: Sequence[str]) -> set[str]:
         """Stored refs needed for ``refs``, including those that derived features read."""
         needed: set[str] = set()

@@ -254,3 +254,65 @@ def test_every_stage_reaches_the_ray_prometheus_endpoint(service: Service, ray_m
         time.sleep(1)
     assert found == wanted
     assert f"ray_{REQUEST_SECONDS}_bucket" in text
+
+
+def triton_url(service: Service) -> str:
+    return service.url.removeprefix("http://").removesuffix("/v1/models")
+
+
+def bytes_input(name: str, values: list[str], binary: bool, shape: list[int] | None = None) -> object:
+    import tritonclient.http as triton
+
+    tensor = triton.InferInput(name, shape or [len(values)], "BYTES")
+    data = np.array([v.encode() for v in values], dtype=np.object_).reshape(shape or [len(values)])
+    tensor.set_data_from_numpy(data, binary_data=binary)
+    return tensor
+
+
+def test_tritonclient_predicts_through_the_open_inference_protocol(service: Service) -> None:
+    """An unmodified standard client: health, model metadata and readiness, then inference with binary tensors
+    (tritonclient's default) and with JSON, by alias and by pinned version; the answers are the model's."""
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=triton_url(service))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("eta")
+    metadata = client.get_model_metadata("eta")
+    assert metadata["platform"] == "xgboost" and {"1", "2", "3"} <= set(metadata["versions"])
+    assert {i["name"]: i["datatype"] for i in metadata["inputs"]} == {"driver_id": "BYTES", "request_ts": "BYTES"}
+    drivers = [str(d) for d in service.snapshot.index[:3]]
+    context = {"snapshot": service.snapshot, "boosters": service.boosters}
+    for binary, version in ((True, "1"), (False, "2"), (True, "")):
+        times = bytes_input("request_ts", [REQUEST_TS] * 3, binary, [3, 1])
+        inputs = [bytes_input("driver_id", drivers, binary), times]
+        outputs = [triton.InferRequestedOutput("predictions", binary_data=binary)]
+        result = client.infer("eta", inputs, model_version=version, outputs=outputs)
+        served = int(result.get_response()["model_version"])
+        assert served == int(version or served) and result.get_response()["parameters"]["degraded"] is False
+        wanted = [expected(context, driver, served) for driver in drivers]
+        assert result.as_numpy("predictions").tolist() == pytest.approx(wanted, rel=1e-5)
+
+
+def test_open_inference_bad_input_is_a_4xx_that_says_what_to_fix(service: Service) -> None:
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    client = triton.InferenceServerClient(url=triton_url(service))
+    wrong = triton.InferInput("driver_id", [1], "INT64")
+    wrong.set_data_from_numpy(np.array([7], dtype=np.int64))
+    with pytest.raises(InferenceServerException, match="'driver_id' is BYTES \\(a string\\), not INT64"):
+        client.infer("eta", [wrong])
+    with pytest.raises(InferenceServerException, match="missing input\\(s\\) driver_id"):
+        client.infer("eta", [bytes_input("request_ts", [REQUEST_TS], binary=True)])
+    assert not client.is_model_ready("nope")
+    base = f"http://{triton_url(service)}/v2/models"
+    driver = {"name": "driver_id", "datatype": "BYTES", "shape": [2], "data": ["drv_1"]}
+    cases = [
+        ("nope/infer", {"inputs": [driver]}, 404, "nope"),
+        ("eta/versions/99/infer", {"inputs": [driver]}, 404, "99"),
+        ("eta/infer", {"inputs": [driver]}, 400, "shape [2] holds 2 elements, but 1 came"),
+        ("eta/infer", {"inputs": [{**driver, "shape": [1001], "data": ["d"] * 1001}]}, 400, "more than the 1000"),
+        ("eta/infer", {"rows": []}, 400, 'non-empty "inputs" list'),
+    ]
+    for path, body, status, fragment in cases:
+        response = requests.post(f"{base}/{path}", json=body, timeout=60)
+        assert (response.status_code, fragment in response.json()["error"]) == (status, True), response.text

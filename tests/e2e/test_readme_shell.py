@@ -124,8 +124,8 @@ class Story:
 def test_every_rewrite_matches_the_readme() -> None:
     """A rewrite that matches nothing would hide that the README changed under the test."""
     assert set(BLOCKS) == {
-        "cluster-start", "jobs", "serve-deploy", "serve-status", "serve-http", "predict-timing", "features-cli",
-        "models-cli",
+        "cluster-start", "jobs", "serve-deploy", "serve-status", "serve-http", "predict-timing", "predict-v2",
+        "predict-tritonclient", "features-cli", "models-cli",
     }  # fmt: skip
     marked = "\n".join(BLOCKS.values())
     assert all(fixed in marked for fixed in REWRITES), [fixed for fixed in REWRITES if fixed not in marked]
@@ -219,6 +219,14 @@ def test_curl_with_timing_header(serving: Serving) -> None:
     assert re.search(r"^HTTP/1.1 200", output, flags=re.M)
     assert re.search(r"^x-ma-timing: .*parsing;dur=[\d.]+.*inference;dur=", output, flags=re.M | re.I)
     assert '"model":"eta_minutes","version":1,"predictions":[' in output
+
+
+def test_curl_and_tritonclient_speak_the_open_inference_protocol(serving: Serving) -> None:
+    output = serving.story.run("predict-v2")
+    assert '"inputs":[{"name":"driver_id","datatype":"BYTES","shape":[-1]}' in output  # the model's metadata
+    answer = r'"model_version":"1","outputs":\[\{"name":"predictions","datatype":"FP64","shape":\[1\],"data":\[[\d.]+\]'
+    assert re.search(answer, output), output
+    assert re.search(r"^eta_minutes 1 \[[\d.]+\]$", serving.story.run("predict-tritonclient"), flags=re.M)
 
 
 def test_feature_cli_over_the_jobs_state(story: Story) -> None:

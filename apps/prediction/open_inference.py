@@ -1,0 +1,295 @@
+"""The Open Inference Protocol (KServe V2) over REST, next to ma-ray's own `:predict`: the routes a tier-1
+replica serves so that Triton's, KServe's and MLServer's clients (`tritonclient.http`) work unchanged.
+
+Entity keys and request fields arrive as named inputs, one value per row; features are resolved by ma-ray as in
+`:predict`. Errors are ``{"error": "..."}`` with 400 (bad input), 404 (unknown model or version) or 503 (the
+version cannot load or fit), as the protocol has them. Parsing lives in `ma_ray.serving.open_inference`.
+
+No `from __future__ import annotations` here: FastAPI reads the route signatures."""
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from actors.feature_server import FeatureServer
+from apps.prediction.errors import ModelLoadError, PoolMissingError
+from apps.prediction.http import api
+from apps.prediction.replica import elapsed_ms
+from apps.prediction.schemas import MAX_ROWS
+from ma_ray.gallery import Gallery
+from ma_ray.palette.types import FeatureType
+from ma_ray.serving.feature_resolver import EntityKeyError, UnknownReferenceError
+from ma_ray.serving.model_cache import CacheFullError, TierAwareModelCache
+from ma_ray.serving.model_input import ModelInputs
+from ma_ray.serving.open_inference import (
+    DATATYPES,
+    HEADER_LENGTH,
+    InferenceProtocolError,
+    infer_response,
+    model_metadata,
+    parse_infer_request,
+    request_rows,
+)
+from ma_ray.serving.stage_timing import PARSING, ROUTING, SERIALIZATION
+
+TAGS = ["open inference protocol (KServe V2)"]
+PRODUCTION = "production"  # the alias a V2 model name without a version resolves
+
+
+class InferenceError(BaseModel):
+    error: str = Field(description="what was wrong and how to fix it")
+
+
+class Liveness(BaseModel):
+    live: bool
+
+
+class Readiness(BaseModel):
+    ready: bool
+
+
+class ModelReadiness(BaseModel):
+    name: str
+    ready: bool
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class InferOutput(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[float] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[InferOutput]
+
+
+# The protocol's request, documented by hand: the body may also be JSON followed by binary tensors, which a
+# pydantic body parameter would refuse, so the route reads the raw body.
+INFER_REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "shape", "datatype", "data"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "datatype": {"type": "string", "enum": sorted(DATATYPES)},
+                    "parameters": {"type": "object"},
+                    "data": {"type": "array"},
+                },
+            },
+        },
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+            },
+        },
+    },
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": InferenceError, "description": "bad input: model name, datatype, shape, entity key, too many rows"},
+    404: {"model": InferenceError, "description": "unknown model or version"},
+    503: {"model": InferenceError, "description": "the version cannot be loaded or cannot fit; retry later"},
+}
+INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+    **ERRORS,
+}
+INFER_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": INFER_REQUEST_SCHEMA}}}}
+
+
+def _error(status: int, error: BaseException) -> JSONResponse:
+    return JSONResponse({"error": str(error).strip("'\"")}, status_code=status)
+
+
+def _version_number(version: str | None) -> int | None:
+    if version is None:
+        return None
+    if not version.isdigit() or not 1 <= int(version) <= 2**31 - 1:
+        raise KeyError(f"version {version!r} is not a version number (1, 2, ...)")
+    return int(version)
+
+
+class OpenInferenceRoutes:
+    """The V2 routes of a replica that takes HTTP; the replica brings ``_serve``, ``_route``, the Gallery, the
+    catalog and the metrics (`apps.prediction.front.FrontReplica`)."""
+
+    # What the replica brings.
+    gallery: Gallery
+    features: FeatureServer
+    types: dict[str, FeatureType]
+    name: str
+    cache: TierAwareModelCache
+    pools: dict[str, Any]
+    _signatures: dict[str, tuple[dict[str, FeatureType], list[str]]]
+    _route: Callable[[str, int | None, str], tuple[str, int]]
+    _serve: Callable[[str, int | None, str, list], Awaitable[tuple[int, dict, list[str]]]]
+    _observe: Callable[[dict[str, float]], None]
+
+    def _inputs(self, model: str, version: int) -> tuple[dict[str, FeatureType], list[str]]:
+        """The request inputs of ``model`` at ``version`` (name -> type) and the required ones (entity keys)."""
+        model_id = f"{model}:{version}"
+        if model_id not in self._signatures:
+            record = self.gallery.version(model, version)
+            catalog = self.features.resolver.catalog
+            inputs = ModelInputs(record.signature.features, record.signature.transforms, self.types)
+            self._signatures[model_id] = catalog.request_inputs(inputs.needed_refs())
+        return self._signatures[model_id]
+
+    @api.get("/v2/health/live", response_model=Liveness, tags=TAGS)
+    async def v2_live(self) -> dict:
+        return {"live": True}
+
+    @api.get("/v2/health/ready", response_model=Readiness, tags=TAGS)
+    async def v2_ready(self) -> dict:
+        return {"ready": True}  # a replica takes requests only once its EAGER models are loaded
+
+    @api.get("/v2", response_model=ServerMetadata, tags=TAGS)
+    async def v2_server(self) -> dict:
+        return {"name": "ma-ray", "version": api.version, "extensions": ["binary_tensor_data"]}
+
+    @api.get("/v2/models/{model}", response_model=ModelMetadata, responses=ERRORS, tags=TAGS)
+    async def v2_model(self, model: str) -> Any:
+        return self._metadata(model, None)
+
+    @api.get("/v2/models/{model}/versions/{version}", response_model=ModelMetadata, responses=ERRORS, tags=TAGS)
+    async def v2_model_version(self, model: str, version: str) -> Any:
+        return self._metadata(model, version)
+
+    def _metadata(self, model: str, version: str | None) -> Any:
+        try:
+            _, resolved = self._route(model, _version_number(version), PRODUCTION)
+            inputs, _ = self._inputs(model, resolved)
+            versions = [v.version for v in self.gallery.versions(model)]
+            platform = str(self.gallery.model(model).framework)
+        except KeyError as error:
+            return _error(404, error)
+        except ValueError as error:  # a malformed model name
+            return _error(400, error)
+        return model_metadata(model, versions, platform, inputs)
+
+    @api.get("/v2/models/{model}/ready", response_model=ModelReadiness, responses=ERRORS, tags=TAGS)
+    async def v2_model_ready(self, model: str) -> Any:
+        return self._readiness(model, None)
+
+    @api.get("/v2/models/{model}/versions/{version}/ready", response_model=ModelReadiness, responses=ERRORS, tags=TAGS)
+    async def v2_model_version_ready(self, model: str, version: str) -> Any:
+        return self._readiness(model, version)
+
+    def _readiness(self, model: str, version: str | None) -> Any:
+        """Ready when this replica holds the version (tier 1) or the app runs the model's pool (other tiers)."""
+        try:
+            pool, resolved = self._route(model, _version_number(version), PRODUCTION)
+        except KeyError as error:
+            return _error(404, error)
+        except ValueError as error:
+            return _error(400, error)
+        model_id = f"{model}:{resolved}"
+        here = pool == self.name
+        if (here and model_id in self.cache) or (not here and pool in self.pools):
+            return {"name": model, "ready": True}
+        where = "loaded on this replica" if here else f"served: this app runs no {pool}"
+        return _error(503, RuntimeError(f"{model_id} is not {where}"))
+
+    @api.post(
+        "/v2/models/{model}/infer",
+        response_model=InferResponse,
+        responses=INFER_RESPONSES,
+        tags=TAGS,
+        openapi_extra=INFER_BODY,
+    )
+    async def v2_infer(self, model: str, http: Request) -> Response:
+        return await self._answer_v2(model, None, http)
+
+    @api.post(
+        "/v2/models/{model}/versions/{version}/infer",
+        response_model=InferResponse,
+        responses=INFER_RESPONSES,
+        tags=TAGS,
+        openapi_extra=INFER_BODY,
+    )
+    async def v2_infer_version(self, model: str, version: str, http: Request) -> Response:
+        return await self._answer_v2(model, version, http)
+
+    async def _answer_v2(self, model: str, version: str | None, http: Request) -> Response:
+        timing = {PARSING: elapsed_ms(getattr(http.state, "arrived", time.perf_counter()))}
+        started = time.perf_counter()
+        try:
+            pinned = _version_number(version)
+            _, resolved = self._route(model, pinned, PRODUCTION)
+            inputs, required = self._inputs(model, resolved)
+            request = parse_infer_request(await http.body(), _header_length(http), MAX_ROWS)
+            rows = request_rows(request, inputs, required)
+            if len(rows) > MAX_ROWS:
+                raise InferenceProtocolError(f"{len(rows)} rows; at most {MAX_ROWS} per request")
+            served, answer, warnings = await self._serve(model, pinned, PRODUCTION, rows)
+        except (EntityKeyError, UnknownReferenceError, ValueError) as error:
+            return _error(400, error)
+        except KeyError as error:
+            return _error(404, error)
+        except (ModelLoadError, CacheFullError, PoolMissingError) as error:
+            return _error(503, error)
+        timing[ROUTING] = elapsed_ms(started) - sum(answer["timing_ms"].values())
+        timing.update(answer["timing_ms"])
+        serialized = time.perf_counter()
+        parameters = {"degraded": answer["degraded"]}
+        if answer["stream_fallback"]:
+            parameters["stream_fallback"] = answer["stream_fallback"]
+        if warnings:
+            parameters["warnings"] = warnings
+        body, headers = infer_response(
+            model, served, request.id, answer["predictions"], parameters, request.binary_output
+        )
+        timing[SERIALIZATION] = elapsed_ms(serialized)
+        self._observe(timing)
+        media_type = "application/octet-stream" if headers else "application/json"
+        return Response(body, media_type=media_type, headers=headers)
+
+
+def _header_length(http: Request) -> int | None:
+    value = http.headers.get(HEADER_LENGTH)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InferenceProtocolError(f"{HEADER_LENGTH} must be a byte count, got {value!r}")
+    return int(value)
