@@ -207,7 +207,7 @@ class PoolReplica:
         catalog = self.features.resolver.catalog
         rows = [catalog.coerce_request_fields(row) for row in rows]
         looked_up = time.perf_counter()
-        resolution = self.features.resolver.resolve(rows, loaded.inputs.needed_refs())
+        resolution = await self.features.resolver.resolve_async(rows, loaded.inputs.needed_refs())
         timing[lookup_stage(resolution.tiers())] = elapsed_ms(looked_up)
         transformed = time.perf_counter()
         matrix = loaded.inputs.matrix(resolution.columns, len(resolution))

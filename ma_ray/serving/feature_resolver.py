@@ -10,11 +10,12 @@ When a streaming group's aggregation actors fall behind its lag SLA, its batch v
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from operator import attrgetter, itemgetter
@@ -164,6 +165,33 @@ class ReadPlan:
 MAX_CACHED_PLANS = 4096
 
 
+@dataclass
+class PendingLookup:
+    """One request between its cache reads and its primary reads: what is answered, what is still to read."""
+
+    plan: ReadPlan
+    keys: list[list[Any]]
+    read_ts: int
+    fallback: set[str]
+    started: float
+    answers: dict[str, list[FeatureValues]] = field(default_factory=dict)
+    cached: dict[str, list[FeatureValues | None]] = field(default_factory=dict)  # hits, None where a read answers
+    reads: dict[str, tuple[OnlineTable, list[Any], list[str]]] = field(default_factory=dict)
+    failed: bool = False  # a read failed, missed the deadline or was skipped
+
+    def merge(self, remote: dict[str, list[FeatureValues]], failed: bool) -> None:
+        """The primary's answers into place; keys without an answer within the deadline get their defaults."""
+        self.failed = failed
+        for name, (_, unique, _) in self.reads.items():
+            got = remote.get(name)
+            if name not in self.cached:
+                if got is not None:
+                    self.answers[name] = got
+            else:  # the cache hits stand
+                late = [FeatureValues(key, None, {}, "deadline") for key in unique]
+                self.answers[name] = _merged(self.cached[name], late if got is None else got)
+
+
 class FeatureResolver:
     """Resolves features for request rows. ``breaker`` trips when the store misses the deadline or raises
     (defaults are then served without asking it); per-backend outages are handled by the tiered store.
@@ -199,16 +227,50 @@ class FeatureResolver:
 
     def resolve(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
         """Values of ``refs`` for each row; a row holds join keys (``driver_id``) and request fields."""
+        request = self._start(rows, refs)
+        if request.reads:
+            remote, failed = self._read_stores(request.reads, request.read_ts, self._remaining_s(request))
+            request.merge(remote, failed)
+        return self._finish(request, rows)
+
+    async def resolve_async(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
+        """`resolve` for an event loop: the caches are asked in this thread (each answers within the deadline), and a
+        remote primary's read is awaited rather than waited for, so other requests on the loop go on meanwhile."""
+        request = self._start(rows, refs)
+        if request.reads:
+            if self._read_inline:
+                remote, failed = self._read_stores(request.reads, request.read_ts, 0.0)
+            elif not self.breaker.allow():
+                remote, failed = {}, True
+            else:
+                futures = self._submit(request.reads, request.read_ts)
+                await asyncio.wait(
+                    [asyncio.wrap_future(f) for f in futures.values()], timeout=self._remaining_s(request)
+                )
+                remote, failed = self._collect(futures, 0.0)
+            request.merge(remote, failed)
+        return self._finish(request, rows)
+
+    def _start(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> PendingLookup:
+        """The request's plan and read timestamp, its keys checked, and what the caches answered."""
         plan = self.plan(refs)
         started = time.perf_counter()
         read_ts = now_us()
         fallback = self._lagging_groups(plan)
         keys = _keys_by_group(rows, plan.groups)  # validated before anything is read, whatever the breaker says
-        answers, failed = self._read(plan, keys, read_ts, fallback, started)
+        request = PendingLookup(plan, keys, read_ts, fallback, started)
+        self._read_caches(request)
+        return request
+
+    def _remaining_s(self, request: PendingLookup) -> float:
+        return max(self.timeout_s - (time.perf_counter() - request.started), 0.0)
+
+    def _finish(self, request: PendingLookup, rows: Sequence[Mapping[str, Any]]) -> Resolution:
+        plan, read_ts, fallback = request.plan, request.read_ts, request.fallback
         columns: dict[str, list[Any]] = {}
         meta: dict[str, MetaColumn] = {}
-        for group, row_keys in zip(plan.groups, keys, strict=True):
-            got = answers.get(group.table.name)
+        for group, row_keys in zip(plan.groups, request.keys, strict=True):
+            got = request.answers.get(group.table.name)
             group_meta = _group_meta(got, row_keys, read_ts, group.table.ttl_s, group.table.group in fallback)
             group_columns = _columns(got, row_keys, group, any(group_meta.defaulted))
             for ref, column in zip(group.refs, group_columns, strict=True):
@@ -221,11 +283,11 @@ class FeatureResolver:
             {ref: columns[ref] for ref in plan.refs},
             {ref: meta[ref] for ref in plan.refs},
             read_ts,
-            failed or any(UNAVAILABLE in column.tier for column in meta.values()),
+            request.failed or any(UNAVAILABLE in column.tier for column in meta.values()),
             tuple(sorted(fallback)),
         )
         if self.metrics is not None:
-            self._record(time.perf_counter() - started, plan, meta, result.stream_fallback)
+            self._record(time.perf_counter() - request.started, plan, meta, result.stream_fallback)
         return result
 
     def plan(self, refs: Sequence[str]) -> ReadPlan:
@@ -287,40 +349,22 @@ class FeatureResolver:
         states = self.store.breaker_states() if isinstance(self.store, TieredOnlineStore) else {}
         metrics.record(lookup, {**states, "deadline": str(self.breaker.state)})
 
-    def _read(
-        self, plan: ReadPlan, keys: list[list[Any]], read_ts: int, fallback: set[str], started: float
-    ) -> tuple[dict[str, list[FeatureValues]], bool]:
-        """Table name -> one answer per distinct key (in first-seen order); a lagging streaming group is read
-        from its batch-value table (answers stay under its own table name). Keys the caches hold are answered
-        here, the rest by `_read_stores`. The flag says whether a read failed, missed the deadline or was
-        skipped."""
-        answers: dict[str, list[FeatureValues]] = {}
-        partial_answers: dict[str, list[FeatureValues | None]] = {}  # cache hits, None where the primary must answer
-        reads: dict[str, tuple[OnlineTable, list[Any], list[str]]] = {}
-        for group, row_keys in zip(plan.groups, keys, strict=True):
-            table = group.table.batch_fallback() if group.table.group in fallback else group.table
+    def _read_caches(self, request: PendingLookup) -> None:
+        """Table name -> one answer per distinct key (in first-seen order) for what the caches hold; a lagging
+        streaming group is read from its batch-value table (answers stay under its own table name). What is left
+        goes to ``request.reads``, for the primary (or, for a local or bare store, the whole store)."""
+        for group, row_keys in zip(request.plan.groups, request.keys, strict=True):
+            table = group.table.batch_fallback() if group.table.group in request.fallback else group.table
             unique = list(dict.fromkeys(row_keys))
             if self._read_cached is not None and not self._read_inline:
-                cached = self._read_cached(table, unique, group.names, read_ts)
+                cached = self._read_cached(table, unique, group.names, request.read_ts)
                 if all(cached):  # truth, not ==: no dataclass __eq__ per answer
-                    answers[group.table.name] = cached  # type: ignore[assignment]  # every key answered
+                    request.answers[group.table.name] = cached  # type: ignore[assignment]  # every key answered
                     continue
-                partial_answers[group.table.name] = cached
+                request.cached[group.table.name] = cached
                 unique = [key for key, answer in zip(unique, cached, strict=True) if answer is None]
             if unique:
-                reads[group.table.name] = (table, unique, group.names)
-        if not reads:
-            return answers, False
-        remote, failed = self._read_stores(reads, read_ts, self.timeout_s - (time.perf_counter() - started))
-        for name, (_, unique, _) in reads.items():
-            got = remote.get(name)
-            if name not in partial_answers:
-                if got is not None:
-                    answers[name] = got
-            else:  # the cache hits stand; keys without an answer within the deadline get their defaults
-                late = [FeatureValues(key, None, {}, "deadline") for key in unique]
-                answers[name] = _merged(partial_answers[name], late if got is None else got)
-        return answers, failed
+                request.reads[group.table.name] = (table, unique, group.names)
 
     def _read_stores(
         self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int, remaining_s: float
@@ -331,11 +375,15 @@ class FeatureResolver:
             return {name: self.store.get(*read, read_ts) for name, read in reads.items()}, False
         if not self.breaker.allow():
             return {}, True
-        futures = {
+        return self._collect(self._submit(reads, read_ts), remaining_s)
+
+    def _submit(
+        self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int
+    ) -> dict[str, concurrent.futures.Future]:
+        return {
             name: self._pool.submit(self._read_store, table, unique, names, read_ts)
             for name, (table, unique, names) in reads.items()
         }
-        return self._collect(futures, max(remaining_s, 0.0))
 
     def _collect(self, futures: dict, timeout_s: float) -> tuple[dict[str, list[FeatureValues]], bool]:
         """Answers that arrived within the deadline. The breaker counts missed deadlines and errors (a backend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 import threading
@@ -15,6 +16,7 @@ from ma_ray.palette.online import EntityRow, FeatureValues, InProcessCache, Onli
 from ma_ray.palette.repository import load_repository
 from ma_ray.serving.feature_answer import FeatureAnswer
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
+from ma_ray.serving.resolution import Resolution
 
 with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as _path:
     CATALOG = ServingCatalog(load_repository(_path))
@@ -204,3 +206,36 @@ def test_a_local_store_is_read_in_the_callers_thread_even_while_a_writer_holds_i
         result = resolver.resolve([{"driver_id": "d1"}, {"driver_id": "d9"}], [TRIPS])
     assert result.columns[TRIPS] == [7, 0] and result.meta[TRIPS].tier == ["sqlite", "none"]
     assert readers == [threading.current_thread().name]
+
+
+def test_an_awaited_primary_read_leaves_the_event_loop_to_other_requests() -> None:
+    resolver, primary, _ = tiered_resolver(timeout_s=2.0)
+    resolver.resolve([{"driver_id": "d1"}], [TRIPS])  # d1 is in the L1 now
+
+    async def scenario() -> tuple[Resolution, Resolution, bool]:
+        primary.gate.clear()  # the primary hangs
+        slow = asyncio.create_task(resolver.resolve_async([{"driver_id": "d3"}], [TRIPS]))
+        await asyncio.sleep(0.05)
+        fast = await resolver.resolve_async([{"driver_id": "d1"}], [TRIPS])  # the L1's: answered meanwhile
+        waiting = not slow.done()
+        primary.gate.set()
+        return await slow, fast, waiting
+
+    slow, fast, waiting = asyncio.run(scenario())
+    assert waiting and fast.columns[TRIPS] == [1] and fast.meta[TRIPS].tier == ["l1"]
+    assert slow.columns[TRIPS] == [3] and slow.meta[TRIPS].tier == ["primary"] and not slow.degraded
+
+
+def test_an_awaited_read_past_the_deadline_serves_defaults_as_the_blocking_one_does() -> None:
+    resolver, primary, _ = tiered_resolver(timeout_s=0.05)
+    rows = [{"driver_id": "d2"}, {"driver_id": "d3"}]
+    resolver.resolve(rows[:1], [TRIPS])
+    primary.gate.clear()
+    try:
+        awaited = asyncio.run(resolver.resolve_async(rows, [TRIPS]))
+        blocking = resolver.resolve(rows, [TRIPS])
+    finally:
+        primary.gate.set()
+    for result in (awaited, blocking):
+        assert result.degraded and result.columns[TRIPS] == [2, 0]
+        assert result.meta[TRIPS].tier == ["l1", "deadline"]
