@@ -42,6 +42,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 
 from apps.prediction import build_app
+from apps.prediction.open_inference_grpc import SERVICER
 from ma_ray.config import load_settings
 from ma_ray.datagen import RideshareConfig, write_chunk, write_dimensions
 from ma_ray.datagen.rideshare_features import driver_stats
@@ -173,6 +174,28 @@ def interleaved(urls: dict[str, str], bodies: list[dict], count: int) -> tuple[d
     return {name: np.array(values) for name, values in samples.items()}, stages
 
 
+def grpc_against_http(grpc_port: int, url: str, bodies: list[dict], count: int) -> dict[str, np.ndarray]:
+    """Milliseconds per prediction over gRPC (tritonclient.grpc, ModelInfer) and over HTTP (`:predict`), in
+    alternation, the same rows."""
+    import tritonclient.grpc as triton
+
+    client, session = triton.InferenceServerClient(f"127.0.0.1:{grpc_port}"), requests.Session()
+    samples: dict[str, list[float]] = {"grpc": [], "http": []}
+    for body in itertools.islice(itertools.cycle(bodies), count):
+        inputs = []
+        for name in ("driver_id", "request_ts"):
+            tensor = triton.InferInput(name, [len(body["rows"])], "BYTES")
+            tensor.set_data_from_numpy(np.array([row[name].encode() for row in body["rows"]], dtype=np.object_))
+            inputs.append(tensor)
+        started = time.perf_counter()
+        client.infer("eta", inputs, headers={"application": "prediction"})  # Serve routes gRPC by app
+        samples["grpc"].append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        session.post(url, json=body, timeout=30).raise_for_status()
+        samples["http"].append((time.perf_counter() - started) * 1000)
+    return {name: np.array(values) for name, values in samples.items()}
+
+
 async def _load(url: str, bodies: list[dict], seconds: float) -> tuple[int, int]:
     payloads = itertools.cycle([json.dumps(body) for body in bodies])
     connector = aiohttp.TCPConnector(limit=CLIENTS)
@@ -241,8 +264,9 @@ def main() -> None:
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as state:
         overrides, drivers = prepare(state, args.store)
-        port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        port, grpc_port = free_port(), free_port()
+        grpc_options = {"port": grpc_port, "grpc_servicer_functions": [SERVICER]}
+        serve.start(http_options={"host": "127.0.0.1", "port": port}, grpc_options=grpc_options)
         serve.run(build_app({"settings": overrides}), name="prediction", route_prefix="/")
         serve.run(Constant.bind(), name="constant", route_prefix="/constant")
         serve.run(Hop.bind(Constant.bind()), name="hop", route_prefix="/hop")
@@ -262,6 +286,7 @@ def main() -> None:
         batch = [{"rows": [{"driver_id": d, "request_ts": "2026-01-07T08:30:00+00:00"} for d in drivers[:BATCH_ROWS]]}]
         interleaved(urls, bodies[:1], 100)  # warm-up: model loaded, connections open
         lat, stages = interleaved(urls, bodies, args.requests)
+        grpc_lat = grpc_against_http(grpc_port, urls["predict"], bodies, args.requests)
         urls["uncoalesced"] = f"{base}/uncoalesced/v1/models/eta:predict"
         interleaved({"uncoalesced": urls["uncoalesced"]}, bodies[:1], 100)
         qps = throughput({name: urls[name] for name in ("predict", "body", "uncoalesced")}, bodies, args.seconds)
@@ -323,6 +348,15 @@ def main() -> None:
             "requests",
         ),
     ]
+    results.append(
+        Result(
+            "gRPC ModelInfer p50 (tritonclient.grpc) vs HTTP :predict p50, alternating, same rows",
+            float(np.percentile(grpc_lat["grpc"], 50)),
+            "ms",
+            baseline=float(np.percentile(grpc_lat["http"], 50)),
+            target=Target("ratio", "<=", 1.0),
+        )
+    )
     if args.store == "cassandra":
         results.append(
             Result("HTTP predict p99 on cache misses", p99["predict"], "ms", target=Target("value", "<=", 15))

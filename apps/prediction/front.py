@@ -21,6 +21,7 @@ from ray.serve.handle import DeploymentHandle
 from apps.prediction.errors import ModelLoadError, PoolMissingError
 from apps.prediction.http import api
 from apps.prediction.open_inference import OpenInferenceRoutes
+from apps.prediction.open_inference_grpc import OpenInferenceGrpc
 from apps.prediction.replica import PoolReplica, elapsed_ms
 from apps.prediction.schemas import ErrorResponse, PredictRequest, PredictResponse, ServingOptions
 from ma_ray.metrics import default_backend
@@ -52,9 +53,9 @@ def _bad_request(status: int, error: BaseException) -> HTTPException:
 
 
 @serve.ingress(api)
-class FrontReplica(OpenInferenceRoutes, PoolReplica):
-    """A tier-1 pool replica that also takes HTTP (ma-ray's `:predict` and the Open Inference Protocol's `/v2`):
-    tier-1 models are answered here, the others by their pool."""
+class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
+    """A tier-1 pool replica that also takes requests (ma-ray's `:predict`, and the Open Inference Protocol's `/v2`
+    over HTTP and gRPC): tier-1 models are answered here, the others by their pool."""
 
     async def __init__(
         self,

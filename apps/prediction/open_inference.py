@@ -9,6 +9,7 @@ No `from __future__ import annotations` here: FastAPI reads the route signatures
 
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import Request, Response
@@ -29,6 +30,7 @@ from ma_ray.serving.open_inference import (
     DATATYPES,
     HEADER_LENGTH,
     InferenceProtocolError,
+    InferRequest,
     infer_response,
     model_metadata,
     parse_infer_request,
@@ -190,46 +192,36 @@ class OpenInferenceRoutes:
 
     @api.get("/v2/models/{model}", response_model=ModelMetadata, responses=ERRORS, tags=TAGS)
     async def v2_model(self, model: str) -> Any:
-        return self._metadata(model, None)
+        return _answered(lambda: self.v2_metadata(model, None))
 
     @api.get("/v2/models/{model}/versions/{version}", response_model=ModelMetadata, responses=ERRORS, tags=TAGS)
     async def v2_model_version(self, model: str, version: str) -> Any:
-        return self._metadata(model, version)
+        return _answered(lambda: self.v2_metadata(model, version))
 
-    def _metadata(self, model: str, version: str | None) -> Any:
-        try:
-            _, resolved = self._route(model, _version_number(version), PRODUCTION)
-            inputs, _ = self._inputs(model, resolved)
-            versions = [v.version for v in self.gallery.versions(model)]
-            platform = str(self.gallery.model(model).framework)
-        except KeyError as error:
-            return _error(404, error)
-        except ValueError as error:  # a malformed model name
-            return _error(400, error)
-        return model_metadata(model, versions, platform, inputs)
+    def v2_metadata(self, model: str, version: str | None) -> dict[str, Any]:
+        """The model's metadata (the inputs of the version the name or alias resolves to)."""
+        _, resolved = self._route(model, _version_number(version), PRODUCTION)
+        inputs, _ = self._inputs(model, resolved)
+        versions = [v.version for v in self.gallery.versions(model)]
+        return model_metadata(model, versions, str(self.gallery.model(model).framework), inputs)
 
     @api.get("/v2/models/{model}/ready", response_model=ModelReadiness, responses=ERRORS, tags=TAGS)
     async def v2_model_ready(self, model: str) -> Any:
-        return self._readiness(model, None)
+        return _answered(lambda: self._readiness(model, None))
 
     @api.get("/v2/models/{model}/versions/{version}/ready", response_model=ModelReadiness, responses=ERRORS, tags=TAGS)
     async def v2_model_version_ready(self, model: str, version: str) -> Any:
-        return self._readiness(model, version)
+        return _answered(lambda: self._readiness(model, version))
 
-    def _readiness(self, model: str, version: str | None) -> Any:
+    def _readiness(self, model: str, version: str | None) -> dict[str, Any]:
+        if not self.v2_is_ready(model, version):
+            raise ModelNotReadyError(f"{model} is not ready on this replica")
+        return {"name": model, "ready": True}
+
+    def v2_is_ready(self, model: str, version: str | None) -> bool:
         """Ready when this replica holds the version (tier 1) or the app runs the model's pool (other tiers)."""
-        try:
-            pool, resolved = self._route(model, _version_number(version), PRODUCTION)
-        except KeyError as error:
-            return _error(404, error)
-        except ValueError as error:
-            return _error(400, error)
-        model_id = f"{model}:{resolved}"
-        here = pool == self.name
-        if (here and model_id in self.cache) or (not here and pool in self.pools):
-            return {"name": model, "ready": True}
-        where = "loaded on this replica" if here else f"served: this app runs no {pool}"
-        return _error(503, RuntimeError(f"{model_id} is not {where}"))
+        pool, resolved = self._route(model, _version_number(version), PRODUCTION)
+        return (pool == self.name and f"{model}:{resolved}" in self.cache) or pool in self.pools
 
     @api.post(
         "/v2/models/{model}/infer",
@@ -253,37 +245,72 @@ class OpenInferenceRoutes:
 
     async def _answer_v2(self, model: str, version: str | None, http: Request) -> Response:
         timing = {PARSING: elapsed_ms(getattr(http.state, "arrived", time.perf_counter()))}
-        started = time.perf_counter()
+        body = await http.body()
         try:
-            pinned = _version_number(version)
-            _, resolved = self._route(model, pinned, PRODUCTION)
-            inputs, required = self._inputs(model, resolved)
-            request = parse_infer_request(await http.body(), _header_length(http), MAX_ROWS)
-            rows = request_rows(request, inputs, required)
-            if len(rows) > MAX_ROWS:
-                raise InferenceProtocolError(f"{len(rows)} rows; at most {MAX_ROWS} per request")
-            served, answer, warnings = await self._serve(model, pinned, PRODUCTION, rows)
-        except (EntityKeyError, UnknownReferenceError, ValueError) as error:
-            return _error(400, error)
-        except KeyError as error:
-            return _error(404, error)
-        except (ModelLoadError, CacheFullError, PoolMissingError) as error:
-            return _error(503, error)
-        timing[ROUTING] = elapsed_ms(started) - sum(answer["timing_ms"].values())
-        timing.update(answer["timing_ms"])
+            parse = partial(parse_infer_request, body, _header_length(http), MAX_ROWS)
+            request, served, answer, warnings = await self.v2_predict(model, version, parse, timing)
+        except ERROR_TYPES as error:
+            return _error(status_of(error), error)
         serialized = time.perf_counter()
-        parameters = {"degraded": answer["degraded"]}
-        if answer["stream_fallback"]:
-            parameters["stream_fallback"] = answer["stream_fallback"]
-        if warnings:
-            parameters["warnings"] = warnings
         body, headers = infer_response(
-            model, served, request.id, answer["predictions"], parameters, request.binary_output
+            model, served, request.id, answer["predictions"], v2_parameters(answer, warnings), request.binary_output
         )
         timing[SERIALIZATION] = elapsed_ms(serialized)
         self._observe(timing)
         media_type = "application/octet-stream" if headers else "application/json"
         return Response(body, media_type=media_type, headers=headers)
+
+    async def v2_predict(
+        self, model: str, version: str | None, parse: Callable[[], InferRequest], timing: dict[str, float]
+    ) -> tuple[InferRequest, int, dict[str, Any], list[str]]:
+        """Parse, check the inputs against the model's and predict; fills ``timing``'s routing and pool stages.
+        Raises what `status_of` maps."""
+        started = time.perf_counter()
+        pinned = _version_number(version)
+        _, resolved = self._route(model, pinned, PRODUCTION)
+        inputs, required = self._inputs(model, resolved)
+        request = parse()
+        rows = request_rows(request, inputs, required)
+        if len(rows) > MAX_ROWS:
+            raise InferenceProtocolError(f"{len(rows)} rows; at most {MAX_ROWS} per request")
+        served, answer, warnings = await self._serve(model, pinned, PRODUCTION, rows)
+        timing[ROUTING] = elapsed_ms(started) - sum(answer["timing_ms"].values())
+        timing.update(answer["timing_ms"])
+        return request, served, answer, warnings
+
+
+class ModelNotReadyError(RuntimeError):
+    """The model resolves, but this replica cannot serve it now (a 503)."""
+
+
+# What a V2 request can fail with, and the status each one is.
+_STATUSES: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
+    ((EntityKeyError, UnknownReferenceError, ValueError), 400),
+    ((KeyError,), 404),
+    ((ModelLoadError, CacheFullError, PoolMissingError, ModelNotReadyError), 503),
+)
+ERROR_TYPES = tuple(kind for kinds, _ in _STATUSES for kind in kinds)
+
+
+def status_of(error: BaseException) -> int:
+    return next(status for kinds, status in _STATUSES if isinstance(error, kinds))
+
+
+def _answered(answer: Callable[[], dict[str, Any]]) -> Any:
+    try:
+        return answer()
+    except ERROR_TYPES as error:
+        return _error(status_of(error), error)
+
+
+def v2_parameters(answer: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """The response's parameters: whether defaults were served, and why, when it matters."""
+    parameters: dict[str, Any] = {"degraded": answer["degraded"]}
+    if answer["stream_fallback"]:
+        parameters["stream_fallback"] = answer["stream_fallback"]
+    if warnings:
+        parameters["warnings"] = warnings
+    return parameters
 
 
 def _header_length(http: Request) -> int | None:

@@ -117,11 +117,7 @@ def _tensor(spec: Any, binary: bytes, offset: int, max_elements: int) -> tuple[T
         raise InferenceProtocolError(f"input '{name}': datatype {datatype!r} is not one of {sorted(DATATYPES)}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise InferenceProtocolError(f"input '{name}': shape must be a list of integers, got {shape!r}")
-    if any(d < 0 for d in shape):
-        raise InferenceProtocolError(f"input '{name}': shape {shape} has a negative dimension")
-    count = math.prod(shape)
-    if count > max_elements:
-        raise InferenceProtocolError(f"input '{name}': {count} elements, more than the {max_elements} allowed")
+    count = _element_count(name, shape, max_elements)
     parameters = spec.get("parameters") if isinstance(spec.get("parameters"), dict) else {}
     size = parameters.get("binary_data_size")
     if size is not None:
@@ -133,9 +129,65 @@ def _tensor(spec: Any, binary: bytes, offset: int, max_elements: int) -> tuple[T
         values = _from_json(name, datatype, spec["data"])
     else:
         raise InferenceProtocolError(f"input '{name}' has neither \"data\" nor parameters.binary_data_size")
-    if len(values) != count:
-        raise InferenceProtocolError(f"input '{name}': shape {shape} holds {count} elements, but {len(values)} came")
-    return Tensor(name, datatype, tuple(shape), values), offset
+    return _counted(Tensor(name, datatype, tuple(shape), values), count), offset
+
+
+def _counted(tensor: Tensor, count: int) -> Tensor:
+    if len(tensor.values) != count:
+        raise InferenceProtocolError(
+            f"input '{tensor.name}': shape {list(tensor.shape)} holds {count} elements, but {len(tensor.values)} came"
+        )
+    return tensor
+
+
+def _element_count(name: str, shape: list[int], max_elements: int) -> int:
+    if any(d < 0 for d in shape):
+        raise InferenceProtocolError(f"input '{name}': shape {shape} has a negative dimension")
+    count = math.prod(shape)
+    if count > max_elements:
+        raise InferenceProtocolError(f"input '{name}': {count} elements, more than the {max_elements} allowed")
+    return count
+
+
+# The typed-contents field of a gRPC input for each datatype (FP16 travels only as raw bytes).
+GRPC_CONTENTS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def infer_request_from_message(message: Any, max_elements: int) -> InferRequest:
+    """A gRPC ``ModelInferRequest`` (KServe's or Triton's, which share it) as an `InferRequest`: each input from
+    ``raw_input_contents`` (in input order, encoded as the REST binary extension) or its typed ``contents``."""
+    raw = list(message.raw_input_contents)
+    if raw and len(raw) != len(message.inputs):
+        raise InferenceProtocolError(f"{len(raw)} raw_input_contents for {len(message.inputs)} inputs")
+    if not message.inputs:
+        raise InferenceProtocolError("the request has no inputs")
+    tensors = []
+    for index, spec in enumerate(message.inputs):
+        name, datatype, shape = spec.name, spec.datatype, list(spec.shape)
+        if datatype not in DATATYPES:
+            raise InferenceProtocolError(f"input '{name}': datatype {datatype!r} is not one of {sorted(DATATYPES)}")
+        count = _element_count(name, shape, max_elements)
+        if raw:
+            values = _from_binary(name, datatype, raw[index])
+        elif datatype in GRPC_CONTENTS:
+            values = list(getattr(spec.contents, GRPC_CONTENTS[datatype]))
+        else:
+            raise InferenceProtocolError(f"input '{name}': {datatype} data must come as raw_input_contents")
+        tensors.append(_counted(Tensor(name, datatype, tuple(shape), values), count))
+    return InferRequest(message.id or None, tuple(tensors), binary_output=True)
 
 
 def _from_binary(name: str, datatype: str, raw: bytes) -> list[Any]:
@@ -258,10 +310,12 @@ def model_metadata(
 
 
 __all__ = [
+    "GRPC_CONTENTS",
     "HEADER_LENGTH",
     "InferRequest",
     "InferenceProtocolError",
     "Tensor",
+    "infer_request_from_message",
     "infer_response",
     "model_metadata",
     "parse_infer_request",

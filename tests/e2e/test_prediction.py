@@ -18,6 +18,7 @@ import torch
 from ray import serve
 
 from apps.prediction import build_app
+from apps.prediction.open_inference_grpc import SERVICER
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery, InputSignature
 from ma_ray.serving.stage_timing import REQUEST_SECONDS, STAGE_SECONDS, STAGES, TIMING_HEADER, decode_timing
@@ -54,6 +55,7 @@ class Service:
     snapshot: object
     boosters: dict[int, object]
     sizes: dict[str, int] = field(default_factory=dict)
+    grpc_port: int = 0
 
     def body(self, drivers: int = 3) -> dict:
         return {"rows": [{"driver_id": d, "request_ts": REQUEST_TS} for d in self.snapshot.index[:drivers]]}
@@ -88,11 +90,12 @@ def service(ray_cluster: str, raw_uri: str, tmp_path_factory: pytest.TempPathFac
         "batch_wait_timeout_s": 0.05,
         "forecast_qps": {"surge": 100.0},  # tier 2 with forecast traffic: PREEMPTIVE
     }
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    port, grpc_port = free_port(), free_port()
+    grpc_options = {"port": grpc_port, "grpc_servicer_functions": [SERVICER]}
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, grpc_options=grpc_options)
     serve.run(build_app({"settings": overrides, "serving": serving}), name=APP, route_prefix="/predict")
     try:
-        yield Service(f"http://127.0.0.1:{port}/predict/v1/models", snapshot, boosters, sizes)
+        yield Service(f"http://127.0.0.1:{port}/predict/v1/models", snapshot, boosters, sizes, grpc_port)
     finally:
         serve.delete(APP)
         serve.shutdown()
@@ -316,3 +319,34 @@ def test_open_inference_bad_input_is_a_4xx_that_says_what_to_fix(service: Servic
     for path, body, status, fragment in cases:
         response = requests.post(f"{base}/{path}", json=body, timeout=60)
         assert (response.status_code, fragment in response.json()["error"]) == (status, True), response.text
+
+
+def test_tritonclient_grpc_predicts_and_bad_input_is_a_grpc_error(service: Service) -> None:
+    """The same protocol over Serve's gRPC proxy: an unmodified `tritonclient.grpc`, raw tensors (its default)."""
+    import tritonclient.grpc as triton
+    from tritonclient.utils import InferenceServerException
+
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{service.grpc_port}")
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("eta")
+    metadata = client.get_model_metadata("eta", as_json=True)
+    assert {i["name"]: i["datatype"] for i in metadata["inputs"]} == {"driver_id": "BYTES", "request_ts": "BYTES"}
+    drivers = [str(d) for d in service.snapshot.index[:3]]
+
+    def tensor(name: str, values: list[str]) -> triton.InferInput:
+        infer_input = triton.InferInput(name, [len(values)], "BYTES")
+        infer_input.set_data_from_numpy(np.array([v.encode() for v in values], dtype=np.object_))
+        return infer_input
+
+    result = client.infer("eta", [tensor("driver_id", drivers), tensor("request_ts", [REQUEST_TS] * 3)], "2")
+    context = {"snapshot": service.snapshot, "boosters": service.boosters}
+    wanted = [expected(context, driver, 2) for driver in drivers]
+    assert result.get_response().model_version == "2"
+    assert result.as_numpy("predictions").tolist() == pytest.approx(wanted, rel=1e-5)
+    wrong = triton.InferInput("driver_id", [1], "INT64")
+    wrong.set_data_from_numpy(np.array([7], dtype=np.int64))
+    with pytest.raises(InferenceServerException, match="not INT64") as refused:
+        client.infer("eta", [wrong])
+    assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
+    with pytest.raises(InferenceServerException) as unknown:
+        client.infer("nope", [tensor("driver_id", drivers[:1])])
+    assert unknown.value.status() == "StatusCode.NOT_FOUND"

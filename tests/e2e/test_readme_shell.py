@@ -44,13 +44,15 @@ REWRITES: dict[str, str] = {
     "$PWD/.ma_ray": "{state_dir}",
     "http://127.0.0.1:8265": "{job_server}",
     "localhost:8000": "localhost:{serve_port}",
+    "localhost:9000": "localhost:{grpc_port}",
     "--trips 1000000": "--trips 20000",
     SERVE_CONFIG: "{serve_config}",
 }
-# The proxy's port, as above; and no GPU per GPU-pool replica, which the README says to set on nodes without
-# GPUs (this machine has none).
+# The proxies' ports (HTTP, gRPC), as above; and no GPU per GPU-pool replica, which the README says to set on
+# nodes without GPUs (this machine has none).
 SERVE_CONFIG_REWRITES: dict[str, str] = {
     "port: 8000": "port: {serve_port}",
+    "port: 9000": "port: {grpc_port}",
     "gpus_per_replica: 1": "gpus_per_replica: 0",
 }
 APPS = ("prediction", "features", "gallery")
@@ -125,7 +127,7 @@ def test_every_rewrite_matches_the_readme() -> None:
     """A rewrite that matches nothing would hide that the README changed under the test."""
     assert set(BLOCKS) == {
         "cluster-start", "jobs", "serve-deploy", "serve-status", "serve-http", "predict-timing", "predict-v2",
-        "predict-tritonclient", "features-cli", "models-cli",
+        "predict-tritonclient", "predict-grpc", "features-cli", "models-cli",
     }  # fmt: skip
     marked = "\n".join(BLOCKS.values())
     assert all(fixed in marked for fixed in REWRITES), [fixed for fixed in REWRITES if fixed not in marked]
@@ -142,12 +144,12 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     """The README's cluster-start block (its head of the same size, in the shell's environment), then its `jobs`
     block on that cluster; torn down with the cluster at the end of the module."""
     folder = tmp_path_factory.mktemp("readme_shell")
-    serve_port = free_port()
+    serve_port, grpc_port = free_port(), free_port()
     config = (ROOT / SERVE_CONFIG).read_text()
     for fixed, ours in SERVE_CONFIG_REWRITES.items():
-        config = config.replace(fixed, ours.format(serve_port=serve_port))
+        config = config.replace(fixed, ours.format(serve_port=serve_port, grpc_port=grpc_port))
     (folder / "ma-ray-serve.yaml").write_text(config)
-    values = {"state_dir": str(folder / "state"), "serve_port": str(serve_port),
+    values = {"state_dir": str(folder / "state"), "serve_port": str(serve_port), "grpc_port": str(grpc_port),
               "serve_config": str(folder / "ma-ray-serve.yaml"), "job_server": ""}  # fmt: skip
     head_line = HEAD_LINE.search(BLOCKS["cluster-start"])
     assert head_line is not None
@@ -227,6 +229,8 @@ def test_curl_and_tritonclient_speak_the_open_inference_protocol(serving: Servin
     answer = r'"model_version":"1","outputs":\[\{"name":"predictions","datatype":"FP64","shape":\[1\],"data":\[[\d.]+\]'
     assert re.search(answer, output), output
     assert re.search(r"^eta_minutes 1 \[[\d.]+\]$", serving.story.run("predict-tritonclient"), flags=re.M)
+    over_grpc = serving.story.run("predict-grpc")
+    assert "ready True" in over_grpc and re.search(r"^eta_minutes 1 \[[\d.]+\]$", over_grpc, flags=re.M), over_grpc
 
 
 def test_feature_cli_over_the_jobs_state(story: Story) -> None:

@@ -16,6 +16,7 @@ from ma_ray.palette.types import FeatureType
 from ma_ray.serving.open_inference import (
     HEADER_LENGTH,
     InferenceProtocolError,
+    infer_request_from_message,
     infer_response,
     model_metadata,
     parse_infer_request,
@@ -184,6 +185,66 @@ def test_no_request_raises_anything_but_a_protocol_error(body: dict, binary: byt
     data, length = (raw, None) if header_length is None else (raw + binary, header_length)
     try:
         rows = request_rows(parse_infer_request(data, length, max_elements=8), INPUTS, required=["driver_id"])
+    except InferenceProtocolError:
+        return
+    assert all(isinstance(row["driver_id"], str) for row in rows)
+
+
+def grpc_request(binary: bool) -> object:
+    """The ModelInferRequest tritonclient.grpc builds for three rows (raw tensors by default, or typed contents)."""
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.grpc._utils import _get_inference_request as grpc_inference_request
+
+    driver = triton_grpc.InferInput("driver_id", [3], "BYTES")
+    surge = triton_grpc.InferInput("surge", [3, 1], "FP32")
+    values = np.array([[1.5], [2.0], [0.5]], dtype=np.float32)
+    if binary:
+        driver.set_data_from_numpy(DRIVERS)
+        surge.set_data_from_numpy(values)
+    else:  # typed contents, as other clients send
+        driver._get_tensor().contents.bytes_contents.extend(DRIVERS.tolist())
+        surge._get_tensor().contents.fp32_contents.extend(values.ravel().tolist())
+    return grpc_inference_request(
+        model_name="eta", inputs=[driver, surge], model_version="", request_id="req-7", outputs=None,
+        sequence_id=0, sequence_start=False, sequence_end=False, priority=0, timeout=None, parameters=None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["raw contents", "typed contents"])
+def test_what_tritonclient_grpc_sends_becomes_request_rows(binary: bool) -> None:
+    request = infer_request_from_message(grpc_request(binary), max_elements=1000)
+    assert request.id == "req-7"
+    assert request_rows(request, INPUTS, required=["driver_id"]) == [
+        {"driver_id": "drv_1", "surge": 1.5},
+        {"driver_id": "drv_2", "surge": 2.0},
+        {"driver_id": "drv_é", "surge": 0.5},
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    inputs=st.lists(
+        st.fixed_dictionaries(
+            {
+                "name": st.sampled_from(["driver_id", "surge", "x", ""]),
+                "datatype": st.sampled_from(["BYTES", "FP32", "FP64", "INT64", "BOOL", "FP16", "STRING", ""]),
+                "shape": st.lists(st.integers(-3, 4), max_size=3),
+            }
+        ),
+        max_size=3,
+    ),
+    raw=st.lists(st.binary(max_size=24), max_size=3),
+    typed=st.lists(st.text(max_size=4), max_size=4),
+)
+def test_no_grpc_request_raises_anything_but_a_protocol_error(inputs: list[dict], raw: list, typed: list) -> None:
+    from ma_ray.serving.inference_grpc import messages
+
+    message = messages.ModelInferRequest(model_name="eta", raw_input_contents=raw)
+    for spec in inputs:
+        tensor = message.inputs.add(name=spec["name"], datatype=spec["datatype"], shape=spec["shape"])
+        tensor.contents.bytes_contents.extend(t.encode() for t in typed)
+    try:
+        rows = request_rows(infer_request_from_message(message, max_elements=8), INPUTS, required=["driver_id"])
     except InferenceProtocolError:
         return
     assert all(isinstance(row["driver_id"], str) for row in rows)
