@@ -16,7 +16,9 @@ included). ``notes`` in the results file says what dominates.
 directly) and writes ``prediction_http_haproxy.json``; the default is Serve's Python proxy.
 
 Run alone: `python bench/prediction_http.py [--requests 1000] [--seconds 10] [--ingress proxy|haproxy]`
-(embedded defaults: SQLite features, local Ray on 2 CPUs; no servers).
+(embedded defaults: SQLite features, local Ray on 2 CPUs; no servers). ``--address auto`` runs on a Ray started
+as the README's cluster path starts one (``ray start --head ...``, token authentication on) and writes
+``prediction_http_cluster.json``.
 """
 
 from __future__ import annotations
@@ -257,11 +259,15 @@ def main() -> None:
     parser.add_argument(
         "--store", choices=("sqlite", "cassandra"), default="sqlite", help="cassandra: random drivers, mostly misses"
     )
+    parser.add_argument("--address", help="a running Ray (e.g. the README's `ray start --head ...`): run there")
     args = parser.parse_args()
     if args.ingress == "haproxy":  # read by Serve's controller and proxies when Ray starts them
         os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
     # Logical CPUs for placement only (two prediction apps, two bare ones); the box has 2 cores either way.
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    if args.address:
+        ray.init(address=args.address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as state:
         overrides, drivers = prepare(state, args.store)
         port, grpc_port = free_port(), free_port()
@@ -366,7 +372,9 @@ def main() -> None:
     ]
     name = "prediction_http" + ("" if args.ingress == "proxy" else f"_{args.ingress}")
     name += "" if args.store == "sqlite" else f"_{args.store}"
-    setup = f"Ingress: {INGRESS_MODES[args.ingress]}; features: {STORES[args.store]}. "
+    name += "_cluster" if args.address else ""
+    where = f"the Ray at {args.address} (started as the README says)" if args.address else "a local Ray (4 CPUs)"
+    setup = f"Ingress: {INGRESS_MODES[args.ingress]}; features: {STORES[args.store]}; on {where}. "
     report(name, results, setup + notes(lat, stages, qps))
 
 
