@@ -15,10 +15,10 @@ from typing import Any
 
 from fastapi import Header, HTTPException, Query, Request, Response
 from ray import serve
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
-from apps.prediction.errors import ModelLoadError, PoolMissingError
+from apps.prediction.errors import ERROR_TYPES, ModelLoadError, PoolMissingError, cause, message_of, status_of
 from apps.prediction.http import api
 from apps.prediction.open_inference import OpenInferenceRoutes
 from apps.prediction.open_inference_grpc import OpenInferenceGrpc
@@ -26,7 +26,6 @@ from apps.prediction.replica import PoolReplica, elapsed_ms
 from apps.prediction.schemas import ErrorResponse, PredictRequest, PredictResponse, ServingOptions
 from ma_ray.metrics import default_backend
 from ma_ray.serving.coalescing import RequestCoalescer
-from ma_ray.serving.feature_resolver import EntityKeyError, UnknownReferenceError
 from ma_ray.serving.model_cache import CacheFullError
 from ma_ray.serving.placement import pool_deployment
 from ma_ray.serving.stage_timing import (
@@ -41,15 +40,6 @@ from ma_ray.serving.stage_timing import (
 logger = logging.getLogger("ray.serve")
 
 REPLICA_RETRIES = 3  # a request whose pool replica died is sent again; Serve routes it to a live one
-
-
-def _cause(error: BaseException) -> BaseException:
-    # An exception raised in a pool replica arrives as a RayTaskError that is also an instance of its cause.
-    return error.cause if isinstance(error, RayTaskError) else error
-
-
-def _bad_request(status: int, error: BaseException) -> HTTPException:
-    return HTTPException(status, str(_cause(error)).strip("'\""))
 
 
 @serve.ingress(api)
@@ -113,7 +103,7 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
             previous = self.last_good.get((model, alias))
             if version is not None or previous is None or previous == resolved:
                 raise
-            reason = _cause(error)
+            reason = cause(error)
             logger.error("%s; serving version %d of alias %s instead", reason, previous, alias)
             answer = await self.coalescer.submit((pool, f"{model}:{previous}"), rows)
             return previous, answer, [f"{reason}; served version {previous}, the last that loaded"]
@@ -150,12 +140,8 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
         started = time.perf_counter()
         try:
             served, answer, warnings = await self._serve(model, version, alias, request.rows)
-        except (EntityKeyError, UnknownReferenceError, ValueError) as error:
-            raise _bad_request(400, error) from None
-        except KeyError as error:  # Gallery's unknown model, version or alias
-            raise _bad_request(404, error) from None
-        except (ModelLoadError, CacheFullError, PoolMissingError) as error:
-            raise _bad_request(503, error) from None
+        except ERROR_TYPES as error:
+            raise HTTPException(status_of(error), message_of(error)) from None
         timing[ROUTING] = elapsed_ms(started) - sum(answer["timing_ms"].values())
         timing.update(answer["timing_ms"])
         serialized = time.perf_counter()

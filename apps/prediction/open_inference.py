@@ -17,14 +17,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from actors.feature_server import FeatureServer
-from apps.prediction.errors import ModelLoadError, PoolMissingError
+from apps.prediction.errors import ERROR_TYPES, ModelNotReadyError, message_of, status_of
 from apps.prediction.http import api
 from apps.prediction.replica import elapsed_ms
 from apps.prediction.schemas import MAX_ROWS
 from ma_ray.gallery import Gallery
 from ma_ray.palette.types import FeatureType
-from ma_ray.serving.feature_resolver import EntityKeyError, UnknownReferenceError
-from ma_ray.serving.model_cache import CacheFullError, TierAwareModelCache
+from ma_ray.serving.model_cache import TierAwareModelCache
 from ma_ray.serving.model_input import ModelInputs
 from ma_ray.serving.open_inference import (
     DATATYPES,
@@ -140,8 +139,8 @@ INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
 INFER_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": INFER_REQUEST_SCHEMA}}}}
 
 
-def _error(status: int, error: BaseException) -> JSONResponse:
-    return JSONResponse({"error": str(error).strip("'\"")}, status_code=status)
+def _error(error: BaseException) -> JSONResponse:
+    return JSONResponse({"error": message_of(error)}, status_code=status_of(error))
 
 
 def _version_number(version: str | None) -> int | None:
@@ -250,7 +249,7 @@ class OpenInferenceRoutes:
             parse = partial(parse_infer_request, body, _header_length(http), MAX_ROWS)
             request, served, answer, warnings = await self.v2_predict(model, version, parse, timing)
         except ERROR_TYPES as error:
-            return _error(status_of(error), error)
+            return _error(error)
         serialized = time.perf_counter()
         body, headers = infer_response(
             model, served, request.id, answer["predictions"], v2_parameters(answer, warnings), request.binary_output
@@ -270,37 +269,18 @@ class OpenInferenceRoutes:
         _, resolved = self._route(model, pinned, PRODUCTION)
         inputs, required = self._inputs(model, resolved)
         request = parse()
-        rows = request_rows(request, inputs, required)
-        if len(rows) > MAX_ROWS:
-            raise InferenceProtocolError(f"{len(rows)} rows; at most {MAX_ROWS} per request")
+        rows = request_rows(request, inputs, required)  # at most MAX_ROWS: the parser caps each input's elements
         served, answer, warnings = await self._serve(model, pinned, PRODUCTION, rows)
         timing[ROUTING] = elapsed_ms(started) - sum(answer["timing_ms"].values())
         timing.update(answer["timing_ms"])
         return request, served, answer, warnings
 
 
-class ModelNotReadyError(RuntimeError):
-    """The model resolves, but this replica cannot serve it now (a 503)."""
-
-
-# What a V2 request can fail with, and the status each one is.
-_STATUSES: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
-    ((EntityKeyError, UnknownReferenceError, ValueError), 400),
-    ((KeyError,), 404),
-    ((ModelLoadError, CacheFullError, PoolMissingError, ModelNotReadyError), 503),
-)
-ERROR_TYPES = tuple(kind for kinds, _ in _STATUSES for kind in kinds)
-
-
-def status_of(error: BaseException) -> int:
-    return next(status for kinds, status in _STATUSES if isinstance(error, kinds))
-
-
 def _answered(answer: Callable[[], dict[str, Any]]) -> Any:
     try:
         return answer()
     except ERROR_TYPES as error:
-        return _error(status_of(error), error)
+        return _error(error)
 
 
 def v2_parameters(answer: dict[str, Any], warnings: list[str]) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from typing import Any
 import grpc
 import numpy as np
 
+from apps.prediction.errors import ERROR_TYPES, message_of, status_of
 from apps.prediction.http import api
-from apps.prediction.open_inference import ERROR_TYPES, status_of, v2_parameters
+from apps.prediction.open_inference import v2_parameters
 from apps.prediction.replica import elapsed_ms
 from apps.prediction.schemas import MAX_ROWS
 from ma_ray.serving.inference_grpc import messages as pb
@@ -30,7 +31,7 @@ CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND, 
 
 def _refused(context: Any, error: BaseException, empty: Any) -> Any:
     context.set_code(CODES[status_of(error)])
-    context.set_details(str(error).strip("'\""))
+    context.set_details(message_of(error))
     return empty
 
 

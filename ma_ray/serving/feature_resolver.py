@@ -229,8 +229,10 @@ class FeatureResolver:
         """Values of ``refs`` for each row; a row holds join keys (``driver_id``) and request fields."""
         request = self._start(rows, refs)
         if request.reads:
-            remote, failed = self._read_stores(request.reads, request.read_ts, self._remaining_s(request))
-            request.merge(remote, failed)
+            done = self._read_now(request.reads, request.read_ts)
+            if done is None:
+                done = self._collect(self._submit(request.reads, request.read_ts), self._remaining_s(request))
+            request.merge(*done)
         return self._finish(request, rows)
 
     async def resolve_async(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
@@ -238,17 +240,13 @@ class FeatureResolver:
         remote primary's read is awaited rather than waited for, so other requests on the loop go on meanwhile."""
         request = self._start(rows, refs)
         if request.reads:
-            if self._read_inline:
-                remote, failed = self._read_stores(request.reads, request.read_ts, 0.0)
-            elif not self.breaker.allow():
-                remote, failed = {}, True
-            else:
+            done = self._read_now(request.reads, request.read_ts)
+            if done is None:
                 futures = self._submit(request.reads, request.read_ts)
-                await asyncio.wait(
-                    [asyncio.wrap_future(f) for f in futures.values()], timeout=self._remaining_s(request)
-                )
-                remote, failed = self._collect(futures, 0.0)
-            request.merge(remote, failed)
+                waiting = [asyncio.wrap_future(future) for future in futures.values()]
+                await asyncio.wait(waiting, timeout=self._remaining_s(request))
+                done = self._collect(futures, 0.0)
+            request.merge(*done)
         return self._finish(request, rows)
 
     def _start(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> PendingLookup:
@@ -366,16 +364,16 @@ class FeatureResolver:
             if unique:
                 request.reads[group.table.name] = (table, unique, group.names)
 
-    def _read_stores(
-        self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int, remaining_s: float
-    ) -> tuple[dict[str, list[FeatureValues]], bool]:
-        """The reads no cache answered: in this thread when the store is local, otherwise concurrently on the
-        pool, under what is left of the deadline and its breaker."""
+    def _read_now(
+        self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int
+    ) -> tuple[dict[str, list[FeatureValues]], bool] | None:
+        """The reads no cache answered, when nothing is to be waited for: a local store read in this thread, or
+        none while the deadline's breaker is open. None: they go to the pool (`_submit`), under the deadline."""
         if self._read_inline:
             return {name: self.store.get(*read, read_ts) for name, read in reads.items()}, False
         if not self.breaker.allow():
             return {}, True
-        return self._collect(self._submit(reads, read_ts), remaining_s)
+        return None
 
     def _submit(
         self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int

@@ -87,6 +87,11 @@ def _miss(key: EntityKey) -> FeatureValues:
     return FeatureValues(key, None, {}, "")
 
 
+def _with_misses(keys: Sequence[EntityKey], hits: list[FeatureValues | None]) -> list[FeatureValues]:
+    """A cache's ``hits`` as ``get`` answers them: a miss is a row with no timestamp."""
+    return [answer or _miss(key) for key, answer in zip(keys, hits, strict=True)]
+
+
 class InProcessCache:
     """L1: a bounded LRU dict with a short TTL (the seed's 100 ms, 10,000 entries), safe across threads."""
 
@@ -136,9 +141,7 @@ class InProcessCache:
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues]:
-        return [
-            answer or _miss(key) for key, answer in zip(keys, self.hits(table, keys, features, read_ts), strict=True)
-        ]
+        return _with_misses(keys, self.hits(table, keys, features, read_ts))
 
     def hits(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
@@ -229,9 +232,7 @@ class RedisCache:
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues]:
-        return [
-            answer or _miss(key) for key, answer in zip(keys, self.hits(table, keys, features, read_ts), strict=True)
-        ]
+        return _with_misses(keys, self.hits(table, keys, features, read_ts))
 
     def hits(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
