@@ -23,6 +23,7 @@ import pyarrow as pa
 import ray
 
 from ma_ray.config import load_settings
+from ma_ray.connections import kafka_settled
 from ma_ray.datagen.rideshare import TRIP_EVENT_SCHEMA, TRIP_SCHEMA
 from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.offline import OfflineStore
@@ -146,20 +147,7 @@ class StreamAggregatorWorker:
     def _committed(self, partitions: list, timeout_s: float = 60.0) -> list:
         """The group's committed offsets; a broker still electing or loading the group's coordinator (just
         started, or restarted) answers with a retriable error for a few seconds: ask again until ``timeout_s``."""
-        from confluent_kafka import KafkaError, KafkaException
-
-        settling = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-                    KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT}  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.consumer.committed(partitions, timeout=30)
-            except KafkaException as error:
-                kafka_error = error.args[0]
-                retry = kafka_error.retriable() or kafka_error.code() in settling
-                if not retry or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        return kafka_settled(lambda: self.consumer.committed(partitions, timeout=30), timeout_s)
 
     # ---- the micro-batch ------------------------------------------------------------------------------------
     def step(self) -> int:

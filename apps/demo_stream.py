@@ -134,11 +134,14 @@ def _through_kafka(
 def _events_in(settings: Settings, topic: str, partitions: int) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
-    from ma_ray.connections import kafka_consumer_config
+    from ma_ray.connections import kafka_consumer_config, kafka_settled
 
     consumer = Consumer(kafka_consumer_config(settings, f"ma-ray.demo.{topic}.probe"))
-    try:
-        marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(partitions)]
+    try:  # a topic just created may not have its partitions' leaders yet
+        marks = [
+            kafka_settled(lambda p=p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10))
+            for p in range(partitions)
+        ]
     finally:
         consumer.close()
     return sum(high - low for low, high in marks)

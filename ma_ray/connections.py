@@ -7,8 +7,9 @@ tuning (token-aware routing, LOCAL_QUORUM, pool sizes, timeouts) is set once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ma_ray.config import Settings
 
@@ -125,3 +126,27 @@ def kafka_consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
     }
+
+
+T = TypeVar("T")
+# What a broker answers for a few seconds while it elects a partition's leader or loads a group's coordinator
+# (just started, restarted, or a topic just created).
+_KAFKA_SETTLING = ("NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE",
+                   "NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "_TIMED_OUT")  # fmt: skip
+
+
+def kafka_settled(call: Callable[[], T], timeout_s: float = 60.0, pause_s: float = 0.5) -> T:
+    """``call``'s answer, asked again while the broker answers with a retriable or settling error, until
+    ``timeout_s``; any other error, or one past the deadline, is raised."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    settling = {getattr(KafkaError, name) for name in _KAFKA_SETTLING}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            if not (kafka_error.retriable() or kafka_error.code() in settling) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause_s)
