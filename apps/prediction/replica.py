@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,12 +21,13 @@ from apps.prediction.errors import ModelLoadError
 from apps.prediction.schemas import ServingOptions
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery
-from ma_ray.serving.artifact_cache import DEFAULT_ROOT, LocalArtifact, LocalArtifactCache, load_local
+from ma_ray.gallery.models import ModelVersion
+from ma_ray.serving.artifact_cache import DEFAULT_ROOT, LocalArtifact, LocalArtifactCache
 from ma_ray.serving.batching import infer_grouped
+from ma_ray.serving.frameworks import Predictor, serving_framework
 from ma_ray.serving.model_cache import LoadingPolicy, TierAwareModelCache, loading_policy, preemptive_loads
 from ma_ray.serving.model_input import ModelInputs
 from ma_ray.serving.placement import POOL_DEPLOYMENTS, pool_deployment
-from ma_ray.serving.precision import SIZE_FACTOR, input_dtype
 from ma_ray.serving.stage_timing import INFERENCE, MODEL_LOAD, TRANSFORMATION, lookup_stage, shared_stage_metrics
 
 logger = logging.getLogger("ray.serve")
@@ -39,20 +41,15 @@ def elapsed_ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000
 
 
+@dataclass(frozen=True)
 class LoadedModel:
-    """A version ready to infer: its model object, its input builder, and where it runs."""
+    """A version ready to infer: its framework's predictor and its input builder."""
 
-    def __init__(self, model: Any, inputs: ModelInputs, device: str, precision: str) -> None:
-        self.model, self.inputs, self.device, self.precision = model, inputs, device, precision
+    predictor: Predictor
+    inputs: ModelInputs
 
     def predict(self, matrix: np.ndarray) -> list[float]:
-        if hasattr(self.model, "inplace_predict"):
-            return self.model.inplace_predict(matrix).tolist()
-        import torch
-
-        with torch.inference_mode():
-            output = self.model(torch.as_tensor(matrix, dtype=input_dtype(self.precision), device=self.device))
-        return output.reshape(len(matrix), -1)[:, 0].float().cpu().tolist()
+        return self.predictor.predict(matrix)
 
 
 class PoolReplica:
@@ -103,8 +100,10 @@ class PoolReplica:
     async def _describe(self, model_id: str) -> tuple[int, int]:
         model, _, version = model_id.rpartition(":")
         record = self.gallery.version(model, int(version))
-        factor = SIZE_FACTOR[self.precision] if record.flavor == "pytorch" else 1.0
-        return self.gallery.model(model).tier, max(int(record.size_bytes * factor), 1)
+        return self.gallery.model(model).tier, self._memory_bytes(record)
+
+    def _memory_bytes(self, record: ModelVersion) -> int:
+        return serving_framework(record.flavor).memory_bytes(record.size_bytes, self.precision)
 
     @serve.multiplexed(max_num_models_per_replica=-1)  # eviction by memory: actors.model_host
     async def get_model(self, model_id: str) -> LoadedModel:
@@ -119,7 +118,8 @@ class PoolReplica:
         record = self.gallery.version(model, int(version))
         inputs = ModelInputs(record.signature.features, record.signature.transforms, self.types)
         artifact = self._pinned_artifact(model_id, record.artifact_uri, record.checksum)
-        return LoadedModel(load_local(artifact, self.device, self.precision), inputs, self.device, self.precision)
+        predictor = serving_framework(record.flavor).load(artifact, self.device, self.precision)
+        return LoadedModel(predictor, inputs)
 
     def _pinned_artifact(self, model_id: str, uri: str, checksum: str) -> LocalArtifact:
         # Pinned before the get, so no replica's prune deletes the files while this model maps them.
@@ -142,7 +142,7 @@ class PoolReplica:
             if version is None or pool_deployment(registered.tier, registered.framework) != self.name:
                 continue
             model_id = f"{registered.name}:{version}"
-            sizes[model_id] = max(self.gallery.version(registered.name, version).size_bytes, 1)
+            sizes[model_id] = self._memory_bytes(self.gallery.version(registered.name, version))
             qps = self.options.forecast_qps.get(registered.name, 0.0)
             policy = loading_policy(registered.tier, qps)
             if policy is LoadingPolicy.EAGER:
@@ -238,8 +238,11 @@ class GpuPoolReplica(PoolReplica):
         self._infer_batch.set_batch_wait_timeout_s(self.options.batch_wait_timeout_s)
 
     async def _infer(self, loaded: LoadedModel, matrix: np.ndarray) -> list[float]:
-        return await self._infer_batch((loaded, matrix))
+        answer = await self._infer_batch((loaded, matrix))
+        if isinstance(answer, Exception):  # this request's rows failed; its batch-mates were answered
+            raise answer
+        return answer
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
-    async def _infer_batch(self, jobs: list[tuple[LoadedModel, np.ndarray]]) -> list[list[float]]:
+    async def _infer_batch(self, jobs: list[tuple[LoadedModel, np.ndarray]]) -> list[list[float] | Exception]:
         return infer_grouped(jobs)

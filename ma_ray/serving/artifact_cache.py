@@ -28,13 +28,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ma_ray.gallery.artifacts import MANIFEST, ArtifactStore, Manifest
 from ma_ray.gallery.errors import CorruptArtifactError
-from ma_ray.gallery.flavors import flavor as flavor_for
-from ma_ray.gallery.flavors.factory import resolve_factory
-from ma_ray.serving.precision import apply_precision
 
 logger = logging.getLogger(__name__)
 
@@ -215,22 +211,3 @@ class LocalArtifactCache:
         if "sha256:" + hashlib.sha256(raw).hexdigest() != checksum:
             raise CorruptArtifactError(f"local artifact {final} does not match {checksum}: delete the directory")
         return Manifest.from_bytes(raw)
-
-
-def load_local(artifact: LocalArtifact, device: str = "cpu", precision: str = "fp32") -> Any:
-    """The model object from a local artifact: XGBoost from its native UBJ file; PyTorch's state dict
-    memory-mapped (``torch.load(mmap=True)``: pages come from the page cache, shared by the node's replicas)
-    into the module its factory builds, converted to ``precision`` (``ma_ray.serving.precision``; PyTorch
-    only); any other flavor through its own loader."""
-    flavor = artifact.manifest.flavor
-    if flavor != "pytorch":
-        return flavor_for(flavor).load(artifact.path, artifact.manifest.metadata)
-    import torch
-
-    from ma_ray.gallery.flavors.pytorch import FILE
-
-    metadata = artifact.manifest.metadata
-    module = resolve_factory(metadata["factory"])(**metadata.get("factory_kwargs", {}))
-    state = torch.load(artifact.path / FILE, map_location="cpu", weights_only=True, mmap=True)
-    module.load_state_dict(state)
-    return apply_precision(module.to(device).eval(), precision, device)

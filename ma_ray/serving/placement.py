@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ma_ray.serving.frameworks import DEEP_FRAMEWORKS
+
 
 @dataclass(frozen=True)
 class ModelProfile:
@@ -127,7 +129,6 @@ GPU_GROUP = "gpu"
 GROUPS = (TIER1_GROUP, LOWER_GROUP, GPU_GROUP)
 # The Serve deployment of each group (apps/prediction/): the names a handle is asked for.
 POOL_DEPLOYMENTS = {TIER1_GROUP: "ModelPoolTier1", LOWER_GROUP: "ModelPool", GPU_GROUP: "GpuModelPool"}
-DEEP_FRAMEWORKS = frozenset({"pytorch", "deepspeed"})
 
 
 def pool_group(tier: int, deep: bool) -> str:

@@ -22,9 +22,11 @@ from apps.prediction.open_inference_grpc import SERVICER
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery, InputSignature
 from ma_ray.serving.stage_timing import REQUEST_SECONDS, STAGE_SECONDS, STAGES, TIMING_HEADER, decode_timing
+from ma_ray.training.trainers.tiny_lm import build_tiny_lm
 from ma_ray.training.trainers.torch_trainer import mlp
 from tests.ports import free_port
 from tests.rideshare_data import load_sample
+from tests.zero_checkpoint import LM_CONFIG, LM_FACTORY, zero_checkpoint
 
 TRIPS = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
 ACCEPT = "@palette:rideshare:driver_stats:acceptance_rate:driver_id"
@@ -39,6 +41,12 @@ MLP_FACTORY = "ma_ray.training.trainers.torch_trainer:mlp"
 SURGE_SHAPE = {"in_features": 5, "hidden": [4], "out_features": 1}
 torch.manual_seed(0)
 SURGE = mlp(**SURGE_SHAPE)
+NEXT_CHAR = build_tiny_lm(**LM_CONFIG).eval()
+# A language model's inputs are token ids: the request's hour, and 1 or 0 for peak (both inside its vocabulary).
+HOUR_TOKENS = InputSignature(
+    transforms={"hour": "hour(@basis:request_ts)", "peak": "hour(@basis:request_ts) in [7, 8, 9, 17, 18, 19]"}
+)
+PAST_VOCABULARY = InputSignature(transforms={"hour": "hour(@basis:request_ts) * 100"})
 
 
 def train(seed: int) -> object:
@@ -81,6 +89,11 @@ def service(ray_cluster: str, raw_uri: str, tmp_path_factory: pytest.TempPathFac
     gallery.register_model(name="surge", owner="pricing", tier=2, framework="pytorch")
     gallery.log_model("surge", SURGE, signature=SIGNATURE, factory=MLP_FACTORY, factory_kwargs=SURGE_SHAPE)
     gallery.set_alias("surge", "production", 1)
+    gallery.register_model(name="next_char", owner="support", tier=3, framework="deepspeed")
+    checkpoint = zero_checkpoint(tmp_path_factory.mktemp("zero") / "ds", NEXT_CHAR)
+    gallery.log_model("next_char", checkpoint, signature=HOUR_TOKENS, factory=LM_FACTORY, factory_kwargs=LM_CONFIG)
+    gallery.log_model("next_char", checkpoint, signature=PAST_VOCABULARY, factory=LM_FACTORY,
+                      factory_kwargs=LM_CONFIG)  # fmt: skip
     gallery.close()
     serving = {
         "cache_budget_mb": 2.5 * max(sizes.values()) / 1024 / 1024,
@@ -243,6 +256,16 @@ def test_deep_models_are_served_by_the_gpu_pool_batched_across_requests(service:
             truth = SURGE(torch.tensor(rows, dtype=torch.float32))[:, 0].tolist()
             assert answer.json()["predictions"] == pytest.approx(truth, rel=1e-4)
     assert pool_state("GpuModelPool")["models"] == ["surge:1"]
+
+
+def test_a_deepspeed_checkpoint_is_served_as_next_token_predictions(service: Service) -> None:
+    answer = requests.post(f"{service.url}/next_char:predict?version=1", json=service.body(2), timeout=60)
+    assert answer.status_code == 200, answer.text
+    with torch.inference_mode():
+        truth = NEXT_CHAR(torch.tensor([[8, 1]]))[:, -1, :].argmax(dim=-1).item()
+    assert answer.json()["predictions"] == [float(truth)] * 2
+    refused = requests.post(f"{service.url}/next_char:predict?version=2", json=service.body(1), timeout=60)
+    assert refused.status_code == 400 and "past the language model's vocabulary" in refused.json()["detail"]
 
 
 def test_every_stage_reaches_the_ray_prometheus_endpoint(service: Service, ray_metrics_url: str) -> None:

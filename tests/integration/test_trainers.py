@@ -83,6 +83,30 @@ def _gallery_round_trip(framework: str, outcome: TrainingOutcome, tmp_path: Path
     return saver.load(tmp_path / "artifact", metadata)
 
 
+def _check_served_language_model(outcome: TrainingOutcome, loaded: Any, tmp_path: Path) -> None:
+    """The serving pool's deepspeed object predicts what the checkpoint's weights in its own config predict."""
+    import json
+
+    import torch
+
+    from ma_ray.gallery.artifacts import ArtifactStore
+    from ma_ray.serving.artifact_cache import LocalArtifactCache
+    from ma_ray.serving.frameworks import serving_framework
+    from ma_ray.training.trainers.tiny_lm import build_tiny_lm, encode
+
+    metadata = {"tag": loaded.tag, **outcome.save_options}
+    published = ArtifactStore(str(tmp_path / "remote")).publish("lm", loaded.path, "deepspeed", metadata)
+    artifact = LocalArtifactCache(tmp_path / "node").get(published.uri, published.checksum)
+    rows = np.array([encode("driver 1")[:8], encode("rider 42")[:8]], dtype=np.float64)
+    served = serving_framework("deepspeed").load(artifact).predict(rows)
+    module = build_tiny_lm(**json.loads((loaded.path / "model_config.json").read_text())).eval()
+    states = torch.load(loaded.tag_dir / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=True)
+    module.load_state_dict(states["module"])
+    with torch.inference_mode():
+        truth = module(torch.as_tensor(rows, dtype=torch.int64))[:, -1, :].argmax(dim=-1).tolist()
+    assert metadata["factory"].endswith("tiny_lm:build_tiny_lm") and served == [float(t) for t in truth]
+
+
 def _check_model(framework: str, outcome: TrainingOutcome, tmp_path: Path) -> None:
     loaded = _gallery_round_trip(framework, outcome, tmp_path)
     rows = _tabular(50, 7)
@@ -106,6 +130,7 @@ def _check_model(framework: str, outcome: TrainingOutcome, tmp_path: Path) -> No
         assert (loaded.path / "latest").is_file() and (loaded.tag_dir / "mp_rank_00_model_states.pt").is_file()
         assert (loaded.path / "model_config.json").is_file()
         assert outcome.metrics["valid_perplexity"] < len(VOCAB)  # better than a uniform guess
+        _check_served_language_model(outcome, loaded, tmp_path)
         shutil.rmtree(Path(outcome.model).parent)  # the caller owns the local copy of the final checkpoint
         return
     # Better than always predicting the mean: the model learnt something from the features.

@@ -19,7 +19,8 @@ import pytest
 from ma_ray.gallery.artifacts import MANIFEST, ArtifactStore, PublishedArtifact
 from ma_ray.gallery.errors import CorruptArtifactError
 from ma_ray.gallery.flavors import flavor
-from ma_ray.serving.artifact_cache import PINS, TRASH_PREFIX, LocalArtifactCache, load_local
+from ma_ray.serving.artifact_cache import PINS, TRASH_PREFIX, LocalArtifactCache
+from ma_ray.serving.frameworks import serving_framework
 
 FACTORY = "ma_ray.training.trainers.torch_trainer:mlp"
 WEIGHTS = 10_000  # bytes of data per pruning-test artifact; its entry adds a manifest of a few hundred bytes
@@ -48,7 +49,7 @@ def test_fetched_once_then_served_from_local_disk(tmp_path: Path) -> None:
     second = cache.get(published.uri, published.checksum)
     assert first.fetched and not second.fetched and first.path == second.path
     x = np.random.default_rng(1).random((5, 3))
-    assert load_local(second).inplace_predict(x).tolist() == model.inplace_predict(x).tolist()
+    assert serving_framework("xgboost").load(second).predict(x) == model.inplace_predict(x).tolist()
 
 
 def test_concurrent_gets_fetch_once_and_leave_no_staging(tmp_path: Path) -> None:
@@ -84,7 +85,8 @@ def test_torch_state_dict_is_memory_mapped_into_the_factorys_module(tmp_path: Pa
         factory=FACTORY,
         factory_kwargs={"in_features": 4, "hidden": [8], "out_features": 1},
     )
-    loaded = load_local(LocalArtifactCache(tmp_path / "node").get(published.uri, published.checksum))
+    artifact = LocalArtifactCache(tmp_path / "node").get(published.uri, published.checksum)
+    loaded = serving_framework("pytorch").load(artifact).module
     x = torch.rand(3, 4)
     with torch.inference_mode():
         assert torch.allclose(loaded(x), module(x)) and not loaded.training

@@ -15,6 +15,8 @@ class Scaled:
 
     def predict(self, matrix: np.ndarray) -> list[float]:
         self.calls += 1
+        if (matrix < 0).any():
+            raise ValueError("negative input")
         return (matrix.sum(axis=1) * self.factor).tolist()
 
 
@@ -31,3 +33,12 @@ def test_one_call_per_model_and_answers_split_back_per_request() -> None:
 
 def test_empty_batch() -> None:
     assert infer_grouped([]) == []
+
+
+def test_a_bad_request_fails_only_itself_its_batch_mates_are_answered() -> None:
+    a = Scaled(1.0)
+    jobs = [(a, np.array([[1.0, 2.0]])), (a, np.array([[-1.0, 0.0]])), (a, np.array([[2.0, 2.0]]))]
+    first, bad, last = infer_grouped(jobs)
+    assert first == [3.0] and last == [4.0]
+    assert isinstance(bad, ValueError) and str(bad) == "negative input"
+    assert a.calls == 4  # the stacked call, then each request alone

@@ -47,3 +47,14 @@ def resolve_factory(reference: str) -> Callable[..., Any]:
     if target is None or not callable(target):
         raise UnsafeFactoryError(f"model factory {reference!r}: {module_name} has no callable '{attribute}'")
     return target
+
+
+def factory_metadata(options: dict[str, Any]) -> dict[str, Any]:
+    """A flavor's manifest entries for save options ``factory`` (callable or reference) and ``factory_kwargs``;
+    empty without a factory. Refuses at save time a factory that could not be resolved at load time."""
+    factory = options.get("factory")
+    if factory is None:
+        return {}
+    reference = factory if isinstance(factory, str) else factory_reference(factory)
+    resolve_factory(reference)
+    return {"factory": reference, "factory_kwargs": dict(options.get("factory_kwargs") or {})}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ma_ray.gallery.flavors.factory import factory_reference, resolve_factory
+from ma_ray.gallery.flavors.factory import factory_metadata, resolve_factory
 from ma_ray.gallery.models import Framework
 
 FILE = "state_dict.pt"
@@ -23,15 +23,12 @@ class PyTorchFlavor:
 
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"the pytorch flavor saves a torch.nn.Module, not {type(model).__name__}")
-        factory = options.get("factory")
-        if factory is None:
+        if options.get("factory") is None:
             raise ValueError("the pytorch flavor needs factory= (the callable that builds an empty module)")
-        reference = factory if isinstance(factory, str) else factory_reference(factory)
-        resolve_factory(reference)  # refuse at save time what could not be loaded
+        factory = factory_metadata(options)
         dest.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), dest / FILE)
-        return {"factory": reference, "factory_kwargs": dict(options.get("factory_kwargs") or {}),
-                "torch_version": torch.__version__}  # fmt: skip
+        return {**factory, "torch_version": torch.__version__}
 
     def load(self, src: Path, metadata: dict[str, Any]) -> Any:
         import torch

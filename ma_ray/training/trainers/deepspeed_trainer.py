@@ -213,6 +213,10 @@ def fit(run: TrainingRun) -> TrainingOutcome:
     store = spec.store()
     local = Path(tempfile.mkdtemp(prefix="ma_ray_deepspeed_model_"))
     final_checkpoint(store, local)
-    done = outcome("deepspeed", result, store, local / DS_DIR)
+    from ma_ray.training.trainers.tiny_lm import build_tiny_lm
+
+    factory = {"factory": f"{build_tiny_lm.__module__}:{build_tiny_lm.__qualname__}",
+               "factory_kwargs": LMParams.of(spec.params).model_config()}  # fmt: skip
+    done = outcome("deepspeed", result, store, local / DS_DIR, save_options=factory)
     done.metrics["wall_time_s"] = time.monotonic() - started
     return done
