@@ -15,8 +15,10 @@ from ma_ray.connections import (
     kafka_admin,
     kafka_consumer_config,
     kafka_producer_config,
+    mget,
     redis_client,
 )
+from tests.tcp_cut import TcpCut
 
 
 def test_redis_round_trip_of_binary_values(services: Settings) -> None:
@@ -30,6 +32,46 @@ def test_redis_round_trip_of_binary_values(services: Settings) -> None:
     finally:
         client.delete(key)
         client.close()
+
+
+def test_lean_mget_answers_as_the_clients_mget(services: Settings) -> None:
+    client = redis_client(services)
+    keys = [f"test:{uuid.uuid4().hex}" for _ in range(5)]
+    try:
+        client.mset({keys[0]: bytes(range(256)), keys[2]: b"", keys[4]: "é".encode()})
+        assert mget(client, keys) == client.mget(keys) == [bytes(range(256)), None, b"", None, "é".encode()]
+        assert mget(client, [keys[1]]) == [None]
+    finally:
+        client.delete(*keys)
+        client.close()
+
+
+def test_lean_mget_times_out_and_never_reads_a_late_reply_as_the_next_ones(services: Settings) -> None:
+    """A hung server: the read fails at the client's timeout; once the late reply arrives, the next read on the
+    same client still answers its own keys (the timed-out connection was dropped, not reused)."""
+    import redis
+
+    cut = TcpCut(services.redis_host_port[1])
+    hung = services.model_copy(update={"redis_url": f"redis://127.0.0.1:{cut.port}/0"})
+    client, direct = redis_client(hung, timeout_s=0.2, retries=0), redis_client(services)
+    first, second = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
+    direct.mset({first: b"first", second: b"second"})
+    try:
+        assert mget(client, [first]) == [b"first"]
+        cut.stall()
+        try:
+            mget(client, [first])
+            raise AssertionError("a hung server's read returned")
+        except redis.TimeoutError:
+            pass
+        finally:
+            cut.resume()
+        assert mget(client, [second]) == [b"second"]
+    finally:
+        direct.delete(first, second)
+        client.close()
+        direct.close()
+        cut.cut()
 
 
 def test_cassandra_prepared_round_trip_at_local_quorum(services: Settings) -> None:

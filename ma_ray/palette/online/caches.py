@@ -23,6 +23,7 @@ from typing import Any
 
 import msgpack
 
+from ma_ray.connections import mget
 from ma_ray.palette.online.base import EntityKey, EntityRow, FeatureValues, OnlineTable, from_stored, to_stored
 from ma_ray.palette.types import FeatureType
 
@@ -241,7 +242,7 @@ class RedisCache:
         if not keys:
             return []
         prefix = f"{self.prefix}:{table.name}:"
-        raw = self.read_client.mget([prefix + str(key) for key in keys])
+        raw = mget(self.read_client, [prefix + str(key) for key in keys])
         columns, tier, unpack = table.features.keys(), self.tier, msgpack.unpackb
         whole_rows = not table.timestamp_features and set(features) == columns  # a fill: rows kept as unpacked
         answers: list[FeatureValues | None] = [None] * len(keys)
