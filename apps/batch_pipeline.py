@@ -21,8 +21,17 @@ import sys
 from datetime import date
 
 from ma_ray.config import Settings, SettingsError, load_settings
+from ma_ray.engine import Engine, EngineChoice
 from ma_ray.palette.catalog import FeatureRepository
-from ma_ray.palette.pipelines import BatchPipeline, BatchRunError, PipelineError, RetryPolicy, RunMode, RunRecord
+from ma_ray.palette.pipelines import (
+    LOCAL_BELOW_ROWS,
+    BatchPipeline,
+    BatchRunError,
+    PipelineError,
+    RetryPolicy,
+    RunMode,
+    RunRecord,
+)
 from ma_ray.palette.repository import RepositoryError, load_repository
 from ma_ray.ray_runtime import init_ray
 from ma_ray.text_table import format_table
@@ -35,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(**overrides)
         repo = repository_from_args(args, settings)
         retry = RetryPolicy(attempts=args.attempts, backoff_s=args.backoff_s)
-        pipeline = BatchPipeline(repo, settings, args.raw_uri, retry=retry, buckets=args.buckets)
+        engine = EngineChoice(args.engine, args.local_below_rows)
+        pipeline = BatchPipeline(repo, settings, args.raw_uri, retry=retry, buckets=args.buckets, engine=engine)
         groups = args.groups.split(",") if args.groups else None
         pipeline.plans(groups, args.stream_fallback)  # refuses unknown (or streaming) groups before Ray starts
     except (SettingsError, RepositoryError, PipelineError, ValueError) as error:
@@ -91,6 +101,7 @@ def _show(records: list[RunRecord], as_json: bool) -> None:
             r.status,
             r.attempts,
             r.inputs.get("rows", ""),
+            r.engine or "",
             r.snapshot_rows,
             "" if r.online_rows is None else r.online_rows,
             (r.snapshot_version or "")[:12],
@@ -100,7 +111,8 @@ def _show(records: list[RunRecord], as_json: bool) -> None:
     ]
     print(
         format_table(
-            rows, ["group", "date", "mode", "status", "attempts", "raw rows", "rows", "online", "version", "run"]
+            rows,
+            ["group", "date", "mode", "status", "attempts", "raw rows", "engine", "rows", "online", "version", "run"],
         )
     )
 
@@ -124,6 +136,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--attempts", type=int, default=3, help="attempts per run before it fails (default 3)")
     parser.add_argument("--backoff-s", type=float, default=2.0, help="first retry delay, doubled each time")
     parser.add_argument("--buckets", type=int, default=4, help="shuffle partitions of the aggregation")
+    parser.add_argument(
+        "--engine",
+        choices=[e.value for e in Engine],
+        default=Engine.AUTO.value,
+        help="local (this process), ray_data, or auto: local below --local-below-rows raw rows (default auto)",
+    )
+    parser.add_argument(
+        "--local-below-rows",
+        type=int,
+        default=LOCAL_BELOW_ROWS,
+        help=f"raw rows below which auto computes in this process (default {LOCAL_BELOW_ROWS:,})",
+    )
     parser.add_argument("--progress", action="store_true", help="show Ray Data progress bars")
     parser.add_argument("--json", action="store_true", help="print the run records as JSON")
     return parser.parse_args(argv)

@@ -1,10 +1,12 @@
 """The batch pipeline's aggregation: the five driver_stats features over 1M trips, Ray Data against pandas.
 
 Generates a 7-day rideshare world (so the 7-day window of the last day holds every trip) as raw Parquet in a
-temporary folder, then times, alternately: the generated Ray Data pipeline (`BatchPipeline.compute`: footer
-checks, parallel read, per-batch partial aggregation, hash shuffle of the states, finish, collect) and a
-single-process pandas implementation of the same aggregations over the same files. Reports rows/s of each
-and their ratio. Run alone: `python bench/batch_pipeline.py [--trips 1000000] [--repeats 3]`.
+temporary folder, then times, alternately, `BatchPipeline.compute` on each engine (Ray Data: read tasks sized
+by rows, a partial aggregation per block, the states combined in the driver; Ray Data with the states shuffled
+by key bucket, what runs past `DRIVER_COMBINE_MAX_ROWS`; local: Arrow kernels in this process, what `auto`
+picks below `LOCAL_BELOW_ROWS`) and a single-process pandas implementation of the same aggregations over the
+same files. Reports rows/s of each and their ratio to pandas.
+Run alone: `python bench/batch_pipeline.py [--trips 1000000] [--repeats 3]`.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import pandas as pd
-import pyarrow as pa
-from _harness import Result, report
+from _harness import Result, Target, report
 
 from ma_ray.config import load_settings
 from ma_ray.datagen import RideshareConfig, write_chunk, write_dimensions
-from ma_ray.palette.pipelines import BatchPipeline, find_raw_input
+from ma_ray.engine import Engine, EngineChoice
+from ma_ray.palette.pipelines import LOCAL_BELOW_ROWS, BatchPipeline, find_raw_input
 from ma_ray.palette.repository import load_repository
 
 COLUMNS = ["driver_id", "requested_at", "status", "driver_accepted", "driver_rating", "distance_km"]
@@ -60,7 +62,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trips", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--buckets", type=int, default=4)
     args = parser.parse_args()
 
     import ray
@@ -77,45 +78,59 @@ def main() -> None:
         started = time.perf_counter()
         generate(config, f"{root}/raw")
         print(f"generated {config.trips:,} trips in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-        pipeline = BatchPipeline(repo, load_settings(state_dir=f"{root}/state"), f"{root}/raw", buckets=args.buckets)
-        plan = pipeline.plans(["driver_stats"])[0]
-        files = list(find_raw_input(pipeline.raw_uri, plan, as_of).files)
-
-        pipeline.compute(plan, as_of)  # warm-up: Ray workers start, modules import
-        ray_s, pandas_s = [], []
-        snapshot: pa.Table | None = None
+        settings = load_settings(state_dir=f"{root}/state")
+        engines = {
+            "ray_data": BatchPipeline(repo, settings, f"{root}/raw", engine=EngineChoice(Engine.RAY_DATA)),
+            "ray_data_shuffle": BatchPipeline(
+                repo, settings, f"{root}/raw", engine=EngineChoice(Engine.RAY_DATA), driver_combine_max_rows=0
+            ),
+            "local": BatchPipeline(repo, settings, f"{root}/raw", engine=EngineChoice(Engine.LOCAL)),
+        }
+        plan = engines["local"].plans(["driver_stats"])[0]
+        raw = find_raw_input(f"{root}/raw", plan, as_of)
+        auto = BatchPipeline(repo, settings, f"{root}/raw").engine.pick(raw.rows)
+        seconds: dict[str, list[float]] = {name: [] for name in [*engines, "pandas"]}
+        snapshots = {name: pipeline.compute(plan, as_of, raw) for name, pipeline in engines.items()}  # warm-up
         baseline: pd.DataFrame | None = None
         for _ in range(args.repeats):
+            for name, pipeline in engines.items():
+                started = time.perf_counter()
+                snapshots[name] = pipeline.compute(plan, as_of, raw)
+                seconds[name].append(time.perf_counter() - started)
             started = time.perf_counter()
-            snapshot = pipeline.compute(plan, as_of)
-            ray_s.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            baseline = pandas_driver_stats(files, end)
-            pandas_s.append(time.perf_counter() - started)
-        assert snapshot is not None and baseline is not None
-        if snapshot.num_rows != len(baseline) or snapshot["trip_count_7d"].to_pylist() != list(
-            baseline.sort_index()["trip_count_7d"]
-        ):
-            raise SystemExit("the Ray Data pipeline and pandas disagree: the benchmark compares nothing")
-        trips = int(sum(snapshot["trip_count_7d"].to_pylist()))
+            baseline = pandas_driver_stats(list(raw.files), end)
+            seconds["pandas"].append(time.perf_counter() - started)
+        assert baseline is not None
+        counts = list(baseline.sort_index()["trip_count_7d"])
+        for name, snapshot in snapshots.items():
+            if snapshot.num_rows != len(baseline) or snapshot["trip_count_7d"].to_pylist() != counts:
+                raise SystemExit(f"{name} and pandas disagree: the benchmark compares nothing")
+        trips = int(sum(counts))
 
-    ray_rate, pandas_rate = trips / statistics.median(ray_s), trips / statistics.median(pandas_s)
+    rate = {name: trips / statistics.median(times) for name, times in seconds.items()}
     cores = os.cpu_count()
-    report(
-        "batch_pipeline",
-        [
-            Result(
-                f"Ray Data pipeline, 5 driver features over {trips:,} trips ({cores} cores), median of {args.repeats}",
-                ray_rate,
-                "rows/s",
-                baseline=pandas_rate,
-            ),
-            Result("single-process pandas, same aggregations and files", pandas_rate, "rows/s"),
-            Result("Ray Data pipeline, wall time", statistics.median(ray_s), "s"),
-            Result("pandas, wall time", statistics.median(pandas_s), "s"),
-            Result("entities (drivers) in the snapshot", snapshot.num_rows, "rows"),
-        ],
-    )
+    labels = {
+        "ray_data": "Ray Data pipeline (states combined in the driver)",
+        "ray_data_shuffle": "Ray Data pipeline, states shuffled by key bucket",
+        "local": "local pipeline (Arrow kernels, this process)",
+    }
+    results = [
+        Result(
+            f"{label}, 5 driver features over {trips:,} trips ({cores} cores), median of {args.repeats}",
+            rate[name],
+            "rows/s",
+            baseline=rate["pandas"],
+            target=Target("ratio", ">=", 1.0) if name in ("ray_data", "local") else None,
+        )
+        for name, label in labels.items()
+    ]
+    results += [
+        Result("single-process pandas, same aggregations and files", rate["pandas"], "rows/s"),
+        *(Result(f"{name} wall time", statistics.median(times), "s") for name, times in seconds.items()),
+        Result(f"engine auto picks at {raw.rows:,} raw rows: {auto} (local below {LOCAL_BELOW_ROWS:,})", 1, "run"),
+        Result("entities (drivers) in the snapshot", snapshots["local"].num_rows, "rows"),
+    ]
+    report("batch_pipeline", results)
     ray.shutdown()
 
 

@@ -19,6 +19,7 @@ import pytest
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import RideshareConfig, write_chunk, write_dimensions
 from ma_ray.datagen.rideshare_features import driver_stats, rider_stats
+from ma_ray.engine import Engine, EngineChoice
 from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.meta_store.sqlite import SqliteMetaStore
 from ma_ray.palette.offline import OfflineStore
@@ -34,6 +35,7 @@ from ma_ray.palette.pipelines import (
     compute_snapshot,
     find_raw_input,
 )
+from ma_ray.palette.pipelines.batch import DRIVER_COMBINE_MAX_ROWS
 from ma_ray.palette.repository import load_repository
 
 CONFIG = RideshareConfig(trips=10_000, days=7)
@@ -76,9 +78,9 @@ def test_pipeline_agrees_with_the_reference_and_records_runs(
     meta = SqliteMetaStore(tmp_path / "meta.sqlite")
     pipeline = BatchPipeline(repo, settings, raw_uri, retry=FAST_RETRY, meta_store=meta)
     records = pipeline.run(LAST_DAY)
-    assert [(r.group, r.status, r.attempts) for r in records] == [
-        ("driver_stats", RunStatus.SUCCEEDED, 1),
-        ("rider_stats", RunStatus.SUCCEEDED, 1),
+    assert [(r.group, r.status, r.attempts, r.engine) for r in records] == [
+        ("driver_stats", RunStatus.SUCCEEDED, 1, "local"),  # 10,000 trips: below the threshold
+        ("rider_stats", RunStatus.SUCCEEDED, 1, "local"),
     ]
     offline = OfflineStore(settings.offline_uri)
     for record, reference in zip(records, (driver_stats, rider_stats), strict=True):
@@ -114,6 +116,34 @@ def test_pipeline_agrees_with_the_reference_and_records_runs(
         driver_stats(raw_uri, backfilled.snapshot_date),
     )
     meta.close()
+
+
+@pytest.mark.parametrize(
+    ("engine", "driver_combine_max_rows"),
+    [
+        (EngineChoice(Engine.LOCAL), 0),
+        (EngineChoice(Engine.RAY_DATA), DRIVER_COMBINE_MAX_ROWS),  # the states are combined in the driver
+        (EngineChoice(Engine.RAY_DATA), 0),  # the states are shuffled by key bucket
+        (EngineChoice(Engine.AUTO, local_below_rows=CONFIG.trips), DRIVER_COMBINE_MAX_ROWS),  # at the threshold
+    ],
+    ids=["local", "ray-data-driver-combine", "ray-data-shuffle", "auto-at-threshold"],
+)
+def test_every_engine_computes_the_reference_snapshot(
+    ray_cluster: str,
+    raw_uri: str,
+    repo: FeatureRepository,
+    tmp_path: Path,
+    engine: EngineChoice,
+    driver_combine_max_rows: int,
+) -> None:
+    pipeline = BatchPipeline(
+        repo, load_settings(state_dir=tmp_path), raw_uri, engine=engine, driver_combine_max_rows=driver_combine_max_rows
+    )
+    for group, reference in (("driver_stats", driver_stats), ("rider_stats", rider_stats)):
+        plan = pipeline.plans([group])[0]
+        raw = find_raw_input(raw_uri, plan, LAST_DAY)
+        assert raw.rows == CONFIG.trips
+        _assert_agrees(pipeline.compute(plan, LAST_DAY, raw), reference(raw_uri, LAST_DAY))
 
 
 @pytest.fixture

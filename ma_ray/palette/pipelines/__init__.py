@@ -1,9 +1,9 @@
 """Feature pipelines generated from the catalog's aggregation declarations.
 
-`generate_pipelines(repo)` makes one `GroupPlan` per group; `BatchPipeline` runs the batch plans on Ray Data
-(raw Parquet -> aggregations -> offline snapshot -> online store through `OnlineStoreDatasink`) with retries
-and run records; the streaming plans are left to the streaming path. `compute_snapshot` is the same
-computation in one process (tests, small data).
+`generate_pipelines(repo)` makes one `GroupPlan` per group; `BatchPipeline` runs the batch plans (raw Parquet
+-> aggregations -> offline snapshot -> online store through `OnlineStoreDatasink`) with retries and run records,
+computing in this process below `LOCAL_BELOW_ROWS` raw rows and on Ray Data above; the streaming plans are left
+to the streaming path. `compute_snapshot` is the computation over Arrow blocks in one process.
 """
 
 from ma_ray.palette.pipelines.aggregate import combine, compute_snapshot, finalize, partial_aggregate
@@ -21,6 +21,7 @@ from ma_ray.palette.pipelines.spec import (
 )
 
 __all__ = [
+    "LOCAL_BELOW_ROWS",
     "RAW_EVENT_TIME",
     "AggregationSpec",
     "BatchPipeline",
@@ -49,7 +50,7 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     """The Ray-dependent parts load on first use, so plans and aggregation import without Ray Data."""
-    if name in ("BatchPipeline", "BatchRunError"):
+    if name in ("BatchPipeline", "BatchRunError", "LOCAL_BELOW_ROWS"):
         from ma_ray.palette.pipelines import batch
 
         return getattr(batch, name)

@@ -1,11 +1,14 @@
-"""The batch pipeline on Ray Data: raw Parquet -> declared aggregations -> offline snapshot -> online store.
+"""The batch pipeline: raw Parquet -> declared aggregations -> offline snapshot -> online store.
 
 For each batch group and day: find the raw partitions of the widest window and check every file's schema;
-read them with Ray Data, turn each batch into per-entity partial states (``map_batches``), shuffle the states
-by a hash of the entity key (``groupby(__bucket).map_groups``) and finish each bucket into feature values;
-publish the day's immutable offline snapshot; bulk-load it through `OnlineStoreDatasink`; record the run
-(JSON run record + lineage edges ``raw:<table>`` and ``group:<catalog>:<group>`` -> ``snapshot:<catalog>.
-<group>.<date>`` -> ``run:<run id>``).
+compute the snapshot, in this process below ``LOCAL_BELOW_ROWS`` raw rows (Arrow kernels over the files read
+as one table), on Ray Data at or above it: one read task per ``batch_rows`` rows (at least one per CPU), each
+block turned into per-entity partial states (``map_batches``); few states are combined in the driver, many are
+shuffled by a hash of the entity key (``groupby(__bucket).map_groups``) and each bucket finished into feature
+values; either way the same exact answer. Then publish the day's immutable offline snapshot; bulk-load it
+through `OnlineStoreDatasink`; record the run (JSON run record, with the engine that computed it, + lineage
+edges ``raw:<table>`` and ``group:<catalog>:<group>`` -> ``snapshot:<catalog>.<group>.<date>`` ->
+``run:<run id>``).
 
 A failed attempt is retried with exponential backoff; a retry reuses the day's snapshot if it was published
 (snapshots are immutable) and rewrites online rows idempotently. After the last attempt the run is recorded
@@ -23,8 +26,10 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.dataset as pads
 
 from ma_ray.config import Settings
+from ma_ray.engine import Engine, EngineChoice, read_blocks
 from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.lineage import Edge, group_node, raw_node, snapshot_node
 from ma_ray.palette.meta_store import MetaStore, open_meta_store
@@ -37,6 +42,11 @@ from ma_ray.palette.pipelines.sink import DEFAULT_BATCH_ROWS, OnlineStoreDatasin
 from ma_ray.palette.pipelines.spec import BoundPlan, GroupPlan, PipelineError, PipelineSet, generate_pipelines
 
 LOG = logging.getLogger(__name__)
+# Raw rows below which a run computes in this process. Measured on 2 cores at 1M trips (bench/batch_pipeline.py):
+# the local path 0.30 s, Ray Data 0.56 s; Ray Data pays off with more CPUs than one process has, or past memory.
+LOCAL_BELOW_ROWS = 5_000_000
+# Partial-state rows up to which the driver combines them itself: a shuffle costs more below that.
+DRIVER_COMBINE_MAX_ROWS = 2_000_000
 SinkFactory = Callable[[Settings, OnlineTable, str, int], OnlineStoreDatasink]
 
 
@@ -81,6 +91,8 @@ class BatchPipeline:
         sink_factory: SinkFactory = OnlineStoreDatasink,
         meta_store: MetaStore | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        engine: EngineChoice | None = None,
+        driver_combine_max_rows: int = DRIVER_COMBINE_MAX_ROWS,
     ) -> None:
         self.repo = repo
         self.settings = settings
@@ -97,6 +109,8 @@ class BatchPipeline:
         self.runs = RunStore(settings.offline_uri)
         self._meta_store = meta_store
         self._sleep = sleep
+        self.engine = engine or EngineChoice(local_below_rows=LOCAL_BELOW_ROWS)
+        self.driver_combine_max_rows = driver_combine_max_rows
 
     # ---- runs ------------------------------------------------------------------------------------------------
     def plans(self, groups: Iterable[str] | None = None, stream_fallback: bool = False) -> list[GroupPlan]:
@@ -179,6 +193,7 @@ class BatchPipeline:
             started = time.perf_counter()
             raw = find_raw_input(self.raw_uri, plan, as_of)
             record.inputs = raw.describe(self.raw_uri)
+            record.engine = self.engine.pick(raw.rows)
             table = self.compute(plan, as_of, raw)
             info = self.offline.write_snapshot(plan.catalog, plan.group, as_of, table, plan.join_key)
             record.compute_s = time.perf_counter() - started
@@ -199,31 +214,43 @@ class BatchPipeline:
 
     # ---- the Ray Data jobs -----------------------------------------------------------------------------------
     def compute(self, plan: GroupPlan, as_of: date, raw: RawInput | None = None) -> pa.Table:
-        """The day's snapshot table, computed by Ray Data over the raw files (sorted by key)."""
+        """The day's snapshot table (sorted by key), computed by the engine its raw rows call for."""
+        raw = raw or find_raw_input(self.raw_uri, plan, as_of)
+        bound = plan.bind(raw.schema)
+        if self.engine.pick(raw.rows) is Engine.LOCAL:
+            files = pads.dataset(list(raw.files), filesystem=raw.fs, format="parquet")
+            return compute_snapshot([files.to_table(columns=bound.columns)], bound, as_of)
+        return self._compute_on_ray_data(raw, bound, as_of)
+
+    def _compute_on_ray_data(self, raw: RawInput, bound: BoundPlan, as_of: date) -> pa.Table:
         import ray
         import ray.data
 
-        raw = raw or find_raw_input(self.raw_uri, plan, as_of)
-        bound = plan.bind(raw.schema)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        blocks = read_blocks(raw.rows, len(raw.files), cpus, self.batch_rows or raw.rows or 1)
         with data_context():
-            dataset = (
-                ray.data.read_parquet(list(raw.files), filesystem=raw.fs, partitioning=None)
+            partials = (
+                ray.data.read_parquet(list(raw.files), filesystem=raw.fs, partitioning=None, override_num_blocks=blocks)
                 .select_columns(bound.columns)
                 .map_batches(
                     _partial_batch,
                     fn_kwargs={"bound": bound, "as_of": as_of, "buckets": self.buckets},
                     batch_format="pyarrow",
-                    batch_size=self.batch_rows,
+                    batch_size=None,  # one block, one partial: states shrink a block to its entities
                     zero_copy_batch=True,
                 )
+                .materialize()
             )
-            finished = dataset.groupby(BUCKET, num_partitions=self.buckets).map_groups(
+            if partials.count() <= self.driver_combine_max_rows:
+                states = [part for part in ray.get(partials.to_arrow_refs()) if part.num_rows]
+                return _finished_here(states, bound, as_of)
+            finished = partials.groupby(BUCKET, num_partitions=self.buckets).map_groups(
                 _final_group, fn_kwargs={"bound": bound, "as_of": as_of}, batch_format="pyarrow"
             )
             parts = [part for part in ray.get(finished.to_arrow_refs()) if part.num_rows]
         if not parts:
             return compute_snapshot([], bound, as_of)
-        return pa.concat_tables(parts).sort_by(plan.join_key).combine_chunks()
+        return pa.concat_tables(parts).sort_by(bound.plan.join_key).combine_chunks()
 
     def load(self, plan: GroupPlan, info: SnapshotInfo) -> int:
         """Bulk-load a published snapshot into the online store through the Datasink; returns rows written.
@@ -284,6 +311,13 @@ def _partial_batch(batch: pa.Table, bound: BoundPlan, as_of: date, buckets: int)
 
 def _final_group(states: pa.Table, bound: BoundPlan, as_of: date) -> pa.Table:
     return finalize(combine(states, bound), bound, as_of)
+
+
+def _finished_here(states: list[pa.Table], bound: BoundPlan, as_of: date) -> pa.Table:
+    """The snapshot from every block's partial states, combined in this process."""
+    if not states:
+        return compute_snapshot([], bound, as_of)
+    return finalize(combine(pa.concat_tables(states), bound), bound, as_of).sort_by(bound.plan.join_key)
 
 
 def _describe(attempt: int, error: BaseException) -> str:

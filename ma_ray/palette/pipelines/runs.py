@@ -66,6 +66,7 @@ class RunRecord(BaseModel):
     snapshot_rows: int | None = None
     reused_snapshot: bool = Field(default=False, description="the day's snapshot existed: not recomputed")
     online_rows: int | None = Field(default=None, description="rows written to the online store; None: not loaded")
+    engine: str | None = Field(default=None, description="what computed the snapshot: local or ray_data")
     compute_s: float | None = None
     load_s: float | None = None
     started_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
