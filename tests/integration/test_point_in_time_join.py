@@ -12,8 +12,8 @@ from tests.unit.test_offline_point_in_time import brute_force, expected_table, m
 
 
 def one_row_per_version(features: pa.Table) -> pa.Table:
-    """The last of the rows sharing a key and feature timestamp: the shuffle keeps no input order, so only the
-    single-process join can honour "the later row wins" among them (see distributed_join's docstring)."""
+    """The last of the rows sharing a key and feature timestamp: "the later row wins" among them holds over Ray
+    only when Ray Data hands the blocks over in input order, which a repartitioned dataset need not do."""
     rows = features.to_pylist()
     last = {(row["k"], row["feature_timestamp"]): i for i, row in enumerate(rows)}
     return features.take(sorted(last.values()))
@@ -74,3 +74,13 @@ def test_buckets_are_stable_and_agree_across_integer_widths() -> None:
     assert bucket_of(wide, 7).tolist() == bucket_of(narrow, 7).tolist()
     strings = pa.array(["a", "b", None])
     assert bucket_of(strings, 7).tolist() == bucket_of(strings.cast(pa.large_string()), 7).tolist()
+
+
+def test_buckets_are_stable_small_and_spread() -> None:
+    keys = pa.array(np.arange(100_000, dtype=np.int64))
+    buckets = bucket_of(keys, 8)
+    assert buckets.dtype == np.uint8 and buckets.max() < 8
+    assert bucket_of(keys, 8).tolist() == buckets.tolist()  # the same in every call (and process)
+    counts = np.bincount(buckets, minlength=8)
+    assert counts.min() > 0.9 * counts.mean()  # consecutive ids spread evenly
+    assert bucket_of(keys, 1000).dtype == np.uint16

@@ -1,18 +1,23 @@
-"""The point-in-time join on Ray Data, for label and feature sets larger than one machine's memory.
+"""The point-in-time join on Ray, for label and feature sets larger than one machine's memory.
 
-Both sides are hash-partitioned by join key into buckets (a stable hash, so a key lands in the same bucket
-on every worker), tagged with their side and unioned; ``groupby(bucket).map_groups`` then hands each bucket,
-labels and features together, to the single-process join. Every key's rows meet in one bucket, so the result
-is the single-process join's, row for row; the order of the output rows differs (grouped by bucket, not the
-labels' order), and so does one rule: among feature rows sharing a key and feature timestamp (one version
-written twice, identical when it is a replayed write) the shuffle keeps no input order, so any one of them
-is taken, where the single-process join takes the last.
+Both sides are hash-partitioned by join key into buckets (a stable hash, so a key lands in the same bucket in
+every process): each input block is split by one task into its buckets (one stable sort by bucket, one take,
+then zero-copy slices, returned as separate objects), and one task per bucket joins that bucket's labels and
+features with the single-process join. Every key's rows meet in one bucket, so the result is the single-process
+join's, row for row; the order of the output rows differs (grouped by bucket, not the labels' order). Among
+feature rows sharing a key and feature timestamp (one version written twice, identical when it is a replayed
+write) the last in block order wins, as in the single-process join when Ray Data hands the blocks over in
+input order.
+
+The shuffle is Ray's own (tasks with one return per bucket), not Ray Data's ``groupby``: measured on 2 CPUs at
+1M labels x 10M feature rows, the groupby of tagged, unioned rows took 13.8 s where this takes a fraction of it
+(`bench/point_in_time_join.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import itertools
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,9 +29,7 @@ from ma_ray.palette.offline.point_in_time import JoinSpec, join_with_spec
 if TYPE_CHECKING:
     import ray.data
 
-_BUCKET = "__pit_bucket"
-_SIDE = "__pit_side"
-_LABEL, _FEATURE = 0, 1
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / the golden ratio, odd
 
 
 def point_in_time_join(
@@ -40,7 +43,8 @@ def point_in_time_join(
     prefix: str = "",
     num_partitions: int | None = None,
 ) -> ray.data.Dataset:
-    """`point_in_time_join_table` on Ray Data: same arguments, same rows, any order.
+    """`point_in_time_join_table` over Ray datasets: same arguments, same rows, any order. The join starts
+    when called (the inputs are read then) and its result is a dataset of one block per bucket.
 
     ``num_partitions`` is the number of key buckets (default: 4 per CPU of the cluster); raise it when one
     bucket's labels plus features would not fit comfortably in one worker's memory. Bad inputs fail here,
@@ -54,63 +58,70 @@ def point_in_time_join(
     buckets = num_partitions or _default_partitions()
     if buckets < 1:
         raise ValueError(f"num_partitions must be >= 1, got {buckets}")
-    packed = pa.schema(
-        [
-            pa.field(_BUCKET, pa.int64()),
-            pa.field(_SIDE, pa.int8()),
-            *(f.with_name(f"l.{f.name}").with_nullable(True) for f in label_schema),
-            *(f.with_name(f"f.{f.name}").with_nullable(True) for f in feature_schema),
-        ]
-    )
-    tagged = [
-        side.map_batches(_packer(packed, marker, join_key, buckets), batch_format="pyarrow")
-        for side, marker in ((labels.select_columns(label_schema.names), _LABEL), (features, _FEATURE))
-    ]
-    return (
-        tagged[0]
-        .union(tagged[1])
-        .groupby(_BUCKET)
-        .map_groups(_bucket_joiner(spec, label_schema, feature_schema, output_schema), batch_format="pyarrow")
-    )
+    import ray
+    import ray.data
+
+    label_refs = labels.select_columns(label_schema.names).to_arrow_refs()
+    feature_refs = features.select_columns(feature_schema.names).to_arrow_refs()
+    split = ray.remote(_split).options(num_returns=buckets)
+    label_parts = [_as_list(split.remote(ref, join_key, buckets), buckets) for ref in label_refs]
+    feature_parts = [_as_list(split.remote(ref, join_key, buckets), buckets) for ref in feature_refs]
+    join = ray.remote(_join_bucket)
+    joined = [
+        join.remote(spec, label_schema, feature_schema, output_schema, len(label_parts),
+                    *(parts[bucket] for parts in label_parts), *(parts[bucket] for parts in feature_parts))
+        for bucket in range(buckets)
+    ]  # fmt: skip
+    return ray.data.from_arrow_refs(joined)
 
 
 def bucket_of(keys: pa.ChunkedArray | pa.Array, buckets: int) -> np.ndarray:
-    """The bucket of each key: a hash that is the same in every process (unlike Python's ``hash``)."""
+    """The bucket of each key: a hash that is the same in every process (unlike Python's ``hash``). Integer keys
+    take a multiplicative (Fibonacci) hash, strings pandas' fixed-key SipHash. The smallest unsigned dtype that
+    holds ``buckets`` is used, so a stable sort by bucket is a radix sort."""
     if pa.types.is_integer(keys.type):
-        values = pc.fill_null(keys.cast(pa.int64()), 0).to_numpy()
+        values = pc.fill_null(keys.cast(pa.int64()), 0).to_numpy().view(np.uint64)
+        hashed = (values * _GOLDEN) >> np.uint64(32)  # wraps mod 2**64: the high bits mix every key bit
     else:
-        values = keys.cast(pa.large_string()).to_numpy(zero_copy_only=False)
-    return (pd.util.hash_array(values) % np.uint64(buckets)).astype(np.int64)
+        hashed = pd.util.hash_array(keys.cast(pa.large_string()).to_numpy(zero_copy_only=False))
+    return (hashed % np.uint64(buckets)).astype(np.min_scalar_type(max(buckets - 1, 0)))
 
 
-def _packer(packed: pa.Schema, marker: int, join_key: str, buckets: int) -> Callable[[pa.Table], pa.Table]:
-    own = "l." if marker == _LABEL else "f."
-
-    def pack(batch: pa.Table) -> pa.Table:
-        rows = batch.num_rows
-        columns = [pa.array(bucket_of(batch[join_key], buckets)), pa.array(np.full(rows, marker, dtype=np.int8))]
-        for field in list(packed)[2:]:
-            prefix, name = field.name[:2], field.name[2:]
-            columns.append(batch[name].cast(field.type) if prefix == own else pa.nulls(rows, field.type))
-        return pa.Table.from_arrays(columns, schema=packed)
-
-    return pack
+def _split(block: pa.Table, join_key: str, buckets: int) -> pa.Table | tuple[pa.Table, ...]:
+    """The block's rows of each bucket, in bucket order, each bucket's rows in block order."""
+    if block.num_rows == 0:  # Ray Data's empty blocks may carry no columns
+        return block if buckets == 1 else (block,) * buckets
+    bucket = bucket_of(block[join_key], buckets)
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
+    taken = block.take(order)
+    parts = tuple(taken.slice(start, end - start) for start, end in itertools.pairwise(bounds))
+    return parts[0] if buckets == 1 else parts
 
 
-def _bucket_joiner(
-    spec: JoinSpec, label_schema: pa.Schema, feature_schema: pa.Schema, output_schema: pa.Schema
-) -> Callable[[pa.Table], pa.Table]:
-    def join(bucket: pa.Table) -> pa.Table:
-        side = bucket[_SIDE]
-        labels = _unpack(bucket.filter(pc.equal(side, _LABEL)), "l.", label_schema)
-        features = _unpack(bucket.filter(pc.equal(side, _FEATURE)), "f.", feature_schema)
-        return join_with_spec(labels, features, spec).cast(output_schema)
-
-    return join
+def _as_list(refs: Any, buckets: int) -> list[Any]:
+    """A task's returns as a list (Ray returns one ref, not a list of one, for ``num_returns=1``)."""
+    return [refs] if buckets == 1 else list(refs)
 
 
-def _unpack(rows: pa.Table, prefix: str, schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_arrays([rows[prefix + f.name] for f in schema], schema=schema.remove_metadata())
+def _join_bucket(
+    spec: JoinSpec,
+    label_schema: pa.Schema,
+    feature_schema: pa.Schema,
+    output_schema: pa.Schema,
+    label_blocks: int,
+    *parts: pa.Table,
+) -> pa.Table:
+    """One bucket: its label parts (one per label block) and feature parts, joined in one process."""
+    labels = _concat(parts[:label_blocks], label_schema)
+    features = _concat(parts[label_blocks:], feature_schema)
+    return join_with_spec(labels, features, spec).cast(output_schema)
+
+
+def _concat(parts: tuple[pa.Table, ...], schema: pa.Schema) -> pa.Table:
+    schema = schema.remove_metadata()
+    tables = [part.cast(schema) for part in parts if part.num_rows]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def _arrow_schema(dataset: ray.data.Dataset, side: str) -> pa.Schema:
