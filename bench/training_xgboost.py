@@ -109,6 +109,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ma_ray_bench_train_") as root:
         # Warm-up: the session's first Ray Train run also starts Ray's worker processes and imports in them.
         ray_run("warm-up", root, checkpoints=False, rounds=1)
+        floor_s = ray_train_floor(root)
         ray_s, bare, _ = ray_run("no-checkpoints", root, checkpoints=False, rounds=args.rounds)
         _, checkpointed, saved = ray_run("policy-checkpoints", root, checkpoints=True, rounds=args.rounds)
     # Rank 0 saves while the other rank waits at the next round's allreduce: the save time is added wall time.
@@ -149,10 +150,42 @@ def main() -> None:
             Result("train rmse, Ray Train", ray_rmse, "", baseline=plain_rmse),
             Result("train rmse, plain xgboost.train", plain_rmse, ""),
             *phases(bare, ray_s),
+            Result(
+                "Ray Train V2 floor: fit() of a 2-worker XGBoostTrainer whose training function returns at once",
+                floor_s,
+                "s",
+            ),
         ],
         notes(bare, ray_s, plain_s),
     )
     ray.shutdown()
+
+
+def _no_op(config: dict) -> None:
+    """A training function that does nothing: what is left of fit() is Ray Train's own start and stop."""
+
+
+def ray_train_floor(root: str, runs: int = 3) -> float:
+    """The median wall time of fit() for `_no_op` on 2 workers, with the trainers' Ray Train settings."""
+    import statistics
+
+    import ray.train
+    from ray.train.xgboost import XGBoostTrainer
+
+    from ma_ray.training.trainers.common import WORKER_POLL_INTERVAL_S
+
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(WORKER_POLL_INTERVAL_S))
+    times = []
+    for i in range(runs):
+        trainer = XGBoostTrainer(
+            _no_op,
+            scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 1}),
+            run_config=ray.train.RunConfig(name=f"floor-{i}", storage_path=f"{root}/floor"),
+        )
+        started = time.perf_counter()
+        trainer.fit()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def notes(metrics: dict[str, float], wall_s: float, plain_s: float) -> str:
