@@ -4,6 +4,9 @@ fields computed by the same DSL definitions serving uses (vectorized here, scala
 Each label row gets, for each stored feature, the newest value at or before its timestamp and within its
 group's TTL, never a later one: from the daily snapshots of a batch group, and from the stream log (the rows
 the aggregation actors wrote online) of a streaming group; so a model trains on exactly what serving saw.
+
+Each group's join runs in this process below ``JOIN_LOCAL_BELOW_ROWS`` label plus feature rows, and over Ray
+(`point_in_time_join`, the work spread across the cluster's CPUs) at or above it; the answer is the same.
 """
 
 from __future__ import annotations
@@ -13,9 +16,15 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
+from ma_ray.engine import Engine, EngineChoice
 from ma_ray.palette.catalog import BASIS_PREFIX, FeatureGroup, FeatureRef, FeatureRepository, SourceKind
 from ma_ray.palette.dsl import compile_expression
-from ma_ray.palette.offline import FEATURE_TIMESTAMP, OfflineStore, point_in_time_join_table
+from ma_ray.palette.offline import FEATURE_TIMESTAMP, OfflineStore, point_in_time_join, point_in_time_join_table
+
+# Label plus feature rows below which a group's join runs in this process. Measured on 2 CPUs at 1M labels x 10M
+# feature rows (bench/point_in_time_join.py): one process 301k labels/s, over Ray 281k; Ray wins with more CPUs.
+JOIN_LOCAL_BELOW_ROWS = 20_000_000
+_ROW = "__label_row"
 
 
 def training_table(
@@ -25,9 +34,11 @@ def training_table(
     label_ts: str,
     refs: Sequence[str],
     transforms: dict[str, str] | None = None,
+    engine: EngineChoice | None = None,
 ) -> pa.Table:
     """``labels`` with one column per ref (named by the ref) and per transform. Request fields
-    (``@basis:<field>``) come from the label column of that name; entity keys from the join key columns."""
+    (``@basis:<field>``) come from the label column of that name; entity keys from the join key columns.
+    ``engine`` picks where each group's join runs (default: by size, `JOIN_LOCAL_BELOW_ROWS`)."""
     types = {ref: feature.type for ref, (_, feature) in repo.refs().items()}
     known = repo.refs()
     unknown = [ref for ref in refs if ref not in known]
@@ -38,7 +49,9 @@ def training_table(
         name = field[len(BASIS_PREFIX) :]
         if name in labels.column_names:
             columns[field] = labels[name]
-    columns.update(_stored_columns(repo, offline, labels, label_ts, _stored_needed(repo, refs, transforms or {})))
+    choice = engine or EngineChoice(local_below_rows=JOIN_LOCAL_BELOW_ROWS)
+    needed = _stored_needed(repo, refs, transforms or {})
+    columns.update(_stored_columns(repo, offline, labels, label_ts, needed, choice))
     for ref in refs:
         _, feature = known[ref]
         if feature.expression:
@@ -69,7 +82,12 @@ def _stored_needed(repo: FeatureRepository, refs: Sequence[str], transforms: dic
 
 
 def _stored_columns(
-    repo: FeatureRepository, offline: OfflineStore, labels: pa.Table, label_ts: str, stored: list[str]
+    repo: FeatureRepository,
+    offline: OfflineStore,
+    labels: pa.Table,
+    label_ts: str,
+    stored: list[str],
+    engine: EngineChoice,
 ) -> dict[str, pa.Array]:
     by_group: dict[str, list[FeatureRef]] = defaultdict(list)
     for ref in stored:
@@ -80,17 +98,32 @@ def _stored_columns(
         group = next(g for g in repo.groups if g.name == group_name)
         join_key = repo.entity(group.entity or "").join_key
         names = [r.feature for r in group_refs]
-        joined = point_in_time_join_table(
-            labels.select([join_key, label_ts]),
-            _history(repo, offline, group, [join_key, FEATURE_TIMESTAMP, *names]),
-            join_key,
-            label_ts,
-            feature_columns=names,
-            ttl_s=group.ttl_s,
-            prefix="f.",
-        )
+        history = _history(repo, offline, group, [join_key, FEATURE_TIMESTAMP, *names])
+        join = _join_locally if engine.pick(labels.num_rows + history.num_rows) is Engine.LOCAL else _join_on_ray
+        joined = join(labels.select([join_key, label_ts]), history, join_key, label_ts, names, group.ttl_s)
         columns.update({str(ref): joined[f"f.{ref.feature}"] for ref in group_refs})
     return columns
+
+
+def _join_locally(
+    labels: pa.Table, history: pa.Table, join_key: str, label_ts: str, names: list[str], ttl_s: int | None
+) -> pa.Table:
+    return point_in_time_join_table(labels, history, join_key, label_ts, feature_columns=names, ttl_s=ttl_s,
+                                    prefix="f.")  # fmt: skip
+
+
+def _join_on_ray(
+    labels: pa.Table, history: pa.Table, join_key: str, label_ts: str, names: list[str], ttl_s: int | None
+) -> pa.Table:
+    """The same join over Ray, back in the labels' order (the distributed join answers bucket by bucket)."""
+    import ray
+    import ray.data
+
+    numbered = labels.append_column(_ROW, pa.array(range(labels.num_rows), pa.int64()))
+    joined = point_in_time_join(ray.data.from_arrow(numbered), ray.data.from_arrow(history), join_key, label_ts,
+                                feature_columns=names, ttl_s=ttl_s, prefix="f.")  # fmt: skip
+    parts = [part for part in ray.get(joined.to_arrow_refs()) if part.num_rows]
+    return pa.concat_tables(parts).sort_by(_ROW).drop_columns([_ROW])
 
 
 def _history(repo: FeatureRepository, offline: OfflineStore, group: FeatureGroup, columns: list[str]) -> pa.Table:

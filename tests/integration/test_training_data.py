@@ -10,6 +10,7 @@ import pytest
 
 from ma_ray.datagen import read_raw
 from ma_ray.datagen.rideshare_features import driver_stats
+from ma_ray.engine import Engine, EngineChoice
 from ma_ray.palette.dsl import compile_expression
 from ma_ray.palette.offline import OfflineStore
 from ma_ray.training.training_data import training_table
@@ -49,6 +50,24 @@ def test_labels_get_the_snapshot_before_them_and_serving_math(raw_uri: str, tmp_
     expected = day6.loc[on_day7.driver_id, "acceptance_rate"] * (1 - day6.loc[on_day7.driver_id, "cancellation_rate"])
     assert reliability == pytest.approx(expected.to_numpy())
     assert "log_trips" in frame.columns
+
+
+def test_the_join_over_ray_gives_the_local_table_in_the_labels_order(
+    ray_cluster: str, raw_uri: str, tmp_path: Path
+) -> None:
+    repo = sample_repository()
+    offline = OfflineStore(str(tmp_path / "offline"))
+    for day in (date(2026, 1, 5), date(2026, 1, 6)):
+        offline.write_snapshot("rideshare", "driver_stats", day, driver_stats(raw_uri, day), join_key="driver_id")
+    labels = read_raw(raw_uri, "trips").to_table(columns=["driver_id", "requested_at"])
+    made = {
+        engine: training_table(repo, offline, labels, "requested_at", [TRIPS, RELIABILITY], engine=EngineChoice(engine))
+        for engine in (Engine.LOCAL, Engine.RAY_DATA)
+    }
+    assert made[Engine.LOCAL].num_rows == labels.num_rows and made[Engine.LOCAL][TRIPS].null_count < labels.num_rows
+    assert made[Engine.RAY_DATA].equals(made[Engine.LOCAL])
+    by_size = training_table(repo, offline, labels, "requested_at", [TRIPS], engine=EngineChoice(local_below_rows=1))
+    assert by_size[TRIPS].equals(made[Engine.LOCAL][TRIPS])  # 1 row: over Ray
 
 
 def test_unknown_refs_and_missing_snapshots(raw_uri: str, tmp_path: Path) -> None:
