@@ -83,18 +83,13 @@ def pipeline(args: argparse.Namespace) -> float:
 def join(args: argparse.Namespace) -> float:
     import ray
     import ray.data
-    from point_in_time_join import TTL_S, make_data
+    from point_in_time_join import TTL_S, as_blocks, make_data
 
     from ma_ray.palette.offline import point_in_time_join
 
     labels, features = make_data(args.labels, args.features, entities=min(args.features // 10, 1_000_000))
     blocks = max(8, 2 * args.child_cpus)
-
-    def split(table: Any) -> list[Any]:
-        size = -(-table.num_rows // blocks)
-        return [table.slice(i, size) for i in range(0, table.num_rows, size)]
-
-    label_ds, feature_ds = ray.data.from_arrow(split(labels)), ray.data.from_arrow(split(features))
+    label_ds, feature_ds = (ray.data.from_arrow(as_blocks(table, blocks)) for table in (labels, features))
 
     def run() -> None:
         joined = point_in_time_join(label_ds, feature_ds, "driver_id", "label_ts", ttl_s=TTL_S).materialize()
