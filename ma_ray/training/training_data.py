@@ -123,6 +123,8 @@ def _join_on_ray(
     joined = point_in_time_join(ray.data.from_arrow(numbered), ray.data.from_arrow(history), join_key, label_ts,
                                 feature_columns=names, ttl_s=ttl_s, prefix="f.")  # fmt: skip
     parts = [part for part in ray.get(joined.to_arrow_refs()) if part.num_rows]
+    if not parts:  # no labels: the local join gives the empty table its columns
+        return _join_locally(labels, history, join_key, label_ts, names, ttl_s)
     return pa.concat_tables(parts).sort_by(_ROW).drop_columns([_ROW])
 
 
