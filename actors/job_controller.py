@@ -37,7 +37,6 @@ from typing import Any
 
 import ray
 
-from apps.train import checkpoint_root
 from ma_ray.config import ENV_PREFIX, Settings, load_settings
 from ma_ray.jobs import workflow
 from ma_ray.jobs.clusters import ClusterRegistry
@@ -48,6 +47,7 @@ from ma_ray.jobs.spec import ClusterSpec, SpecError, TrainingJobSpec, parse_spec
 from ma_ray.jobs.validation import DEFAULT_HEADROOM, job_request, validate_job
 from ma_ray.jobs.workflow import Action, AttemptEnd, Draining, JobRecord, JobState
 from ma_ray.metrics import RayMetrics
+from ma_ray.training.checkpoint_store import checkpoint_root
 from ma_ray.training.trainers.common import clear_preemption_notice, send_preemption_notice
 
 NAME = workflow.CONTROLLER_NAME

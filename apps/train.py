@@ -26,12 +26,8 @@ from ma_ray.config import Settings, load_settings
 from ma_ray.jobs.spec import TrainingJobSpec, load_spec, parse_spec
 from ma_ray.jobs.validation import label_types, open_labels
 from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRef
+from ma_ray.training.checkpoint_store import checkpoint_root
 from ma_ray.training.run import FaultInjection, TrainingOutcome, TrainingRun
-
-
-def checkpoint_root(settings: Settings) -> str:
-    """Where runs keep their checkpoints (``<root>/<run_id>/...``): next to the artifacts, on shared storage."""
-    return f"{settings.artifact_uri.rstrip('/')}/_checkpoints"
 
 
 def column_name(ref: str) -> str:

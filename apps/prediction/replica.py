@@ -1,5 +1,5 @@
-"""A model pool replica: a tier-aware multiplexed model cache (`actors.model_host`), the feature resolver, the DSL
-transforms and inference. ``PoolReplica`` serves the CPU pools, ``GpuPoolReplica`` batches deep models across
+"""A model pool replica: a tier-aware multiplexed model cache (`ma_ray.serving.multiplexer`), the feature resolver,
+the DSL transforms and inference. ``PoolReplica`` serves the CPU pools, ``GpuPoolReplica`` batches deep models across
 requests; the tier-1 pool's replicas also take HTTP (`apps.prediction.front`)."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import ray
 from ray import serve
 
 from actors.feature_server import FeatureServer
-from actors.model_host import install
 from apps.prediction.errors import ModelLoadError
 from apps.prediction.schemas import ServingOptions
 from ma_ray.config import load_settings
@@ -27,6 +26,7 @@ from ma_ray.serving.batching import infer_grouped
 from ma_ray.serving.frameworks import Predictor, serving_framework
 from ma_ray.serving.model_cache import LoadingPolicy, TierAwareModelCache, loading_policy, preemptive_loads
 from ma_ray.serving.model_input import ModelInputs
+from ma_ray.serving.multiplexer import install
 from ma_ray.serving.placement import POOL_DEPLOYMENTS, pool_deployment
 from ma_ray.serving.stage_timing import INFERENCE, MODEL_LOAD, TRANSFORMATION, lookup_stage, shared_stage_metrics
 
@@ -53,7 +53,7 @@ class LoadedModel:
 
 
 class PoolReplica:
-    """One replica of a model pool. Its models live in a tier-aware multiplexed cache (``actors.model_host``):
+    """One replica of a model pool. Its models live in a tier-aware multiplexed cache (``ma_ray.serving.multiplexer``):
     evicted by memory budget, lowest tier first, LRU within a tier, tier 1 pinned at peak, after a grace period."""
 
     async def __init__(
@@ -105,7 +105,7 @@ class PoolReplica:
     def _memory_bytes(self, record: ModelVersion) -> int:
         return serving_framework(record.flavor).memory_bytes(record.size_bytes, self.precision)
 
-    @serve.multiplexed(max_num_models_per_replica=-1)  # eviction by memory: actors.model_host
+    @serve.multiplexed(max_num_models_per_replica=-1)  # eviction by memory: ma_ray.serving.multiplexer
     async def get_model(self, model_id: str) -> LoadedModel:
         try:
             return await asyncio.to_thread(self._load, model_id)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ma_ray.datagen.rideshare import RideshareConfig, RideshareGenerator
+from ma_ray.storage import filesystem_and_path
 
 RAW_TABLES = ("drivers", "riders", "trips", "trip_events")
 
@@ -25,14 +25,9 @@ class ChunkSummary:
     events: int
 
 
-def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A filesystem and a path inside it for a local path or a URI (s3://, gs://, hdfs://, file://)."""
-    return pafs.FileSystem.from_uri(uri)
-
-
 def write_dimensions(config: RideshareConfig, root_uri: str) -> dict[str, int]:
     """Write the driver and rider tables; returns their row counts."""
-    fs, root = resolve(root_uri)
+    fs, root = filesystem_and_path(root_uri)
     generator = RideshareGenerator(config)
     counts = {}
     for name, table in (("drivers", generator.drivers()), ("riders", generator.riders())):
@@ -44,7 +39,7 @@ def write_dimensions(config: RideshareConfig, root_uri: str) -> dict[str, int]:
 
 def write_chunk(config: RideshareConfig, chunk: int, root_uri: str) -> ChunkSummary:
     """Generate and write one chunk of trips and their events (idempotent: same file names on a re-run)."""
-    fs, root = resolve(root_uri)
+    fs, root = filesystem_and_path(root_uri)
     generator = RideshareGenerator(config)
     trips = generator.trips(chunk)
     events = generator.trip_events(trips)
@@ -65,6 +60,6 @@ def read_raw(root_uri: str, table: str) -> ds.Dataset:
     """Open one raw table as a dataset (the ``date`` partition comes back as a string column)."""
     if table not in RAW_TABLES:
         raise ValueError(f"unknown raw table {table!r}; expected one of {', '.join(RAW_TABLES)}")
-    fs, root = resolve(root_uri)
+    fs, root = filesystem_and_path(root_uri)
     partitioning = "hive" if table in ("trips", "trip_events") else None
     return ds.dataset(f"{root}/{table}", filesystem=fs, format="parquet", partitioning=partitioning)

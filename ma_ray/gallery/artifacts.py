@@ -23,16 +23,9 @@ import pyarrow.fs as pafs
 from ma_ray.config import Settings
 from ma_ray.gallery.errors import ChecksumMismatchError, CorruptArtifactError
 from ma_ray.gallery.names import check_model_name
+from ma_ray.storage import FileEntry, copy_hashed, filesystem_and_path, hash_local_files
 
 MANIFEST = "MANIFEST.json"
-_CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    path: str  # relative, POSIX separators
-    size: int
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -74,16 +67,9 @@ class PublishedArtifact:
 
 
 def _local_manifest(src: Path, flavor: str, metadata: dict[str, Any]) -> Manifest:
-    files = []
-    for path in sorted(p for p in src.rglob("*") if p.is_file()):
-        rel = path.relative_to(src).as_posix()
-        if rel == MANIFEST:
-            raise ValueError(f"{path}: an artifact may not contain its own {MANIFEST}")
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-        files.append(FileEntry(rel, path.stat().st_size, digest.hexdigest()))
+    files = hash_local_files(src)
+    if any(entry.path == MANIFEST for entry in files):
+        raise ValueError(f"{src / MANIFEST}: an artifact may not contain its own {MANIFEST}")
     if not files:
         raise ValueError(f"{src} holds no files: nothing to publish")
     return Manifest(flavor, metadata, tuple(files))
@@ -98,7 +84,7 @@ class ArtifactStore:
 
     def __init__(self, root_uri: str) -> None:
         self.root_uri = root_uri.rstrip("/")
-        self._fs, self._root = pafs.FileSystem.from_uri(self.root_uri)
+        self._fs, self._root = filesystem_and_path(self.root_uri)
         self._fs.create_dir(self._root, recursive=True)
 
     def uri_for(self, model: str, checksum: str) -> str:
@@ -120,7 +106,7 @@ class ArtifactStore:
                 shutil.rmtree(staging_local, ignore_errors=True)
         manifest = _local_manifest(src, flavor, metadata or {})
         uri = self.uri_for(model, manifest.checksum)
-        fs, final = pafs.FileSystem.from_uri(uri)
+        fs, final = filesystem_and_path(uri)
         if fs.get_file_info(f"{final}/{MANIFEST}").type == pafs.FileType.File:
             return PublishedArtifact(uri, manifest.checksum, manifest.size_bytes, manifest)  # same content: done
         staging = f"{self._root}/.staging/{uuid.uuid4().hex}"
@@ -140,8 +126,7 @@ class ArtifactStore:
     def _upload(self, local: Path, target: str) -> None:
         self._fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
         with local.open("rb") as handle, self._fs.open_output_stream(target) as out:
-            while chunk := handle.read(_CHUNK):
-                out.write(chunk)
+            copy_hashed(handle, out)
 
     def _move(self, source: str, target: str) -> None:
         self._fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
@@ -152,7 +137,7 @@ class ArtifactStore:
     def read_manifest(uri: str, checksum: str) -> Manifest:
         """The artifact's manifest, checked against ``checksum``. Raises ChecksumMismatchError if it differs,
         CorruptArtifactError if it is missing or unreadable."""
-        fs, base = pafs.FileSystem.from_uri(uri)
+        fs, base = filesystem_and_path(uri)
         try:
             with fs.open_input_stream(f"{base}/{MANIFEST}") as handle:
                 raw = handle.read()
@@ -171,7 +156,7 @@ class ArtifactStore:
     def verify(uri: str, checksum: str) -> Manifest:
         """Read every byte of the artifact and check it against its manifest and ``checksum``."""
         manifest = ArtifactStore.read_manifest(uri, checksum)
-        fs, base = pafs.FileSystem.from_uri(uri)
+        fs, base = filesystem_and_path(uri)
         for entry in manifest.files:
             with fs.open_input_stream(f"{base}/{entry.path}") as handle:
                 _copy_checked(uri, entry, handle, None)
@@ -183,7 +168,7 @@ class ArtifactStore:
         ``dest`` is emptied and CorruptArtifactError raised, so nothing unverified is ever loaded."""
         dest = Path(dest)
         manifest = ArtifactStore.read_manifest(uri, checksum)
-        fs, base = pafs.FileSystem.from_uri(uri)
+        fs, base = filesystem_and_path(uri)
         try:
             for entry in manifest.files:
                 target = dest / entry.path
@@ -199,14 +184,9 @@ class ArtifactStore:
 
 
 def _copy_checked(uri: str, entry: FileEntry, handle: Any, out: Any) -> None:
-    digest, size = hashlib.sha256(), 0
-    while chunk := handle.read(_CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-        if out is not None:
-            out.write(chunk)
-    if size != entry.size or digest.hexdigest() != entry.sha256:
+    digest = copy_hashed(handle, out)
+    if not entry.matches(digest):
         raise CorruptArtifactError(
-            f"artifact {uri} is corrupted: {entry.path} has {size} bytes and sha256 {digest.hexdigest()[:12]}..., "
+            f"artifact {uri} is corrupted: {entry.path} has {digest.size} bytes and sha256 {digest.sha256[:12]}..., "
             f"its manifest says {entry.size} bytes and {entry.sha256[:12]}...; it will not be loaded"
         )

@@ -28,6 +28,7 @@ from ma_ray.jobs.scheduler import ImpossibleJobError, JobRequest, TieredSchedule
 from ma_ray.jobs.spec import SpecError, TrainingJobSpec
 from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRef, FeatureRepository
 from ma_ray.palette.types import FeatureType
+from ma_ray.storage import filesystem_and_path
 
 DEFAULT_HEADROOM = 0.10
 
@@ -228,8 +229,6 @@ def _dsl_type(kind: pa.DataType) -> FeatureType | None:
 
 def open_labels(spec: TrainingJobSpec) -> ds.Dataset:
     """The label source as a dataset (hive partitions, such as ``date=...`` folders, become columns)."""
-    from ma_ray.training.checkpoint_store import filesystem_and_path
-
     fs, root = filesystem_and_path(spec.label.uri)
     return ds.dataset(f"{root}/{spec.label.table}", filesystem=fs, format="parquet", partitioning="hive")
 

@@ -21,12 +21,12 @@ from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any, Protocol
 
+from ma_ray.circuit_breaker import CircuitBreaker
 from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRepository
 from ma_ray.palette.dsl import CompiledExpression, compile_expression
 from ma_ray.palette.online import FeatureValues, OnlineStore, OnlineTable, now_us
 from ma_ray.palette.online.tiered import UNAVAILABLE, TieredOnlineStore
 from ma_ray.palette.types import FeatureType
-from ma_ray.serving.circuit_breaker import CircuitBreaker
 from ma_ray.serving.feature_metrics import FeatureMetrics, LookupRecord
 from ma_ray.serving.resolution import MetaColumn, Resolution
 

@@ -17,23 +17,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ma_ray.storage import FileDigest, FileEntry
+
 SEED_MIN_INTERVAL_S = 600.0
 TUNED_MIN_INTERVAL_S = 900.0
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    path: str
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
-class FileFacts:
-    """What storage reports about a stored file."""
-
-    sha256: str
-    size: int
 
 
 @dataclass(frozen=True)
@@ -59,7 +46,7 @@ class CheckpointManifest:
     def from_dict(cls, data: Mapping[str, Any]) -> CheckpointManifest:
         """Parse a manifest; raises ``ValueError`` naming the problem when it is malformed."""
         try:
-            files = tuple(FileEntry(str(f["path"]), str(f["sha256"]), int(f["size"])) for f in data["files"])
+            files = tuple(FileEntry(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in data["files"])
             step, epoch, created_at = int(data["step"]), int(data["epoch"]), float(data["created_at"])
             return cls(str(data["checkpoint_id"]), step, epoch, created_at, files)
         except (KeyError, TypeError, ValueError) as exc:
@@ -71,7 +58,7 @@ class CheckpointManifest:
         return (self.step, self.created_at)
 
 
-FileLookup = Callable[[str, str], FileFacts | None]
+FileLookup = Callable[[str, str], FileDigest | None]
 """``lookup(checkpoint_id, path)``: the stored file's facts, or None if it is missing."""
 
 

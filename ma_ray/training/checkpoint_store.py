@@ -9,34 +9,23 @@ checkpoint falls back to the one before. Several writers (one per rank) may add 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from ma_ray.training.checkpoint_policy import (
-    CheckpointManifest,
-    CheckpointPolicy,
-    FileEntry,
-    FileFacts,
-    Selection,
-    latest_valid,
-)
+from ma_ray.config import Settings
+from ma_ray.storage import FileDigest, FileEntry, copy_hashed, filesystem_and_path
+from ma_ray.training.checkpoint_policy import CheckpointManifest, CheckpointPolicy, Selection, latest_valid
 
 MANIFEST = "manifest.json"
-_CHUNK = 4 * 1024 * 1024
 
 
-def filesystem_and_path(uri: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and path of a URI (``s3://``, ``gs://``, ``file://``, ...) or of a plain local path."""
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), os.path.abspath(uri)
-    fs, path = pafs.FileSystem.from_uri(uri)
-    return fs, path.rstrip("/")
+def checkpoint_root(settings: Settings) -> str:
+    """Where runs keep their checkpoints (``<root>/<run_id>/...``): next to the artifacts, on shared storage."""
+    return f"{settings.artifact_uri.rstrip('/')}/_checkpoints"
 
 
 def checkpoint_id_for(step: int) -> str:
@@ -78,13 +67,9 @@ class CheckpointStore:
             relative = source.relative_to(local_dir).as_posix()
             target = f"{self.path(checkpoint_id)}/{relative}"
             self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-            digest, size = hashlib.sha256(), 0
             with source.open("rb") as src, self.fs.open_output_stream(target) as dst:
-                while chunk := src.read(_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    dst.write(chunk)
-            entries.append(FileEntry(relative, digest.hexdigest(), size))
+                digest = copy_hashed(src, dst)
+            entries.append(FileEntry(relative, digest.size, digest.sha256))
         return entries
 
     def commit(self, checkpoint_id: str, step: int, epoch: int, files: list[FileEntry]) -> CheckpointManifest:
@@ -125,17 +110,13 @@ class CheckpointStore:
             found.append(manifest)
         return found, unreadable
 
-    def facts(self, checkpoint_id: str, path: str) -> FileFacts | None:
+    def facts(self, checkpoint_id: str, path: str) -> FileDigest | None:
         """Size and sha256 of a stored file, read back from storage (None when missing)."""
         target = f"{self.path(checkpoint_id)}/{path}"
         if self.fs.get_file_info(target).type != pafs.FileType.File:
             return None
-        digest, size = hashlib.sha256(), 0
         with self.fs.open_input_stream(target) as stream:
-            while chunk := stream.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-        return FileFacts(digest.hexdigest(), size)
+            return copy_hashed(stream)
 
     def latest_valid(self) -> StoreSelection:
         """The newest checkpoint whose files all match its manifest (None: start from scratch)."""
@@ -148,13 +129,10 @@ class CheckpointStore:
         for entry in manifest.files:
             target = Path(dest) / entry.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256()
             source = f"{self.path(manifest.checkpoint_id)}/{entry.path}"
             with self.fs.open_input_stream(source) as src, target.open("wb") as dst:
-                while chunk := src.read(_CHUNK):
-                    digest.update(chunk)
-                    dst.write(chunk)
-            if digest.hexdigest() != entry.sha256:
+                digest = copy_hashed(src, dst)
+            if digest.sha256 != entry.sha256:
                 raise ValueError(f"checkpoint {manifest.checkpoint_id}: {entry.path} changed while restoring")
         return Path(dest)
 

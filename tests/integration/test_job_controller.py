@@ -29,7 +29,7 @@ import yaml
 from ray.job_submission import JobSubmissionClient
 
 from actors.job_controller import job_controller, record_of, submit, wait
-from apps.train import build_labels, checkpoint_root
+from apps.train import build_labels
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import read_raw
 from ma_ray.datagen.rideshare_features import driver_stats
@@ -41,7 +41,7 @@ from ma_ray.palette.lineage import Direction, model_node, snapshot_node
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.offline import OfflineStore
 from ma_ray.palette.registry import FeatureRegistry
-from ma_ray.training.checkpoint_store import CheckpointStore
+from ma_ray.training.checkpoint_store import CheckpointStore, checkpoint_root
 from ma_ray.training.trainers.common import ControlNotice, RunLog
 from tests.rideshare_data import sample_repository
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ma_ray.circuit_breaker import BreakerState, CircuitBreaker
 from ma_ray.config import Settings, load_settings
 from ma_ray.connections import redis_client
 from ma_ray.palette.online import (
@@ -24,7 +25,6 @@ from ma_ray.palette.online import (
 from ma_ray.palette.online.cassandra import CassandraOnlineStore
 from ma_ray.palette.repository import load_repository
 from ma_ray.services import ServiceLauncher
-from ma_ray.serving.circuit_breaker import BreakerState, CircuitBreaker
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
 from tests.ports import free_port
 from tests.tcp_cut import TcpCut

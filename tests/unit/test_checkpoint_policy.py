@@ -1,11 +1,10 @@
 import pytest
 
+from ma_ray.storage import FileDigest, FileEntry
 from ma_ray.training.checkpoint_policy import (
     TUNED_MIN_INTERVAL_S,
     CheckpointManifest,
     CheckpointPolicy,
-    FileEntry,
-    FileFacts,
     PreemptionAction,
     latest_valid,
     on_preemption_notice,
@@ -14,14 +13,16 @@ from ma_ray.training.checkpoint_policy import (
 
 
 def manifest(step: int, *files: tuple[str, str, int], created_at: float | None = None) -> CheckpointManifest:
-    entries = tuple(FileEntry(*f) for f in files) or (FileEntry("model.pt", f"sha-{step}", 100),)
+    entries = tuple(FileEntry(path, size, sha) for path, sha, size in files) or (
+        FileEntry("model.pt", 100, f"sha-{step}"),
+    )
     return CheckpointManifest(
         f"ckpt-{step}", step, step // 100, float(step) if created_at is None else created_at, entries
     )
 
 
-def store_of(*manifests: CheckpointManifest) -> dict[tuple[str, str], FileFacts]:
-    return {(m.checkpoint_id, f.path): FileFacts(f.sha256, f.size) for m in manifests for f in m.files}
+def store_of(*manifests: CheckpointManifest) -> dict[tuple[str, str], FileDigest]:
+    return {(m.checkpoint_id, f.path): FileDigest(f.sha256, f.size) for m in manifests for f in m.files}
 
 
 def test_interval_is_the_larger_of_the_minimum_and_ten_percent() -> None:
@@ -50,7 +51,7 @@ def test_retention_keeps_the_newest_n_and_deletes_the_rest_oldest_first() -> Non
 def test_latest_valid_falls_back_when_the_latest_is_corrupt() -> None:
     good, bad = manifest(100), manifest(200)
     store = store_of(good, bad)
-    store[("ckpt-200", "model.pt")] = FileFacts("garbage", 100)
+    store[("ckpt-200", "model.pt")] = FileDigest("garbage", 100)
     selection = latest_valid([bad, good], lambda cid, path: store.get((cid, path)))
     assert selection.chosen == good
     assert selection.rejected == {"ckpt-200": ["model.pt: sha256 mismatch"]}
@@ -58,7 +59,7 @@ def test_latest_valid_falls_back_when_the_latest_is_corrupt() -> None:
 
 def test_missing_and_truncated_files_and_empty_manifests_are_invalid() -> None:
     m = manifest(300, ("model.pt", "a", 10), ("optim.pt", "b", 20), ("rng.pkl", "c", 1))
-    store = {("ckpt-300", "model.pt"): FileFacts("a", 9), ("ckpt-300", "rng.pkl"): FileFacts("c", 1)}
+    store = {("ckpt-300", "model.pt"): FileDigest("a", 9), ("ckpt-300", "rng.pkl"): FileDigest("c", 1)}
     assert problems(m, lambda cid, path: store.get((cid, path))) == ["model.pt: size 9 != 10", "optim.pt: missing"]
     empty = CheckpointManifest("ckpt-0", 0, 0, 0.0, ())
     assert problems(empty, lambda cid, path: None) == ["manifest lists no files"]

@@ -1,6 +1,6 @@
 import pytest
 
-from ma_ray.serving.circuit_breaker import BreakerState, CircuitBreaker
+from ma_ray.circuit_breaker import BreakerState, CircuitBreaker
 
 
 class FakeClock:

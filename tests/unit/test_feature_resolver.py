@@ -9,9 +9,9 @@ from importlib import resources
 
 import pytest
 
+from ma_ray.circuit_breaker import BreakerState, CircuitBreaker
 from ma_ray.palette.online import EntityRow, FeatureValues, InProcessCache, OnlineTable, now_us
 from ma_ray.palette.repository import load_repository
-from ma_ray.serving.circuit_breaker import BreakerState, CircuitBreaker
 from ma_ray.serving.feature_resolver import (
     EntityKeyError,
     FeatureResolver,

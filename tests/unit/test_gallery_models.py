@@ -6,10 +6,11 @@ import pytest
 from pydantic import ValidationError
 
 from ma_ray.gallery import AliasCache, AliasChange, GalleryError, InputSignature, ModelSpec, UnsafeFactoryError
-from ma_ray.gallery.artifacts import FileEntry, Manifest
+from ma_ray.gallery.artifacts import Manifest
 from ma_ray.gallery.flavors.factory import factory_reference, resolve_factory
 from ma_ray.gallery.models import TRANSITIONS, DeploymentStatus
 from ma_ray.gallery.names import check_alias_name, check_model_name
+from ma_ray.storage import FileEntry
 
 
 @pytest.mark.parametrize("name", ["eta", "eta_v2", "a" * 63])

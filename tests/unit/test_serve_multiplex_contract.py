@@ -1,4 +1,4 @@
-"""The parts of Ray Serve's private multiplexing that ``actors.model_host`` builds on are still there.
+"""The parts of Ray Serve's private multiplexing that ``ma_ray.serving.multiplexer`` builds on are still there.
 
 ``TierAwareMultiplexer`` subclasses ``ray.serve.multiplex._ModelMultiplexWrapper`` and installs itself where
 ``@serve.multiplexed`` looks for its wrapper. A Ray upgrade that renames any of these fails here, with the name,
@@ -12,7 +12,7 @@ import inspect
 import pytest
 from ray.serve import api, multiplex
 
-from actors.model_host import WRAPPER_ATTRIBUTE, TierAwareMultiplexer
+from ma_ray.serving.multiplexer import WRAPPER_ATTRIBUTE, TierAwareMultiplexer
 
 pytestmark = pytest.mark.unit
 

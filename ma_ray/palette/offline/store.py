@@ -19,7 +19,6 @@ import datetime as dt
 import re
 import time
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -37,6 +36,7 @@ from ma_ray.palette.offline.snapshot import (
     content_checksum,
     validate_snapshot_table,
 )
+from ma_ray.storage import filesystem_and_path
 
 if TYPE_CHECKING:
     import ray.data
@@ -52,8 +52,7 @@ class OfflineStore:
     """Daily snapshots of feature groups under ``root_uri`` (a local path, file://, s3://, gs://, hdfs://)."""
 
     def __init__(self, root_uri: str) -> None:
-        self.fs, root = pafs.FileSystem.from_uri(_absolute(root_uri))
-        self.root = root.rstrip("/")
+        self.fs, self.root = filesystem_and_path(root_uri)
 
     def write_snapshot(
         self, catalog: str, group: str, snapshot_date: dt.date, table: pa.Table, join_key: str
@@ -260,10 +259,3 @@ class OfflineStore:
 
     def _snapshot_dir(self, catalog: str, group: str, snapshot_date: dt.date) -> str:
         return f"{self._group_dir(catalog, group)}/snapshot_date={snapshot_date.isoformat()}"
-
-
-def _absolute(root_uri: str) -> str:
-    """`FileSystem.from_uri` needs an absolute path for local roots; relative ones are taken from the cwd."""
-    if "://" in root_uri:
-        return root_uri
-    return str(Path(root_uri).resolve())

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+from ma_ray.circuit_breaker import CircuitBreaker
 from ma_ray.palette.online.base import (
     CacheTier,
     EntityKey,
@@ -21,7 +22,6 @@ from ma_ray.palette.online.base import (
     OnlineTable,
     now_us,
 )
-from ma_ray.serving.circuit_breaker import CircuitBreaker
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ma_ray.datagen.raw_parquet import resolve
 from ma_ray.palette.pipelines.spec import BoundPlan, GroupPlan, PipelineError, RawSchemaError
+from ma_ray.storage import filesystem_and_path
 
 
 class RawDataMissingError(PipelineError):
@@ -49,7 +49,7 @@ def find_raw_input(root_uri: str, plan: GroupPlan, as_of: date) -> RawInput:
 
     Raises `RawDataMissingError` when the as-of day itself has no data, `RawSchemaError` for a bad file.
     """
-    fs, root = resolve(root_uri)
+    fs, root = filesystem_and_path(root_uri)
     files, dates = [], []
     for day in plan.partition_dates(as_of):
         folder = f"{root.rstrip('/')}/{plan.raw_source}/date={day.isoformat()}"

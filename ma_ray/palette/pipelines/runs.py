@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
 from pydantic import BaseModel, ConfigDict, Field
+
+from ma_ray.storage import filesystem_and_path
 
 RUNS = "_runs"
 
@@ -85,8 +86,8 @@ class RunStore:
     """Run records as JSON files under ``<root>/_runs`` on any `pyarrow.fs` filesystem."""
 
     def __init__(self, root_uri: str) -> None:
-        self.fs, root = pafs.FileSystem.from_uri(root_uri if "://" in root_uri else str(Path(root_uri).resolve()))
-        self.root = f"{root.rstrip('/')}/{RUNS}"
+        self.fs, root = filesystem_and_path(root_uri)
+        self.root = f"{root}/{RUNS}"
 
     def save(self, record: RunRecord) -> None:
         folder = f"{self.root}/{record.catalog}/{record.group}/{record.snapshot_date.isoformat()}"

@@ -22,13 +22,14 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from ma_ray.storage import filesystem_and_path
 from ma_ray.training.checkpoint_policy import (
     CheckpointManifest,
     CheckpointPolicy,
     PreemptionAction,
     on_preemption_notice,
 )
-from ma_ray.training.checkpoint_store import CheckpointStore, filesystem_and_path
+from ma_ray.training.checkpoint_store import CheckpointStore
 from ma_ray.training.run import FaultInjection, TrainingOutcome, TrainingRun
 
 logger = logging.getLogger("ma_ray.training")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ma_ray.training.checkpoint_policy import FileEntry
+from ma_ray.storage import FileEntry
 from ma_ray.training.checkpoint_state import TrainingState, read_state, restore_rng, write_state
 from ma_ray.training.checkpoint_store import checkpoint_id_for
 from ma_ray.training.run import TrainingOutcome, TrainingRun
