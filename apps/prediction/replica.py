@@ -182,18 +182,13 @@ class PoolReplica:
         return {
             "replica": serve.get_replica_context().replica_id.unique_id,
             "actor_name": ray.get_runtime_context().get_actor_name(),
-            "feature_breakers": self._breakers(),
+            "feature_breakers": self.features.resolver.breaker_states(),
             "models": self.cache.resident(),
             "device": self.device,
             "used_bytes": self.cache.used_bytes,
             "budget_bytes": self.cache.budget_bytes,
             "evictions": list(self.cache.evictions),
         }
-
-    def _breakers(self) -> dict[str, str]:
-        resolver = self.features.resolver
-        per_backend = getattr(resolver.store, "breaker_states", dict)()
-        return {**per_backend, "deadline": str(resolver.breaker.state)}
 
     async def predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Called through a handle with ``multiplexed_model_id``: the front's call for a model of this pool."""

@@ -344,8 +344,11 @@ class FeatureResolver:
         for group in plan.groups:
             if group.requested:
                 _count_group(lookup, meta[group.refs[0]], group.requested)
-        states = self.store.breaker_states() if isinstance(self.store, TieredOnlineStore) else {}
-        metrics.record(lookup, {**states, "deadline": str(self.breaker.state)})
+        metrics.record(lookup, self.breaker_states())
+
+    def breaker_states(self) -> dict[str, str]:
+        """Every circuit breaker on the read path: one per store backend, and the deadline's (``deadline``)."""
+        return {**self.store.breaker_states(), "deadline": str(self.breaker.state)}
 
     def _read_caches(self, request: PendingLookup) -> None:
         """Table name -> one answer per distinct key (in first-seen order) for what the caches hold; a lagging

@@ -12,7 +12,15 @@ from importlib import resources
 
 import pytest
 
-from ma_ray.palette.online import EntityRow, FeatureValues, InProcessCache, OnlineTable, TieredOnlineStore, now_us
+from ma_ray.palette.online import (
+    EntityRow,
+    FeatureValues,
+    InProcessCache,
+    OnlineStore,
+    OnlineTable,
+    TieredOnlineStore,
+    now_us,
+)
 from ma_ray.palette.repository import load_repository
 from ma_ray.serving.feature_answer import FeatureAnswer
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
@@ -27,7 +35,7 @@ REQUEST_TS = "@basis:request_ts"
 STATS_TABLE = next(t for t in CATALOG.tables() if t.group == "driver_stats")
 
 
-class CountingStore:
+class CountingStore(OnlineStore):
     """A primary that counts the keys it is asked about and can be held (a slow backend)."""
 
     tier = "primary"
@@ -49,6 +57,10 @@ class CountingStore:
         self.inner.put(table, rows)
 
     def update(self, table: OnlineTable) -> None: ...
+
+    def prune(self, table: OnlineTable, keys: Sequence, before_ts: int) -> None: ...
+
+    def teardown(self, table: OnlineTable) -> None: ...
 
     def close(self) -> None: ...
 

@@ -1,4 +1,4 @@
-"""The online store protocol, shared by every backend and cache tier.
+"""The online store base, shared by every backend and cache tier.
 
 Rows are identified by (entity key, feature timestamp) and writes are idempotent on that pair. A read names
 one ``read_ts`` for the whole request (the seed's snapshot isolation): each key gets its newest row written at
@@ -8,11 +8,12 @@ Timestamps are int epoch microseconds (UTC); timestamp-typed feature values come
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
 from ma_ray.palette.catalog import FeatureGroup, FeatureRepository
 from ma_ray.palette.types import FeatureType
@@ -91,50 +92,76 @@ class UnknownFeatureError(KeyError):
         return str(self.args[0])
 
 
-class OnlineStore(Protocol):
-    """Batched reads and writes of the newest feature values per entity."""
+class OnlineStore(ABC):
+    """Batched reads and writes of the newest feature values per entity: the base every backend, cache tier and the
+    tiered store implement, owning every method callers use."""
 
     tier: str
     # True when a read never waits on a network, another process or a writer (memory, a local WAL file): a
     # reader may then call it in its own thread, with no deadline to enforce.
     local: bool
 
+    @abstractmethod
     def update(self, table: OnlineTable) -> None:
         """Create or evolve the table (new features become new columns); idempotent."""
 
+    @abstractmethod
     def put(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
         """Write rows; the same (key, feature_ts) written twice leaves one row."""
 
+    @abstractmethod
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues]:
         """One answer per key, in order: the newest row at or before ``read_ts``, projected on ``features``."""
 
+    @abstractmethod
     def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
         """Delete the rows of ``keys`` written before ``before_ts`` (versions a newer load superseded)."""
 
+    @abstractmethod
     def teardown(self, table: OnlineTable) -> None: ...
 
+    @abstractmethod
     def close(self) -> None: ...
 
+    def breaker_states(self) -> dict[str, str]:
+        """Each backend's circuit breaker state by tier; a single backend has none of its own (its caller's
+        breaker guards it)."""
+        return {}
 
-class CacheTier(OnlineStore, Protocol):
+
+class CacheTier(OnlineStore):
     """A cache in front of the primary (`ma_ray.palette.online.caches`): ``put`` is its read-through fill;
     ``refresh`` follows a write the primary took, ordered so no fill can put an older value back over it. Its
     ``get`` answers within the serving deadline (an in-process dict, or a client whose read timeout is the
     deadline), so readers ask caches in their own thread and only the primary under a deadline."""
 
+    @abstractmethod
     def hits(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues | None]:
         """``get`` with None for a key it does not hold (no object made for a miss)."""
 
+    def get(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues]:
+        """``hits`` with a miss answered as a row with no timestamp."""
+        hits = self.hits(table, keys, features, read_ts)
+        return [answer or FeatureValues(key, None, {}, "") for key, answer in zip(keys, hits, strict=True)]
+
+    @abstractmethod
     def put(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues]) -> None:
         """The read-through fill: rows, or the found answers of a read of the tier below."""
 
+    @abstractmethod
     def refresh(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None: ...
 
+    @abstractmethod
     def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None: ...
+
+    def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
+        """Nothing to do: a cache holds only the newest row per key."""
 
 
 def now_us() -> int:

@@ -24,7 +24,15 @@ from typing import Any
 import msgpack
 
 from ma_ray.connections import mget
-from ma_ray.palette.online.base import EntityKey, EntityRow, FeatureValues, OnlineTable, from_stored, to_stored
+from ma_ray.palette.online.base import (
+    CacheTier,
+    EntityKey,
+    EntityRow,
+    FeatureValues,
+    OnlineTable,
+    from_stored,
+    to_stored,
+)
 from ma_ray.palette.types import FeatureType
 
 # KEYS = cache keys; ARGV = ts_1, payload_1, ..., ts_n, payload_n, ttl_s. Values are "<feature_ts>|<msgpack>".
@@ -84,16 +92,7 @@ def _stored_row(table: OnlineTable, row: EntityRow | FeatureValues) -> dict[str,
     return stored
 
 
-def _miss(key: EntityKey) -> FeatureValues:
-    return FeatureValues(key, None, {}, "")
-
-
-def _with_misses(keys: Sequence[EntityKey], hits: list[FeatureValues | None]) -> list[FeatureValues]:
-    """A cache's ``hits`` as ``get`` answers them: a miss is a row with no timestamp."""
-    return [answer or _miss(key) for key, answer in zip(keys, hits, strict=True)]
-
-
-class InProcessCache:
+class InProcessCache(CacheTier):
     """L1: a bounded LRU dict with a short TTL (the seed's 100 ms, 10,000 entries), safe across threads."""
 
     tier = "l1"
@@ -139,11 +138,6 @@ class InProcessCache:
             for _ in range(len(entries) - self.max_entries):
                 entries.popitem(last=False)
 
-    def get(
-        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
-    ) -> list[FeatureValues]:
-        return _with_misses(keys, self.hits(table, keys, features, read_ts))
-
     def hits(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues | None]:
@@ -171,9 +165,6 @@ class InProcessCache:
             for key in keys:
                 self._rows.pop((table.name, key), None)
 
-    def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
-        """Nothing to do: a cache holds only the newest row per key."""
-
     def __len__(self) -> int:
         return len(self._rows)
 
@@ -187,7 +178,7 @@ class InProcessCache:
             self._rows.clear()
 
 
-class RedisCache:
+class RedisCache(CacheTier):
     """L2: compact msgpack rows in Redis with a TTL (the seed's 300 s), read with one MGET.
 
     Reads go through ``read_client`` when given: a client whose timeout is the serving deadline, without retries,
@@ -230,11 +221,6 @@ class RedisCache:
             args += [str(row.feature_ts), msgpack.packb(stored)]
         script(keys=keys, args=[*args, self.ttl_s])
 
-    def get(
-        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
-    ) -> list[FeatureValues]:
-        return _with_misses(keys, self.hits(table, keys, features, read_ts))
-
     def hits(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues | None]:
@@ -263,9 +249,6 @@ class RedisCache:
     def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None:
         if keys:
             self.client.delete(*[self._key(table, key) for key in keys])
-
-    def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
-        """Nothing to do: a cache holds only the newest row per key."""
 
     def teardown(self, table: OnlineTable) -> None:
         for batch in _batched(self.client.scan_iter(match=f"{self.prefix}:{table.name}:*", count=1000), 1000):

@@ -18,7 +18,15 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from ma_ray.config import Settings
 from ma_ray.connections import ONLINE_READ_PROFILE, open_keyspace
-from ma_ray.palette.online.base import EntityKey, EntityRow, FeatureValues, OnlineTable, from_stored, to_stored
+from ma_ray.palette.online.base import (
+    EntityKey,
+    EntityRow,
+    FeatureValues,
+    OnlineStore,
+    OnlineTable,
+    from_stored,
+    to_stored,
+)
 from ma_ray.palette.types import FeatureType
 
 _CQL_TYPES = {
@@ -39,7 +47,7 @@ ROWS_PER_BATCH = 25
 KEYS_PER_READ = 25
 
 
-class CassandraOnlineStore:
+class CassandraOnlineStore(OnlineStore):
     tier = "cassandra"
     local = False
 

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ma_ray.config import Settings
-from ma_ray.palette.online.base import EntityKey, EntityRow, FeatureValues, OnlineTable, from_stored, to_stored
+from ma_ray.palette.online.base import (
+    EntityKey,
+    EntityRow,
+    FeatureValues,
+    OnlineStore,
+    OnlineTable,
+    from_stored,
+    to_stored,
+)
 from ma_ray.palette.types import FeatureType
 
 _SQL_TYPES = {
@@ -23,7 +31,7 @@ _CONVERTED = (FeatureType.BOOL, FeatureType.TIMESTAMP)  # stored as integers
 KEYS_PER_QUERY = 500  # well under SQLite's bound-parameter limit
 
 
-class SqliteOnlineStore:
+class SqliteOnlineStore(OnlineStore):
     """Writes go through one connection; reads through another, so a load never holds a reader up (WAL)."""
 
     tier = "sqlite"

@@ -34,7 +34,7 @@ UNAVAILABLE = "unavailable"
 MAX_OWED_KEYS = 100_000
 
 
-class TieredOnlineStore:
+class TieredOnlineStore(OnlineStore):
     """Reads ask each cache in turn for the keys still missing, then the primary; rows found deeper fill the
     caches above. Writes go to the primary, then refresh every cache with each key's newest row.
 
