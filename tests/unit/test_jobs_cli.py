@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from datetime import date
@@ -58,7 +59,7 @@ def test_submit_hands_the_grace_period_to_the_controller(monkeypatch: pytest.Mon
 
 
 def test_the_controller_script_takes_what_submit_passes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from actors import job_controller
+    command = importlib.import_module("actors.job_controller.__main__")
 
     class Started(Exception):
         pass
@@ -69,10 +70,10 @@ def test_the_controller_script_takes_what_submit_passes(monkeypatch: pytest.Monk
         seen["grace"] = preempt_grace_s
         raise Started
 
-    monkeypatch.setattr(job_controller.ray, "init", lambda **_: None)  # parse and start, no Ray
-    monkeypatch.setattr(job_controller, "job_controller", start)
+    monkeypatch.setattr(command.ray, "init", lambda **_: None)  # parse and start, no Ray
+    monkeypatch.setattr(command, "job_controller", start)
     with pytest.raises(Started):
-        job_controller.main(jobs_cli.controller_command(CLUSTERS, 45.0)[3:])  # the argv after `-m module`
+        command.main(jobs_cli.controller_command(CLUSTERS, 45.0)[3:])  # the argv after `-m module`
     assert seen == {"grace": 45.0}
 
 

@@ -1,4 +1,4 @@
-"""The job controller: one detached, named Ray actor (``ma-ray-job-controller`` in namespace ``ma-ray``) that
+"""The job controller actor: one detached, named Ray actor (``ma-ray-job-controller`` in namespace ``ma-ray``) that
 takes training job specs through the seed's workflow:
 
 1. submission: validate the spec (schema, features in the catalog, snapshots, resources), resolve its snapshots,
@@ -22,28 +22,27 @@ a crash reloads the jobs and goes on monitoring the Ray jobs that kept running m
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 import ray
 
-from ma_ray.config import ENV_PREFIX, Settings, load_settings
+from ma_ray.config import load_settings
 from ma_ray.jobs import workflow
 from ma_ray.jobs.clusters import ClusterRegistry
 from ma_ray.jobs.entrypoint import job_python, training_entrypoint
+from ma_ray.jobs.handoff import settings_env, settings_fingerprint
 from ma_ray.jobs.job_store import job_status, known_job, open_job_store
+from ma_ray.jobs.registration import register_in_gallery
 from ma_ray.jobs.scheduler import Preempt, ScaleUp, Start, TieredScheduler
-from ma_ray.jobs.spec import ClusterSpec, SpecError, TrainingJobSpec, parse_spec
+from ma_ray.jobs.spec import ClusterSpec, SpecError, parse_spec
 from ma_ray.jobs.validation import DEFAULT_HEADROOM, job_request, validate_job
 from ma_ray.jobs.workflow import Action, AttemptEnd, Draining, JobRecord, JobState
 from ma_ray.metrics import RayMetrics
@@ -52,26 +51,10 @@ from ma_ray.training.trainers.common import clear_preemption_notice, send_preemp
 
 NAME = workflow.CONTROLLER_NAME
 NAMESPACE = workflow.CONTROLLER_NAMESPACE
-# Settings that describe the controller's own Ray, not the cluster a training job runs on.
-_LOCAL_ONLY = {"ray_address", "ray_num_cpus", "ray_object_store_mb"}
 _ERROR_LINE = re.compile(r"^\s*([\w.]*(Error|Exception)\b|Killed)")  # a Python exception line
 PREEMPT_GRACE_S = 120.0  # as long as a cloud's spot notice: a checkpoint that takes longer is not waited for
 
 logger = logging.getLogger("ma_ray.jobs")
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``MA_RAY_*`` env vars that give a training job the controller's stores and URIs."""
-    env = {}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is None or name in _LOCAL_ONLY:
-            continue
-        if name == "admin_token" and settings.admin_token is not None:
-            value = settings.admin_token.get_secret_value()
-        if name == "state_dir":
-            value = str(settings.state_dir.absolute())
-        env[f"{ENV_PREFIX}{name.upper()}"] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-    return env
 
 
 @ray.remote(num_cpus=0, max_concurrency=8)
@@ -398,145 +381,3 @@ class JobController:
             self._carry_out([decision])
         for job_id in running:
             self._store.add_event(job_id, "controller restarted; monitoring resumed")
-
-
-def register_in_gallery(settings: Settings, record: JobRecord, spec: TrainingJobSpec, outcome: dict[str, Any]) -> str:
-    """Register the attempt's published artifact as the next version of ``spec.name`` with its lineage (features,
-    snapshots, params, metrics, job id); returns ``<model>:<version>``. Idempotent per job: a version already
-    registered by this job is returned instead of a second one."""
-    from ma_ray.gallery import Gallery, InputSignature, PaletteLineage
-    from ma_ray.gallery.models import VersionSpec
-    from ma_ray.palette.meta_store import open_meta_store
-    from ma_ray.palette.registry import FeatureRegistry
-
-    artifact = outcome.get("artifact")
-    if not artifact:
-        raise ValueError("the attempt reported success but published no artifact")
-    meta = open_meta_store(settings)
-    gallery = Gallery.from_settings(settings, lineage=PaletteLineage(FeatureRegistry(meta)))
-    try:
-        gallery.register_model(
-            name=spec.name,
-            owner=spec.owner,
-            tier=spec.tier,
-            framework=spec.trainer_framework,
-            description=spec.description,
-        )
-        done = [v for v in gallery.versions(spec.name) if v.training_job_id == record.job_id]
-        version = (
-            done[0]
-            if done
-            else gallery.register_version(
-                spec.name,
-                VersionSpec(
-                    artifact_uri=artifact["uri"],
-                    checksum=artifact["checksum"],
-                    size_bytes=artifact["size_bytes"],
-                    flavor=artifact["flavor"],
-                    signature=InputSignature(features=spec.features, transforms=spec.transforms),
-                    params={k: json.dumps(v) if isinstance(v, list) else v for k, v in spec.hyperparameters.items()},
-                    metrics=outcome.get("metrics", {}),
-                    training_job_id=record.job_id,
-                    training_snapshot=record.training_snapshot,
-                    description=spec.description,
-                ),
-            )
-        )
-        if spec.alias:
-            gallery.set_alias(spec.name, spec.alias, version.version, reason=f"training job {record.job_id}")
-        return version.model_id
-    finally:
-        gallery.close()
-        meta.close()
-
-
-def settings_fingerprint(settings: Settings) -> str:
-    """Which stores and URIs a controller works with: two callers with other fingerprints must not share one."""
-    return hashlib.sha256(json.dumps(settings_env(settings), sort_keys=True).encode()).hexdigest()[:16]
-
-
-class ControllerConflictError(RuntimeError):
-    """The cluster's controller works with other stores than the caller's settings name."""
-
-
-def running_controller() -> Any | None:
-    """The cluster's job controller, or None if none runs."""
-    try:
-        return ray.get_actor(NAME, namespace=NAMESPACE)
-    except ValueError:
-        return None
-
-
-def job_controller(
-    settings: Settings, clusters: Iterable[ClusterSpec], poll_s: float = 1.0, preempt_grace_s: float = PREEMPT_GRACE_S
-) -> Any:
-    """The running controller, or a new one (detached, so it outlives its creator). Two callers racing get one.
-    ``preempt_grace_s``: how long a preempted job may take to checkpoint before its Ray job is stopped.
-    Raises ControllerConflictError if the running one was started with other stores or URIs."""
-    running = running_controller()
-    if running is not None:
-        theirs = ray.get(running.fingerprint.remote())
-        if theirs != settings_fingerprint(settings):
-            raise ControllerConflictError(
-                f"the job controller in this Ray cluster works with other settings (fingerprint {theirs}): use "
-                "the settings it was started with, or stop it (ray.kill the actor ma-ray-job-controller in "
-                "namespace ma-ray) and start it again"
-            )
-        return running
-    data = settings.model_dump(mode="json")
-    data["state_dir"] = str(settings.state_dir.absolute())  # the actor's working directory is not ours
-    if settings.admin_token is not None:
-        data["admin_token"] = settings.admin_token.get_secret_value()
-    return JobController.options(name=NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True).remote(
-        data, [c.model_dump(mode="json") for c in clusters], poll_s, preempt_grace_s=preempt_grace_s
-    )
-
-
-def record_of(data: dict[str, Any]) -> JobRecord:
-    """The job record in a controller answer (``status`` adds events and the outcome to it)."""
-    names = {f.name for f in fields(JobRecord)}
-    return JobRecord.from_dict({k: v for k, v in data.items() if k in names})
-
-
-def submit(controller: Any, spec: TrainingJobSpec) -> JobRecord:
-    """Submit through the controller; ``SpecError`` (raised here, with every reason) if it refused the spec."""
-    answer = ray.get(controller.submit.remote(spec.model_dump(mode="json")))
-    if "refused" in answer:
-        raise SpecError(answer["refused"])
-    return JobRecord.from_dict(answer["job"])
-
-
-def wait(controller: Any, job_id: str, timeout_s: float, poll_s: float = 1.0) -> JobRecord:
-    """Block until the job is terminal; ``TimeoutError`` (naming its state) after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        record = record_of(ray.get(controller.status.remote(job_id)))
-        if record.state.terminal:
-            return record
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} still {record.state} after {timeout_s:.0f}s: {record.message}")
-        time.sleep(poll_s)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m actors.job_controller --clusters FILE``: start the controller in the Ray cluster the settings
-    name (``MA_RAY_RAY_ADDRESS``, default: the local ``ray start`` cluster), or report the running one."""
-    import argparse
-
-    from ma_ray.jobs.spec import load_clusters_file
-
-    parser = argparse.ArgumentParser(prog="python -m actors.job_controller", description=main.__doc__)
-    parser.add_argument("--clusters", required=True, help="clusters YAML (see clusters/jobs/clusters.yaml)")
-    parser.add_argument("--poll-s", type=float, default=2.0)
-    parser.add_argument("--preempt-grace-s", type=float, default=PREEMPT_GRACE_S,
-                        help="how long a preempted job may take to checkpoint before it is stopped")  # fmt: skip
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    ray.init(address=settings.ray_address or "auto", namespace=NAMESPACE, log_to_driver=False)
-    controller = job_controller(settings, load_clusters_file(args.clusters), args.poll_s, args.preempt_grace_s)
-    print(f"job controller {NAME} (namespace {NAMESPACE}) is running; {len(ray.get(controller.list.remote()))} job(s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
