@@ -3,8 +3,8 @@ DSL transforms -> XGBoost, through Serve's HTTP proxy."""
 
 from __future__ import annotations
 
+import contextlib
 import math
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from ma_ray.gallery import Gallery, InputSignature
 from ma_ray.serving.stage_timing import REQUEST_SECONDS, STAGE_SECONDS, STAGES, TIMING_HEADER, decode_timing
 from ma_ray.training.trainers.tiny_lm import build_tiny_lm
 from ma_ray.training.trainers.torch_trainer import mlp
+from tests.polling import wait_for
 from tests.ports import free_port
 from tests.rideshare_data import load_sample
 from tests.zero_checkpoint import LM_CONFIG, LM_FACTORY, zero_checkpoint
@@ -272,12 +273,18 @@ def test_every_stage_reaches_the_ray_prometheus_endpoint(service: Service, ray_m
     for _ in range(3):
         requests.post(f"{service.url}/eta:predict", json=service.body(), timeout=60).raise_for_status()
     wanted = {f'stage="{stage}"' for stage in ("parsing", "routing", "transformation", "inference", "serialization")}
-    deadline, found, text = time.monotonic() + 60, set(), ""
-    while time.monotonic() < deadline and not (found == wanted and REQUEST_SECONDS in text):
+    found: set[str] = set()
+    text = ""
+
+    def exported() -> bool:
+        nonlocal found, text
         text = requests.get(ray_metrics_url, timeout=5).text
         lines = [line for line in text.splitlines() if line.startswith(f"ray_{STAGE_SECONDS}_bucket")]
         found = {label for label in wanted if any(label in line for line in lines)}
-        time.sleep(1)
+        return found == wanted and REQUEST_SECONDS in text
+
+    with contextlib.suppress(TimeoutError):  # the assertions below say what is missing
+        wait_for(exported, 60, interval_s=1)
     assert found == wanted
     assert f"ray_{REQUEST_SECONDS}_bucket" in text
 

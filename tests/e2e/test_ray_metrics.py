@@ -3,7 +3,7 @@ streaming group lags past its SLA and is served from batch values."""
 
 from __future__ import annotations
 
-import time
+import contextlib
 from pathlib import Path
 
 import ray
@@ -14,6 +14,7 @@ from ma_ray.config import load_settings
 from ma_ray.palette.online import now_us
 from ma_ray.palette.streaming.health import StreamHealth, open_health_board
 from ma_ray.serving.feature_metrics import METRIC_NAMES
+from tests.polling import wait_for
 from tests.rideshare_data import load_sample
 
 
@@ -29,11 +30,17 @@ def test_platform_metrics_on_the_ray_endpoint(ray_metrics_url: str, tmp_path: Pa
     recent = "@palette:rideshare:driver_realtime:trip_count_1h:driver_id"
     answers = ray.get([pool.get_features(drivers, [trips, recent]) for _ in range(50)])
     assert all(answer["stream_fallback"] == ["driver_realtime"] for answer in answers)
-    deadline, found, labels = time.monotonic() + 60, set(), False
-    while time.monotonic() < deadline and not (found == set(METRIC_NAMES) and labels):
+    found: set[str] = set()
+    labels = False
+
+    def exported() -> bool:
+        nonlocal found, labels
         text = requests.get(ray_metrics_url, timeout=5).text
         found = {name for name in METRIC_NAMES if f"ray_{name}" in text}
         labels = 'tier="l1"' in text and 'reason="missing"' in text
-        time.sleep(1)
+        return found == set(METRIC_NAMES) and labels
+
+    with contextlib.suppress(TimeoutError):  # the assertions below say what is missing
+        wait_for(exported, 60, interval_s=1)
     assert found == set(METRIC_NAMES)
     assert labels, "values served from L1 and defaults for a missing driver were not exported"

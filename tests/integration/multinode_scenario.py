@@ -34,6 +34,7 @@ from ray.cluster_utils import Cluster
 from actors.feature_server import FeatureServerPool
 from apps.feature_api import FeatureAPI
 from ma_ray.config import load_settings
+from tests.polling import wait_for
 from tests.ports import free_port
 from tests.rideshare_data import load_sample, write_raw
 
@@ -148,10 +149,7 @@ def recovered(where: dict[str, Any]) -> bool:
 
 def wait_until(check: Callable[[], bool], budget_s: float) -> float:
     started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > budget_s:
-            raise TimeoutError(f"not recovered within {budget_s:.0f} s: {placement()}")
-        time.sleep(0.5)
+    wait_for(check, budget_s, lambda: f"not recovered: {placement()}", interval_s=0.5)
     return time.monotonic() - started
 
 

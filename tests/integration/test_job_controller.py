@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import json
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -43,6 +42,7 @@ from ma_ray.palette.offline import OfflineStore
 from ma_ray.palette.registry import FeatureRegistry
 from ma_ray.training.checkpoint_store import CheckpointStore, checkpoint_root
 from ma_ray.training.trainers.common import ControlNotice, RunLog
+from tests.polling import wait_for
 from tests.rideshare_data import sample_repository
 
 STATS = "@palette:rideshare:driver_stats:{}:driver_id"
@@ -85,23 +85,27 @@ def controller(_controller_lifetime: None, settings: Settings, clusters: list[Cl
 def kill(controller: Any, timeout_s: float = 60.0) -> None:
     """Kill the controller like a crash would, and wait until its name is free."""
     ray.kill(controller)
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def gone() -> bool:
         try:
             ray.get_actor(CONTROLLER_NAME, namespace=CONTROLLER_NAMESPACE)
         except ValueError:
-            return
-        assert time.monotonic() < deadline, f"{CONTROLLER_NAME} still registered {timeout_s:.0f}s after ray.kill"
-        time.sleep(0.1)
+            return True
+        return False
+
+    wait_for(gone, timeout_s, f"{CONTROLLER_NAME} still registered after ray.kill", interval_s=0.1)
 
 
 def wait_while(controller: Any, job_id: str, states: tuple[str, ...], timeout_s: float = JOB_TIMEOUT_S) -> str:
     """Poll the job's state until it leaves ``states``; fail, naming the state and message, after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while (status := ray.get(controller.status.remote(job_id)))["state"] in states:
-        assert time.monotonic() < deadline, f"{job_id} still {status['state']} at {timeout_s:.0f}s: {status['message']}"
-        time.sleep(0.2)
-    return status["state"]
+    status: dict[str, Any] = {}
+
+    def left() -> bool:
+        status.update(ray.get(controller.status.remote(job_id)))
+        return status["state"] not in states
+
+    wait_for(left, timeout_s, lambda: f"{job_id} still {status['state']}: {status['message']}")
+    return str(status["state"])
 
 
 def spec(raw_uri: str, **changes: Any) -> TrainingJobSpec:
@@ -251,6 +255,14 @@ def run_log(settings: Settings, job_id: str) -> list[str]:
     return RunLog.read(CheckpointStore(checkpoint_root(settings), job_id))
 
 
+def checkpointed(controller: Any, settings: Settings, job_id: str) -> bool:
+    """Whether the running job has logged a checkpoint; it must not have ended before one."""
+    if any(line.startswith("Checkpoint ") for line in run_log(settings, job_id)):
+        return True
+    assert not record_of(ray.get(controller.status.remote(job_id))).state.terminal
+    return False
+
+
 def event_at(status: dict[str, Any], prefix: str) -> float:
     return next(e["at"] for e in status["events"] if e["message"].startswith(prefix))
 
@@ -271,11 +283,7 @@ def test_a_tier1_job_preempts_a_running_job_which_checkpoints_on_the_notice_and_
             faults={},
         ),
     )
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while not any(line.startswith("Checkpoint ") for line in run_log(settings, low.job_id)):  # it is boosting
-        assert time.monotonic() < deadline, "no checkpoint yet"
-        assert not record_of(ray.get(controller.status.remote(low.job_id))).state.terminal
-        time.sleep(0.2)
+    wait_for(lambda: checkpointed(controller, settings, low.job_id), JOB_TIMEOUT_S, "no checkpoint yet")  # boosting
     whole_cluster = {"workers": 2, "cpus_per_worker": 1, "memory_gb_per_worker": 0.5}
     urgent = submit(controller, spec(raw_uri, name="eta_minutes_urgent", resources=whole_cluster, faults={}))
     done_urgent = wait(controller, urgent.job_id, JOB_TIMEOUT_S)
@@ -322,11 +330,7 @@ def test_an_elastic_job_scaled_up_while_running_checkpoints_and_restarts_at_once
             faults={},
         ),
     )
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while not any(line.startswith("Checkpoint ") for line in run_log(settings, elastic.job_id)):  # it is boosting
-        assert time.monotonic() < deadline, "no checkpoint yet"
-        assert not record_of(ray.get(controller.status.remote(elastic.job_id))).state.terminal
-        time.sleep(0.2)
+    wait_for(lambda: checkpointed(controller, settings, elastic.job_id), JOB_TIMEOUT_S, "no checkpoint yet")
     ray.get(controller.cancel.remote(blocker.job_id))  # the blocker ends: its CPU goes to the elastic job
     done = wait(controller, elastic.job_id, JOB_TIMEOUT_S)
     assert done.state is JobState.SUCCEEDED, done.message

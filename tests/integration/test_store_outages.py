@@ -26,6 +26,7 @@ from ma_ray.palette.online.cassandra import CassandraOnlineStore
 from ma_ray.palette.repository import load_repository
 from ma_ray.services import ServiceLauncher
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
+from tests.polling import wait_for
 from tests.ports import free_port
 from tests.tcp_cut import TcpCut
 
@@ -76,10 +77,7 @@ def lookup(resolver: FeatureResolver, driver: int) -> tuple[object, str, bool]:
 
 
 def eventually(check, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "did not recover in time"
-        time.sleep(0.5)
+    wait_for(check, timeout_s, "did not recover", interval_s=0.5)
 
 
 def test_cassandra_outage(private: tuple[Settings, ServiceLauncher], tmp_path: Path) -> None:

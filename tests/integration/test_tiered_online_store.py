@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -82,11 +81,12 @@ def test_historical_reads_do_not_fill_caches(tmp_path: Path) -> None:
 
 
 def test_l1_expires_and_stays_bounded() -> None:
-    t, l1 = table(), InProcessCache(ttl_s=0.05, max_entries=3)
+    clock = [100.0]
+    t, l1 = table(), InProcessCache(ttl_s=0.05, max_entries=3, clock=lambda: clock[0])
     l1.put(t, [EntityRow(f"d{i}", T0, {"trips": i}) for i in range(5)])
     assert len(l1) == 3
     assert [a.found for a in l1.get(t, ["d0", "d4"], ["trips"], now_us())] == [False, True]
-    time.sleep(0.08)
+    clock[0] += 0.08
     assert not l1.get(t, ["d4"], ["trips"], now_us())[0].found
     with pytest.raises(ValueError, match="ttl_s > 0"):
         InProcessCache(ttl_s=0)

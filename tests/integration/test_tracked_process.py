@@ -2,10 +2,10 @@
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from ma_ray.services.process import TrackedProcess, port_in_use, tail
+from tests.polling import wait_for
 
 
 def _sleeper(tmp_path: Path, marker: str = "ma-ray-test-sleeper") -> tuple[TrackedProcess, list[str]]:
@@ -18,9 +18,7 @@ def test_start_record_and_stop(tmp_path: Path) -> None:
     process, command = _sleeper(tmp_path)
     pid = process.start(command, cwd=tmp_path)
     assert process.pid() == pid
-    deadline = time.monotonic() + 5
-    while "up" not in tail(process.log_file) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: "up" in tail(process.log_file), 5, "the sleeper never logged 'up'", interval_s=0.05)
     assert "ma-ray-test-sleeper up" in tail(process.log_file)
     assert process.stop(timeout_s=5)
     assert not process.alive()

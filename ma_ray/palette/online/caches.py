@@ -18,8 +18,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import msgpack
 
@@ -98,10 +98,13 @@ class InProcessCache(CacheTier):
     tier = "l1"
     local = True
 
-    def __init__(self, ttl_s: float = 0.1, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, ttl_s: float = 0.1, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if ttl_s <= 0 or max_entries < 1:
             raise ValueError("L1 cache needs ttl_s > 0 and max_entries >= 1")
         self.ttl_s = ttl_s
+        self.clock = clock  # seconds, monotonic: what entries expire by
         self.max_entries = max_entries
         self._rows: OrderedDict[tuple[str, EntityKey], tuple[float, int, dict[str, Any] | None]] = OrderedDict()
         self._lock = threading.Lock()
@@ -118,7 +121,7 @@ class InProcessCache(CacheTier):
         self._write(table, rows, refresh=True)
 
     def _write(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], refresh: bool) -> None:
-        expires, name, entries = time.monotonic() + self.ttl_s, table.name, self._rows
+        expires, name, entries = self.clock() + self.ttl_s, table.name, self._rows
         # A fill's row that already holds every stored feature, none to convert, is kept as it is: entries are
         # never changed in place, and answers are read-only.
         whole, columns = not refresh and not table.timestamp_features, table.features.keys()
@@ -126,13 +129,14 @@ class InProcessCache(CacheTier):
             for row in rows:
                 slot = (name, row.key)
                 current = entries.get(slot)
-                if current is not None and current[1] > row.feature_ts:
+                feature_ts = cast(int, row.feature_ts)  # rows and found answers (never a miss) carry a timestamp
+                if current is not None and current[1] > feature_ts:
                     continue
                 if refresh and current is None:
                     stored = _MARKER
                 else:
                     stored = row.values if whole and row.values.keys() == columns else _stored_row(table, row)
-                entries[slot] = (expires, row.feature_ts, stored)
+                entries[slot] = (expires, feature_ts, stored)
                 if current is not None:  # a new entry is at the LRU's end already
                     entries.move_to_end(slot)
             for _ in range(len(entries) - self.max_entries):
@@ -142,7 +146,7 @@ class InProcessCache(CacheTier):
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues | None]:
         """``get`` with None for a miss (no object made for it)."""
-        now, name, tier, rows = time.monotonic(), table.name, self.tier, self._rows
+        now, name, tier, rows = self.clock(), table.name, self.tier, self._rows
         columns = table.features.keys()
         whole_rows = not table.timestamp_features and set(features) == columns  # entries answer as they are
         with self._lock:
