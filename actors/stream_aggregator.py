@@ -30,7 +30,7 @@ from ma_ray.palette.offline import OfflineStore
 from ma_ray.palette.online import OnlineTable, now_us, open_online_store
 from ma_ray.palette.pipelines import PipelineError, generate_pipelines
 from ma_ray.palette.streaming import (
-    CheckpointStore,
+    AtomicFileStore,
     EventParser,
     Rejected,
     StreamAggregator,
@@ -105,7 +105,7 @@ class StreamAggregatorWorker:
         self.store = open_online_store(self.settings)
         self.store.update(self.table)
         directory = config.checkpoint_dir or stream_checkpoint_root(self.settings.state_dir)
-        self.checkpoints = CheckpointStore(f"{directory}/{plan.catalog}/{plan.group}")
+        self.checkpoints = AtomicFileStore(f"{directory}/{plan.catalog}/{plan.group}")
         self.health: HealthBoard = open_health_board(self.settings)  # where readers on any node look
         self.group = (plan.catalog, plan.group)
         self.stats: Counter[str] = Counter(dict.fromkeys(STAT_NAMES, 0))

@@ -23,6 +23,13 @@ BASIS_PREFIX = "@basis:"
 DEFAULT_LAG_SLA_S = 60.0
 
 
+class UnknownFeatureError(KeyError):
+    """A feature, group or stored feature the catalog (or a store's table) does not have; the message names it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class SourceKind(StrEnum):
     BATCH = "batch"
     STREAMING = "streaming"

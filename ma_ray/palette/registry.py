@@ -10,9 +10,17 @@ import getpass
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from ma_ray.config import Settings
-from ma_ray.palette.catalog import Feature, FeatureGroup, FeatureRef, FeatureRepository, SourceKind
+from ma_ray.palette.catalog import (
+    Feature,
+    FeatureGroup,
+    FeatureRef,
+    FeatureRepository,
+    SourceKind,
+    UnknownFeatureError,
+)
 from ma_ray.palette.compatibility import Incompatibility, check_backward
 from ma_ray.palette.dsl import DslError, compile_expression
 from ma_ray.palette.lineage import Direction, Edge, LineageTree, group_node, model_node, raw_node, snapshot_node, walk
@@ -31,11 +39,6 @@ class IncompatibleChangeError(ValueError):
         super().__init__("refused, nothing was written:\n" + "\n".join(f"  {p}" for p in problems))
 
 
-class UnknownFeatureError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
 @dataclass
 class ApplyReport:
     catalog: str
@@ -44,7 +47,7 @@ class ApplyReport:
     unchanged: list[str] = field(default_factory=list)
     lineage_edges: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
@@ -170,7 +173,7 @@ class FeatureRegistry:
         return FeatureRepository(catalog=catalog, entities=tuple(entities), groups=tuple(groups))
 
     def features(self, catalog: str | None = None) -> list[FeatureRow]:
-        rows = []
+        rows: list[FeatureRow] = []
         for name in [catalog] if catalog else self.catalogs():
             repo = self.repository(name)
             for group in repo.groups:

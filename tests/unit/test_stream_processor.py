@@ -15,7 +15,7 @@ from ma_ray.palette.catalog import Feature, FeatureGroup, FeatureRepository
 from ma_ray.palette.offline import FEATURE_TIMESTAMP
 from ma_ray.palette.pipelines import compute_snapshot, generate_pipelines
 from ma_ray.palette.pipelines.spec import epoch_us
-from ma_ray.palette.streaming import CheckpointMismatchError, CheckpointStore, StreamAggregator
+from ma_ray.palette.streaming import AtomicFileStore, CheckpointMismatchError, StreamAggregator
 
 AS_OF = date(2026, 1, 10)
 END = epoch_us(datetime(2026, 1, 11, tzinfo=UTC))
@@ -135,7 +135,7 @@ def test_rows_carry_the_newest_event_time_and_log_as_declared() -> None:
 def test_a_checkpoint_of_other_declarations_is_refused(tmp_path) -> None:
     aggregator = StreamAggregator(BOUND)
     aggregator.apply([{"driver_id": "d1", "event_ts": END - HOUR, "x": 1, "y": 1.0, "tag": "a"}])
-    store = CheckpointStore(tmp_path)
+    store = AtomicFileStore(tmp_path)
     store.save("actor-0", aggregator.checkpoint({"t:0": 1}))
     restored, offsets = StreamAggregator.restore(BOUND, store.load("actor-0"))
     assert offsets == {"t:0": 1} and restored.rows(["d1"]) == aggregator.rows(["d1"])

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from ma_ray.palette.catalog import FeatureGroup, FeatureRepository
+from ma_ray.palette.catalog import FeatureGroup, FeatureRepository, UnknownFeatureError
 from ma_ray.palette.types import FeatureType
 
 EntityKey = str | int
@@ -85,11 +85,6 @@ class FeatureValues:
     @property
     def found(self) -> bool:
         return self.feature_ts is not None
-
-
-class UnknownFeatureError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class OnlineStore(ABC):

@@ -4,7 +4,7 @@ entity -> online rows and offline log tables, with checkpoints that record the o
 `actors/stream_aggregator.py` runs it against Kafka; `apps/stream_pipeline.py` is the command line.
 """
 
-from ma_ray.palette.streaming.checkpoints import CheckpointStore
+from ma_ray.palette.streaming.atomic_files import AtomicFileStore
 from ma_ray.palette.streaming.events import REASONS, EventParser, Rejected
 from ma_ray.palette.streaming.processor import (
     CheckpointMismatchError,
@@ -16,8 +16,8 @@ from ma_ray.palette.streaming.window import EntityWindows, WindowAgg, bucket_sec
 
 __all__ = [
     "REASONS",
+    "AtomicFileStore",
     "CheckpointMismatchError",
-    "CheckpointStore",
     "EntityWindows",
     "EventParser",
     "Offsets",

@@ -1,4 +1,5 @@
-"""Where aggregation actors keep their checkpoints: one file per actor, replaced atomically."""
+"""Named blobs in a local (or shared-mount) folder, each replaced atomically: the aggregation actors' checkpoints (one
+file per actor) and their health records."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from pathlib import Path
 
 
-class CheckpointStore:
+class AtomicFileStore:
     """Checkpoints under a local (or shared-mount) directory; a write is all or nothing (temp file + rename)."""
 
     def __init__(self, directory: str | Path, suffix: str = ".ckpt") -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ma_ray.palette.online.base import now_us
 from ma_ray.palette.pipelines.spec import MICROS_PER_SECOND
-from ma_ray.palette.streaming.checkpoints import CheckpointStore
+from ma_ray.palette.streaming.atomic_files import AtomicFileStore
 
 if TYPE_CHECKING:
     from ma_ray.config import Settings
@@ -70,8 +70,8 @@ class FileHealthBoard:
     def from_settings(cls, settings: Settings) -> FileHealthBoard:
         return cls(stream_checkpoint_root(settings.state_dir))
 
-    def _store(self, catalog: str, group: str) -> CheckpointStore:
-        return CheckpointStore(self.root / catalog / group, suffix=HEALTH_SUFFIX)
+    def _store(self, catalog: str, group: str) -> AtomicFileStore:
+        return AtomicFileStore(self.root / catalog / group, suffix=HEALTH_SUFFIX)
 
     def publish(self, catalog: str, group: str, health: StreamHealth) -> None:
         self._store(catalog, group).save(health.actor, health_to_json(health))
@@ -90,7 +90,8 @@ def open_health_board(settings: Settings) -> HealthBoard:
     """The board of the settings' backends: files embedded, Redis with the production online store."""
     from ma_ray.config import backend_class
 
-    return backend_class("stream_health", settings.online_store.value).from_settings(settings)
+    board: HealthBoard = backend_class("stream_health", settings.online_store.value).from_settings(settings)
+    return board
 
 
 def group_lagging(health: list[StreamHealth], sla_s: float, now_us: int) -> bool:

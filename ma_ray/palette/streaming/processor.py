@@ -138,7 +138,7 @@ class StreamAggregator:
             self._due[key] = due
             heapq.heappush(self._changes, (due, key))
 
-    def _inputs(self, events: Sequence[dict[str, Any]]) -> list[tuple[list | None, list | None]]:
+    def _inputs(self, events: Sequence[dict[str, Any]]) -> list[tuple[list[Any] | None, list[Any] | None]]:
         """Per aggregation: the filter mask and the input values of every event (None: not needed)."""
         columns: dict[str, pa.Array] = {}
 
@@ -152,7 +152,7 @@ class StreamAggregator:
             compiled = self.bound.compiled(source)
             return {ref: column(ref.split(":", 1)[1]) for ref in compiled.references}
 
-        found: list[tuple[list | None, list | None]] = []
+        found: list[tuple[list[Any] | None, list[Any] | None]] = []
         for agg in self.bound.aggregations:
             spec = agg.spec
             mask = values = None

@@ -72,7 +72,7 @@ class WorkerSpec:
         return CheckpointStore(self.checkpoint_uri, self.run_id, self.policy)
 
 
-class Faults:
+class FaultInjector:
     """The test hooks of one attempt. Markers are read once, before any collective call, so every rank sees
     the same answer; the fault's rank writes its marker when it fires, so the next attempt runs clean."""
 
@@ -87,7 +87,8 @@ class Faults:
         return f"{self.base}-{kind}" if self.spec.faults.marker_uri else f"{self.base}/{kind}"
 
     def _fired(self, kind: str) -> bool:
-        return self.fs.get_file_info(self._marker(kind)).type == pafs.FileType.File
+        fired: bool = self.fs.get_file_info(self._marker(kind)).type == pafs.FileType.File
+        return fired
 
     def _fire(self, kind: str) -> None:
         marker = self._marker(kind)
@@ -163,7 +164,8 @@ class ControlNotice:
         return math.inf if deadline is None else float(deadline) - time.time()
 
 
-def preemption_seconds_left(faults: Faults, notice: ControlNotice, step: int, rank: int, agree: Callable[[Any], Any],
+def preemption_seconds_left(faults: FaultInjector, notice: ControlNotice, step: int, rank: int,
+                            agree: Callable[[Any], Any],
                             notice_every: int = PREEMPTION_POLL_STEPS) -> float | None:  # fmt: skip
     """Seconds until the worker group must stop, when a notice arrived (simulated, the job controller's, or Ray
     Train's own); None otherwise. Every rank must call it at every step with the same ``step``: the controller's
@@ -172,7 +174,7 @@ def preemption_seconds_left(faults: Faults, notice: ControlNotice, step: int, ra
     if faults.simulated_notice(step, rank):
         return math.inf
     if step % notice_every == 0:
-        left = agree(notice.seconds_left() if rank == 0 else None)
+        left: float | None = agree(notice.seconds_left() if rank == 0 else None)
         if left is not None:
             return left
     if step % PREEMPTION_POLL_STEPS:

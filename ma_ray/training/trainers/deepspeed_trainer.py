@@ -32,7 +32,7 @@ from ma_ray.training.checkpoint_store import checkpoint_id_for
 from ma_ray.training.run import TrainingOutcome, TrainingRun
 from ma_ray.training.trainers.common import (
     CheckpointClock,
-    Faults,
+    FaultInjector,
     RunLog,
     WorkerSpec,
     final_checkpoint,
@@ -102,7 +102,7 @@ class _FineTune:
         from ma_ray.training.trainers.tiny_lm import build_tiny_lm
 
         self.spec, self.hp, self.rank = spec, hp, rank
-        self.store, self.faults = spec.store(), Faults(spec)
+        self.store, self.faults = spec.store(), FaultInjector(spec)
         self.log = RunLog(self.store, rank)
         deepspeed.init_distributed(dist_backend="nccl" if spec.use_gpu else "gloo")
         torch.manual_seed(hp.seed)

@@ -14,7 +14,7 @@ from ma_ray.training.trainers.common import (
     SUCCEEDED,
     CheckpointClock,
     ControlNotice,
-    Faults,
+    FaultInjector,
     RunLog,
     WorkerSpec,
     datasets,
@@ -57,7 +57,7 @@ class StepGate:
     """After each optimizer step: the injected fault, a preemption notice, a due checkpoint. Returns
     ``(save_now, stop)``, the same on every rank."""
 
-    def __init__(self, faults: Faults, log: RunLog, rank: int, clock: CheckpointClock) -> None:
+    def __init__(self, faults: FaultInjector, log: RunLog, rank: int, clock: CheckpointClock) -> None:
         self.faults, self.log, self.rank, self.clock = faults, log, rank, clock
         self.notice = ControlNotice(faults.spec.checkpoint_uri, faults.spec.run_id)
         self.preempted = False
@@ -114,7 +114,9 @@ def torch_trainer(train_loop: Any, spec: WorkerSpec, run: TrainingRun) -> Any:
     )
 
 
-def feature_batches(shard: Any, features: tuple[str, ...], label: str, batch_size: int, classify: bool) -> Iterator:
+def feature_batches(
+    shard: Any, features: tuple[str, ...], label: str, batch_size: int, classify: bool
+) -> Iterator[tuple[Any, Any]]:
     """``(x, y)`` tensors: features stacked as float32 columns; labels float32, or int64 class ids."""
     import torch
 

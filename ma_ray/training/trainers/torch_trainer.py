@@ -21,7 +21,7 @@ from ma_ray.training.checkpoint_state import TrainingState, read_state, restore_
 from ma_ray.training.run import TrainingOutcome, TrainingRun
 from ma_ray.training.trainers.common import (
     CheckpointClock,
-    Faults,
+    FaultInjector,
     RunLog,
     WorkerSpec,
     final_checkpoint,
@@ -124,7 +124,7 @@ class _Trainer:
         import torch
 
         self.spec, self.hp, self.rank = spec, hp, rank
-        self.store, self.faults = spec.store(), Faults(spec)
+        self.store, self.faults = spec.store(), FaultInjector(spec)
         self.log = RunLog(self.store, rank)
         torch.manual_seed(hp.seed)
         self.factory_kwargs = hp.factory_kwargs(len(spec.feature_columns))

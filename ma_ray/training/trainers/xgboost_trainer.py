@@ -24,7 +24,7 @@ from ma_ray.training.trainers.common import (
     SUCCEEDED,
     CheckpointClock,
     ControlNotice,
-    Faults,
+    FaultInjector,
     RunLog,
     WorkerSpec,
     datasets,
@@ -85,7 +85,7 @@ def _agree(value: Any) -> Any:
 class _Loop:
     """Per-round bookkeeping of one worker: history, faults, preemption, checkpoints (rank 0 writes)."""
 
-    def __init__(self, spec: WorkerSpec, store: CheckpointStore, faults: Faults, log: RunLog, rank: int,
+    def __init__(self, spec: WorkerSpec, store: CheckpointStore, faults: FaultInjector, log: RunLog, rank: int,
                  state: TrainingState) -> None:  # fmt: skip
         self.spec, self.store, self.faults, self.log, self.rank = spec, store, faults, log, rank
         self.state = state
@@ -101,12 +101,12 @@ class _Loop:
         loop = self
 
         class _Callback(xgb.callback.TrainingCallback):
-            def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+            def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict[str, Any]) -> bool:
                 return loop.after_round(model, evals_log)
 
         return _Callback()
 
-    def _record(self, step: int, evals_log: dict) -> None:
+    def _record(self, step: int, evals_log: dict[str, Any]) -> None:
         named = {f"{data}_{metric}": float(values[-1]) for data, metrics in evals_log.items() for metric, values in
                  metrics.items()}  # fmt: skip
         self.metric = named
@@ -119,7 +119,7 @@ class _Loop:
         else:
             self.state = TrainingState(step, step, self.state.best_metric)
 
-    def after_round(self, model: Any, evals_log: dict) -> bool:
+    def after_round(self, model: Any, evals_log: dict[str, Any]) -> bool:
         """True stops boosting (a preemption notice); every rank decides the same."""
         step = model.num_boosted_rounds()
         self._record(step, evals_log)
@@ -156,7 +156,7 @@ def train_loop(config: dict[str, Any]) -> None:
     spec: WorkerSpec = config["spec"]
     entered = time.time()  # wall clock, comparable with the driver's: the phases of fit() in the outcome
     rank = ray.train.get_context().get_world_rank()
-    faults = Faults(spec)
+    faults = FaultInjector(spec)
     store = spec.store()
     log = RunLog(store, rank)
     booster, state = None, TrainingState()
