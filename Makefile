@@ -28,6 +28,7 @@ demo: install
 # Starts the real services, runs every test, and stops the services again (KEEP_SERVICES=1 leaves them up).
 test: install
 	$(BIN)/ruff check ma_ray actors apps tests bench clusters
+	$(BIN)/mypy
 	@set -e; \
 	if [ "$${KEEP_SERVICES:-0}" != "1" ]; then trap '$(BIN)/ma-ray services down' EXIT; fi; \
 	$(BIN)/ma-ray services up; \
@@ -52,7 +53,8 @@ bench: install
 lint: install
 	$(BIN)/ruff check ma_ray actors apps tests bench clusters
 	$(BIN)/ruff format --check ma_ray actors apps tests bench clusters
+	$(BIN)/mypy
 
 clean:
 	-$(BIN)/ma-ray services down
-	rm -rf .ma_ray .pytest_cache .ruff_cache
+	rm -rf .ma_ray .pytest_cache .ruff_cache .mypy_cache

@@ -249,7 +249,7 @@ BACKENDS: dict[str, dict[str, str]] = {
 }
 
 
-def backend_class(role: str, kind: str) -> type:
+def backend_class(role: str, kind: str) -> type[Any]:
     """The class that implements ``role`` with backend ``kind`` (imported on first use)."""
     import importlib
 
@@ -259,7 +259,8 @@ def backend_class(role: str, kind: str) -> type:
         choices = ", ".join(BACKENDS.get(role, {})) or "none"
         raise SettingsError(f"no {role} backend named '{kind}' (choose from: {choices})") from None
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    cls: type[Any] = getattr(importlib.import_module(module), name)
+    return cls
 
 
 def is_loopback(host: str) -> bool:

@@ -51,10 +51,13 @@ def mget(client: redis.Redis, keys: Sequence[str]) -> list[bytes | None]:
     pool = client.connection_pool
     connection = pool.get_connection()
     try:
-        connection.send_packed_command([pack_command(("MGET", *keys))])
-        return connection.read_response()
+        # redis-py leaves send_packed_command and disconnect unannotated; hiredis's stub types pack_command's
+        # argument as a 1-tuple, where it takes a command of any length
+        connection.send_packed_command([pack_command(("MGET", *keys))])  # type: ignore[no-untyped-call, arg-type]
+        reply: list[bytes | None] = connection.read_response()
+        return reply
     except BaseException:
-        connection.disconnect()
+        connection.disconnect()  # type: ignore[no-untyped-call]  # unannotated in redis-py
         raise
     finally:
         pool.release(connection)

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ class SqliteFile:
             self._db.execute("COMMIT")
             return result
 
-    def read(self, sql: str, args: tuple = ()) -> list[tuple]:
+    def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 

@@ -8,6 +8,7 @@ popularity follow a Zipf law, so a few entities get most trips and hot partition
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -242,7 +243,7 @@ class RideshareGenerator:
         return events
 
     @staticmethod
-    def _events_of(trips: pa.Table, kind: str, mask: np.ndarray, ts: np.ndarray, t: dict) -> pa.Table:
+    def _events_of(trips: pa.Table, kind: str, mask: np.ndarray, ts: np.ndarray, t: dict[str, Any]) -> pa.Table:
         rows = np.flatnonzero(mask)
         trip_id = t["trip_id"][rows]
         final = kind == "completed"

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
     import redis
@@ -237,7 +237,8 @@ class RedisAliasBus:
         return f"{self.namespace}:expected:{event_id}"
 
     def live_replicas(self) -> list[str]:
-        return sorted(m.decode() for m in self._client.zrangebyscore(self.replicas_key, time.time(), "+inf"))
+        members = cast("list[bytes]", self._client.zrangebyscore(self.replicas_key, time.time(), "+inf"))
+        return sorted(m.decode() for m in members)
 
     def publish(self, change: AliasChange) -> None:
         replicas = self.live_replicas()
@@ -255,9 +256,9 @@ class RedisAliasBus:
 
     def wait_for_propagation(self, event_id: str, timeout_s: float = 5.0) -> Propagation:
         deadline, pause = time.monotonic() + timeout_s, 0.001
-        expected = {m.decode() for m in self._client.smembers(self._expected_key(event_id))}
+        expected = self._member_names(self._expected_key(event_id))
         while True:
-            acked = {m.decode() for m in self._client.smembers(self._ack_key(event_id))}
+            acked = self._member_names(self._ack_key(event_id))
             missing = expected - acked
             if missing and time.monotonic() < deadline:
                 missing -= set(self._departed(missing))
@@ -265,6 +266,10 @@ class RedisAliasBus:
                 return Propagation(event_id, sorted(acked & expected), sorted(missing))
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 0.02)
+
+    def _member_names(self, key: str) -> set[str]:
+        members = cast("set[bytes]", self._client.smembers(key))  # the client answers bytes (no decode_responses)
+        return {m.decode() for m in members}
 
     def _departed(self, replicas: set[str]) -> list[str]:
         """Replicas that unsubscribed or whose heartbeat lapsed: not waited for."""

@@ -45,7 +45,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def _need_model(args: argparse.Namespace) -> str:
     if not args.model:
         raise ValueError(f"`ma-ray models {args.verb}` needs a model name")
-    return args.model
+    model: str = args.model
+    return model
 
 
 def _list(gallery: Gallery, args: argparse.Namespace) -> int:
@@ -143,7 +144,7 @@ def _alias(gallery: Gallery, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(nouns: argparse._SubParsersAction) -> None:
+def add_commands(nouns: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     models = nouns.add_parser("models", help="Gallery: registered models, versions, lineage and aliases")
     verbs = models.add_subparsers(dest="verb", required=True)
     for verb, text in (

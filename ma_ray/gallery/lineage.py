@@ -52,5 +52,5 @@ class CallableLineage:
 
 def as_sink(lineage: LineageSink | RecordFn | None) -> LineageSink | None:
     if lineage is None or (hasattr(lineage, "check") and hasattr(lineage, "record")):
-        return lineage  # type: ignore[return-value]
-    return CallableLineage(lineage)  # type: ignore[arg-type]
+        return lineage
+    return CallableLineage(lineage)

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
 import ray
 
@@ -101,12 +102,16 @@ class AliasHub:
         return sorted(acked & expected), sorted(expected - acked)
 
 
-def _hub() -> ray.actor.ActorHandle:
-    return AliasHub.options(name=HUB_NAME, namespace=HUB_NAMESPACE, get_if_exists=True, lifetime="detached").remote()
+# The hub's handle is used untyped: Ray's ActorHandle answers every attribute (its methods) as Never, and mypy keeps
+# a decorated class's own type, without the ActorClass.options that @ray.remote gives it.
+def _hub() -> Any:
+    return AliasHub.options(  # type: ignore[attr-defined]
+        name=HUB_NAME, namespace=HUB_NAMESPACE, get_if_exists=True, lifetime="detached"
+    ).remote()
 
 
 class _RaySubscription:
-    def __init__(self, hub: ray.actor.ActorHandle, replica_id: str, handler: Handler) -> None:
+    def __init__(self, hub: Any, replica_id: str, handler: Handler) -> None:
         self.replica_id, self._hub, self._handler = replica_id, hub, handler
         if not ray.get(hub.register.remote(replica_id)):
             raise ValueError(f"replica '{replica_id}' is subscribed already")

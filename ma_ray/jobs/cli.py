@@ -14,7 +14,8 @@ import json
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ma_ray.config import load_settings
 from ma_ray.jobs.spec import SpecError, TrainingJobSpec, load_spec
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ma_ray.jobs.validation import ValidatedJob
 
 REFUSED = 1
+T = TypeVar("T")
 
 
 def _connect() -> None:
@@ -177,7 +179,7 @@ def _describe_plan(plan: dict[str, Any]) -> str:
 def _wait(controller: Any, job_id: str, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        status = _call(controller.status, job_id)
+        status: dict[str, Any] = _call(controller.status, job_id)
         if JobState(status["state"]).terminal or time.monotonic() > deadline:
             return status
         time.sleep(1.0)
@@ -190,13 +192,16 @@ class ControllerJobs:
         self.controller = controller
 
     def list(self) -> list[dict[str, Any]]:
-        return _call(self.controller.list)
+        jobs: list[dict[str, Any]] = _call(self.controller.list)
+        return jobs
 
     def status(self, job_id: str) -> dict[str, Any]:
-        return _call(self.controller.status, job_id)
+        status: dict[str, Any] = _call(self.controller.status, job_id)
+        return status
 
     def logs(self, job_id: str) -> dict[int, str]:
-        return _call(self.controller.logs, job_id)
+        logs: dict[int, str] = _call(self.controller.logs, job_id)
+        return logs
 
 
 class StoredJobs:
@@ -206,7 +211,7 @@ class StoredJobs:
     def __init__(self) -> None:
         self.settings = load_settings()
 
-    def _read(self, read: Any) -> Any:
+    def _read(self, read: Callable[[Any], T]) -> T:
         from ma_ray.jobs.job_store import open_job_store
 
         store = open_job_store(self.settings)
@@ -228,7 +233,8 @@ class StoredJobs:
 
         def archived(store: Any) -> dict[int, str]:
             known_job(store, job_id)  # an unknown job is an error, not an empty log
-            return store.logs(job_id)
+            logs: dict[int, str] = store.logs(job_id)
+            return logs
 
         return self._read(archived)
 
@@ -308,7 +314,7 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def add_commands(nouns: argparse._SubParsersAction) -> None:
+def add_commands(nouns: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     jobs = nouns.add_parser("jobs", help="training jobs: submit a spec, list, status, logs, cancel")
     verbs = jobs.add_subparsers(dest="verb", required=True)
     submit = verbs.add_parser("submit", help="validate a job spec (YAML) and submit it to the job controller")

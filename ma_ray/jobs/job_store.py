@@ -8,6 +8,7 @@ Records are stored whole as JSON: the controller is their only writer, so no fie
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import uuid
@@ -40,7 +41,7 @@ class JobStore(Protocol):
 
     def add_event(self, job_id: str, message: str) -> None: ...
 
-    def events(self, job_id: str) -> list[JobEvent]:
+    def events(self, job_id: str) -> builtins.list[JobEvent]:
         """A job's events, oldest first."""
 
     def put_logs(self, job_id: str, attempt: int, text: str) -> None: ...
@@ -93,7 +94,7 @@ class SqliteJobStore:
     def __init__(self, path: str | Path) -> None:
         self._file = SqliteFile(path, _SCHEMA)
 
-    def _write(self, sql: str, args: tuple) -> None:
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         self._file.transaction(lambda db: db.execute(sql, args))
 
     def put(self, record: JobRecord) -> None:
@@ -113,7 +114,7 @@ class SqliteJobStore:
     def add_event(self, job_id: str, message: str) -> None:
         self._write("INSERT INTO job_events VALUES (?, ?, ?, ?)", (job_id, time.time(), uuid.uuid4().hex, message))
 
-    def events(self, job_id: str) -> list[JobEvent]:
+    def events(self, job_id: str) -> builtins.list[JobEvent]:
         rows = self._file.read("SELECT at, message FROM job_events WHERE job_id = ? ORDER BY at, id", (job_id,))
         return [JobEvent(job_id, at, message) for at, message in rows]
 
@@ -180,7 +181,7 @@ class CassandraJobStore:
     def add_event(self, job_id: str, message: str) -> None:
         self._session.execute(self._add_event, (job_id, time.time(), uuid.uuid4(), message))
 
-    def events(self, job_id: str) -> list[JobEvent]:
+    def events(self, job_id: str) -> builtins.list[JobEvent]:
         return [JobEvent(job_id, row.at, row.message) for row in self._session.execute(self._events, (job_id,))]
 
     def put_logs(self, job_id: str, attempt: int, text: str) -> None:

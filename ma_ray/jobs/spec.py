@@ -239,7 +239,8 @@ class TrainingJobSpec(_Model):
         return (*self.features, *self.transforms)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+        text: str = yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+        return text
 
 
 def parse_spec(data: Any, source: str = "spec") -> TrainingJobSpec:

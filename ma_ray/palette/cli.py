@@ -87,7 +87,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(nouns: argparse._SubParsersAction) -> None:
+def add_commands(nouns: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     apply = nouns.add_parser("apply", help="validate and register a feature repository (folder, .yaml or .py)")
     apply.add_argument("repo")
     apply.add_argument("--dry-run", action="store_true", help="validate only, write nothing")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Direction(StrEnum):
@@ -45,8 +46,8 @@ class LineageTree:
     children: list[LineageTree] = field(default_factory=list)
     repeated: bool = False  # already shown elsewhere in this tree (diamonds are common)
 
-    def as_json(self) -> dict:
-        data: dict = {"node": self.node, "children": [c.as_json() for c in self.children]}
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"node": self.node, "children": [c.as_json() for c in self.children]}
         if self.repeated:
             data["repeated"] = True
         return data

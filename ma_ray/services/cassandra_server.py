@@ -7,10 +7,11 @@ agent, G1GC); the YAML is the smallest single-node config that starts fast and k
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from ma_ray.config import Settings
+from ma_ray.config import ServiceName, Settings
 from ma_ray.connections import cassandra_cluster
 from ma_ray.services.errors import ServiceError
 from ma_ray.services.maven import CASSANDRA_JAVA, require_java, runtime_classpath
@@ -98,7 +99,7 @@ LOGBACK_XML = """<configuration scan="false">
 class CassandraServer:
     """A single Cassandra node: data under the state folder, heap capped by `cassandra_heap_mb`."""
 
-    name = "cassandra"
+    name: ServiceName = "cassandra"
     startup_timeout_s = 240.0
 
     def __init__(self, settings: Settings) -> None:
@@ -113,7 +114,7 @@ class CassandraServer:
             (host, self.settings.cassandra_storage_port, "MA_RAY_CASSANDRA_STORAGE_PORT"),
         ]
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         """The cassandra.yaml contents (single node, SimpleSnitch -> datacenter1, small thread pools)."""
         host = self.settings.cassandra_hosts[0]
         storage = self.settings.cassandra_storage_port

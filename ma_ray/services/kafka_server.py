@@ -7,7 +7,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from ma_ray.config import Settings
+from ma_ray.config import ServiceName, Settings
 from ma_ray.connections import kafka_admin
 from ma_ray.services.errors import ServiceError
 from ma_ray.services.maven import KAFKA_JAVA, require_java, runtime_classpath
@@ -31,7 +31,7 @@ logger.apache.level = WARN
 class KafkaServer:
     """Single-node KRaft Kafka: storage formatted once, replication factors of 1, no rebalance delay."""
 
-    name = "kafka"
+    name: ServiceName = "kafka"
     startup_timeout_s = 120.0
 
     def __init__(self, settings: Settings) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ma_ray.config import ServiceName, Settings
 from ma_ray.services.cassandra_server import CassandraServer
@@ -51,7 +51,7 @@ class ServiceStatus:
     detail: str = ""
     log: str = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -6,8 +6,9 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from ma_ray.config import Settings
+from ma_ray.config import ServiceName, Settings
 from ma_ray.connections import redis_client
 from ma_ray.services.errors import ServiceError
 from ma_ray.services.packaged_service import InitSystem, detect_init, free_command, stop_and_disable
@@ -19,7 +20,7 @@ PACKAGED_UNIT = "redis-server"
 class RedisServer:
     """A loopback Redis without persistence (tests and caches need none), capped so it never eats the box."""
 
-    name = "redis"
+    name: ServiceName = "redis"
     startup_timeout_s = 30.0
     maxmemory_mb = 512
 
@@ -76,7 +77,7 @@ class RedisServer:
         return packaged_redis_note(_server_info(host, port), detect_init(PACKAGED_UNIT))
 
 
-def _server_info(host: str, port: int) -> dict | None:
+def _server_info(host: str, port: int) -> dict[str, Any] | None:
     import redis
 
     client = redis.Redis(host=host, port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
@@ -88,7 +89,7 @@ def _server_info(host: str, port: int) -> dict | None:
         client.close()
 
 
-def packaged_redis_note(info: dict | None, init: InitSystem) -> str:
+def packaged_redis_note(info: dict[str, Any] | None, init: InitSystem) -> str:
     """A sentence for the port-taken error when `INFO server` shows Debian's packaged service (its config file
     is /etc/redis/redis.conf; ma-ray's own redis runs with no config file)."""
     info = info or {}

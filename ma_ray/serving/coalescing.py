@@ -15,7 +15,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 Rows = list[dict[str, Any]]
 Answer = dict[str, Any]
@@ -69,7 +69,8 @@ class RequestCoalescer:
         return await waiting.future
 
     def _dispatch(self, key: Hashable, state: _Key) -> None:
-        batch, total = [], 0
+        batch: list[_Waiting] = []
+        total = 0
         while state.queue and (not batch or total + len(state.queue[0].rows) <= self.max_rows):
             waiting = state.queue.popleft()
             if waiting.future.cancelled():  # its client went away
@@ -119,4 +120,4 @@ def _settle(future: asyncio.Future[Answer], answer: Answer | None = None, error:
     if error is not None:
         future.set_exception(error)
     else:
-        future.set_result(answer)
+        future.set_result(cast(Answer, answer))  # error is None: the caller passed an answer

@@ -18,6 +18,9 @@ class FeatureAnswer(Mapping[str, Any]):
     """``values[ref][i]``: row i's value of ``ref``; ``meta[ref]``: how its values were obtained (one
     `MetaColumn` per group, shared by its features, pickled once)."""
 
+    # The columns, by ref: an attribute that hides Mapping.values() (callers read ``answer.values[ref]``).
+    values: dict[str, list[Any]]  # type: ignore[assignment]
+
     def __init__(
         self,
         read_ts: int,

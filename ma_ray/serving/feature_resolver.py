@@ -14,17 +14,17 @@ import asyncio
 import concurrent.futures
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from operator import attrgetter, itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ma_ray.circuit_breaker import CircuitBreaker
 from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRepository
 from ma_ray.palette.dsl import CompiledExpression, compile_expression
-from ma_ray.palette.online import FeatureValues, OnlineStore, OnlineTable, now_us
+from ma_ray.palette.online import EntityKey, FeatureValues, OnlineStore, OnlineTable, now_us
 from ma_ray.palette.online.tiered import UNAVAILABLE, TieredOnlineStore
 from ma_ray.palette.types import FeatureType
 from ma_ray.serving.feature_metrics import FeatureMetrics, LookupRecord
@@ -220,10 +220,19 @@ class FeatureResolver:
         # The production read path asks its caches in the caller's thread (each answers within the deadline: see
         # `CacheTier`), and reads a primary that is local (no network, no writer to wait on) there too; a remote
         # primary, or a bare store, is read on the pool under the deadline.
-        tiered = isinstance(store, TieredOnlineStore)
-        self._read_cached = store.get_cached if tiered else None
-        self._read_store = partial(store.get, caches=False) if tiered else store.get
-        self._read_inline = tiered and store.local
+        self._read_cached: (
+            Callable[[OnlineTable, Sequence[EntityKey], Sequence[str], int], list[FeatureValues | None]] | None
+        )
+        self._read_store: Callable[[OnlineTable, Sequence[EntityKey], Sequence[str], int], list[FeatureValues]]
+        if isinstance(store, TieredOnlineStore):
+            tiered = store
+            self._read_cached = tiered.get_cached
+            self._read_store = partial(tiered.get, caches=False)
+            self._read_inline = tiered.local
+        else:
+            self._read_cached = None
+            self._read_store = store.get
+            self._read_inline = False
 
     def resolve(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
         """Values of ``refs`` for each row; a row holds join keys (``driver_id``) and request fields."""
@@ -380,13 +389,15 @@ class FeatureResolver:
 
     def _submit(
         self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int
-    ) -> dict[str, concurrent.futures.Future]:
+    ) -> dict[str, concurrent.futures.Future[list[FeatureValues]]]:
         return {
             name: self._pool.submit(self._read_store, table, unique, names, read_ts)
             for name, (table, unique, names) in reads.items()
         }
 
-    def _collect(self, futures: dict, timeout_s: float) -> tuple[dict[str, list[FeatureValues]], bool]:
+    def _collect(
+        self, futures: dict[str, concurrent.futures.Future[list[FeatureValues]]], timeout_s: float
+    ) -> tuple[dict[str, list[FeatureValues]], bool]:
         """Answers that arrived within the deadline. The breaker counts missed deadlines and errors (a backend
         the store itself reported unavailable is counted by that backend's own breaker)."""
         answers: dict[str, list[FeatureValues]] = {}
@@ -503,7 +514,7 @@ def _count_group(lookup: LookupRecord, meta: MetaColumn, features: int) -> None:
     if not any(meta.defaulted):
         for tier, rows in Counter(meta.tier).items():
             lookup.served[tier] += rows * features
-        lookup.oldest_s.append(max(meta.staleness_s))  # type: ignore[type-var]  # no default: every age is set
+        lookup.oldest_s.append(max(cast("list[float]", meta.staleness_s)))  # no default: every age is set
         return
     for tier, defaulted in zip(meta.tier, meta.defaulted, strict=True):
         if defaulted:
@@ -515,7 +526,7 @@ def _count_group(lookup: LookupRecord, meta: MetaColumn, features: int) -> None:
         lookup.oldest_s.append(max(ages))
 
 
-_PYTHON_TYPES: dict[FeatureType, tuple[type, ...]] = {
+_PYTHON_TYPES: dict[FeatureType, tuple[type[Any], ...]] = {
     FeatureType.INT: (int,),
     FeatureType.FLOAT: (int, float),
     FeatureType.BOOL: (bool,),

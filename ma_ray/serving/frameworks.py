@@ -47,7 +47,8 @@ class XGBoostPredictor:
     booster: Any
 
     def predict(self, matrix: np.ndarray) -> list[float]:
-        return self.booster.inplace_predict(matrix).tolist()
+        predictions: list[float] = self.booster.inplace_predict(matrix).tolist()
+        return predictions
 
 
 class XGBoostServing:
@@ -71,7 +72,8 @@ class TorchPredictor:
 
         with torch.inference_mode():
             output = self.module(torch.as_tensor(matrix, dtype=input_dtype(self.precision), device=self.device))
-        return output.reshape(len(matrix), -1)[:, 0].float().cpu().tolist()
+        predictions: list[float] = output.reshape(len(matrix), -1)[:, 0].float().cpu().tolist()
+        return predictions
 
 
 class _DeepServing:
@@ -118,7 +120,8 @@ class NextTokenPredictor:
             raise ValueError(
                 "a row holds a token id past the language model's vocabulary, or more tokens than its context"
             ) from None
-        return logits[:, -1, :].argmax(dim=-1).float().cpu().tolist()
+        predictions: list[float] = logits[:, -1, :].argmax(dim=-1).float().cpu().tolist()
+        return predictions
 
 
 class DeepSpeedServing(_DeepServing):

@@ -57,7 +57,8 @@ class ModelInputs:
 
     def vector(self, values: Mapping[str, Any]) -> list[float]:
         """One row's inputs from its values by ref (a missing ref is null)."""
-        return self.matrix({ref: [values.get(ref)] for ref in self.needed_refs()}, 1)[0].tolist()
+        row: list[float] = self.matrix({ref: [values.get(ref)] for ref in self.needed_refs()}, 1)[0].tolist()
+        return row
 
 
 def _float_column(values: Sequence[Any]) -> np.ndarray:

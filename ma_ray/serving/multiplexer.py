@@ -49,7 +49,8 @@ class TierAwareMultiplexer(_ModelMultiplexWrapper):
         describe: Describe,
         on_evict: OnEvict | None = None,
     ) -> None:
-        super().__init__(load, owner, max_num_models_per_replica=-1)
+        # Ray types the loader as Callable[[str], Any]; with self_arg (owner) it is called as load(owner, model_id)
+        super().__init__(load, owner, max_num_models_per_replica=-1)  # type: ignore[arg-type]
         self.cache = cache
         self.describe = describe
         self.on_evict = on_evict

@@ -103,8 +103,9 @@ def parse_infer_request(body: bytes, header_length: int | None, max_elements: in
 
 
 def _binary_output(request: dict[str, Any]) -> bool:
-    parameters = request.get("parameters") if isinstance(request.get("parameters"), dict) else {}
-    outputs = request.get("outputs") if isinstance(request.get("outputs"), list) else []
+    raw_parameters, raw_outputs = request.get("parameters"), request.get("outputs")
+    parameters = raw_parameters if isinstance(raw_parameters, dict) else {}
+    outputs = raw_outputs if isinstance(raw_outputs, list) else []
     asked = [o for o in outputs if isinstance(o, dict) and isinstance(o.get("parameters"), dict)]
     return bool(parameters.get("binary_data_output")) or any(o["parameters"].get("binary_data") for o in asked)
 
@@ -118,7 +119,8 @@ def _tensor(spec: Any, binary: bytes, offset: int, max_elements: int) -> tuple[T
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise InferenceProtocolError(f"input '{name}': shape must be a list of integers, got {shape!r}")
     count = _element_count(name, shape, max_elements)
-    parameters = spec.get("parameters") if isinstance(spec.get("parameters"), dict) else {}
+    raw_parameters = spec.get("parameters")
+    parameters = raw_parameters if isinstance(raw_parameters, dict) else {}
     size = parameters.get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
@@ -195,7 +197,8 @@ def _from_binary(name: str, datatype: str, raw: bytes) -> list[Any]:
         itemsize = np.dtype(NUMERIC_DTYPES[datatype]).itemsize
         if len(raw) % itemsize:
             raise InferenceProtocolError(f"input '{name}': {len(raw)} bytes is not a whole number of {datatype}")
-        return np.frombuffer(raw, dtype=NUMERIC_DTYPES[datatype]).tolist()
+        numbers: list[Any] = np.frombuffer(raw, dtype=NUMERIC_DTYPES[datatype]).tolist()
+        return numbers
     values, offset = [], 0
     while offset < len(raw):
         if offset + 4 > len(raw):
@@ -229,7 +232,9 @@ def _flattened(data: list[Any]) -> list[Any]:
     return [value for item in data for value in (_flattened(item) if isinstance(item, list) else [item])]
 
 
-def request_rows(request: InferRequest, inputs: Mapping[str, FeatureType], required: Sequence[str]) -> list[dict]:
+def request_rows(
+    request: InferRequest, inputs: Mapping[str, FeatureType], required: Sequence[str]
+) -> list[dict[str, Any]]:
     """One request row per batch index: each input's name and value (BYTES as text), checked against the model's
     ``inputs`` (name -> catalog type); ``required`` ones must be there (entity keys)."""
     tensors = {tensor.name: tensor for tensor in request.inputs}
@@ -245,7 +250,7 @@ def request_rows(request: InferRequest, inputs: Mapping[str, FeatureType], requi
     if len(batch) != 1:
         raise InferenceProtocolError(f"inputs disagree on the batch size (first dimension): {sorted(batch)}")
     columns = {name: _column(tensor, inputs[name]) for name, tensor in tensors.items()}
-    rows: list[dict] = [{} for _ in range(batch.pop())]
+    rows: list[dict[str, Any]] = [{} for _ in range(batch.pop())]
     for name, column in columns.items():
         for row, value in zip(rows, column, strict=True):
             row[name] = value

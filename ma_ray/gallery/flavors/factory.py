@@ -46,7 +46,8 @@ def resolve_factory(reference: str) -> Callable[..., Any]:
     target = getattr(module, attribute, None)
     if target is None or not callable(target):
         raise UnsafeFactoryError(f"model factory {reference!r}: {module_name} has no callable '{attribute}'")
-    return target
+    factory: Callable[..., Any] = target
+    return factory
 
 
 def factory_metadata(options: dict[str, Any]) -> dict[str, Any]:

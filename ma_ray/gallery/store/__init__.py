@@ -7,7 +7,8 @@ from ma_ray.gallery.store.base import GalleryStore
 
 
 def open_gallery_store(settings: Settings) -> GalleryStore:
-    return backend_class("gallery_store", settings.gallery_store.value).from_settings(settings)
+    store: GalleryStore = backend_class("gallery_store", settings.gallery_store.value).from_settings(settings)
+    return store
 
 
 __all__ = ["GalleryStore", "open_gallery_store"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any, cast
 
 from cassandra import ConsistencyLevel, WriteTimeout
 from cassandra.query import BatchStatement, BoundStatement, PreparedStatement
@@ -87,7 +88,7 @@ class CassandraGalleryStore:
         self._get_deployment = p(f"SELECT record FROM {ks}.deployments WHERE model = ? AND deployment_id = ?")
 
     # ---- plumbing ------------------------------------------------------------------------------------------
-    def _one(self, statement: PreparedStatement, args: tuple, serial: bool = False) -> str | None:
+    def _one(self, statement: PreparedStatement, args: tuple[Any, ...], serial: bool = False) -> str | None:
         bound = statement.bind(args)
         if serial:
             bound.consistency_level = ConsistencyLevel.SERIAL
@@ -119,7 +120,8 @@ class CassandraGalleryStore:
         return sorted(models, key=lambda m: m.name)
 
     def latest_version(self, model: str) -> int:
-        return self._one(self._latest, (model,)) or 0
+        latest = cast("int | None", self._one(self._latest, (model,)))  # the MAX(version) column is an int
+        return latest or 0
 
     def insert_version(self, version: ModelVersion) -> bool:
         record = version.model_dump_json()
@@ -172,7 +174,10 @@ class CassandraGalleryStore:
     def try_acquire_lease(self, lease: Lease) -> Lease | None:
         ttl = _ttl_s(lease)
         record = lease.model_dump_json()
-        mine = lambda: self._one(self._get_lease, (lease.model,), serial=True) == record  # noqa: E731
+
+        def mine() -> bool:
+            return self._one(self._get_lease, (lease.model,), serial=True) == record
+
         try:
             result = self._session.execute(self._take_lease, (lease.model, lease.token, record, ttl))
         except WriteTimeout:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ma_ray.config import Settings
 from ma_ray.gallery.models import (
@@ -49,7 +49,7 @@ class SqliteGalleryStore:
 
     # ---- plumbing ------------------------------------------------------------------------------------------
 
-    def _insert(self, sql: str, args: tuple) -> bool:
+    def _insert(self, sql: str, args: tuple[Any, ...]) -> bool:
         try:
             self._transaction(lambda db: db.execute(sql, args))
         except sqlite3.IntegrityError:
@@ -68,7 +68,8 @@ class SqliteGalleryStore:
         return [RegisteredModel.model_validate_json(r[0]) for r in self._read("SELECT record FROM models ORDER BY 1")]
 
     def latest_version(self, model: str) -> int:
-        return self._read("SELECT COALESCE(MAX(version), 0) FROM versions WHERE model = ?", (model,))[0][0]
+        latest: int = self._read("SELECT COALESCE(MAX(version), 0) FROM versions WHERE model = ?", (model,))[0][0]
+        return latest
 
     def insert_version(self, version: ModelVersion) -> bool:
         row = (version.model, version.version, version.model_dump_json())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 
@@ -16,7 +16,7 @@ from ma_ray.palette.dsl.typecheck import check
 from ma_ray.palette.dsl.vector import compile_vector, finite
 from ma_ray.palette.types import FeatureType
 
-ColumnsLike = Mapping[str, pa.Array | pa.ChunkedArray] | pa.Table | pa.RecordBatch
+ColumnsLike: TypeAlias = Mapping[str, pa.Array | pa.ChunkedArray] | pa.Table | pa.RecordBatch
 
 
 class CompiledExpression:
@@ -76,7 +76,8 @@ class CompiledExpression:
 
 def _row_count(columns: ColumnsLike, references: frozenset[str]) -> int:
     if isinstance(columns, pa.Table | pa.RecordBatch):
-        return columns.num_rows
+        rows: int = columns.num_rows
+        return rows
     present = [name for name in sorted(references) if name in columns] or list(columns)
     return len(columns[present[0]]) if present else 0
 

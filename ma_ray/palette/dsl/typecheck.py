@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from typing import cast
 
 from ma_ray.palette.dsl.errors import DslTypeError, DslUnknownReferenceError
 from ma_ray.palette.dsl.functions import FUNCTIONS
@@ -94,7 +95,8 @@ class _Checker:
         items = [Part(Const(item.type, item.value), self.text(item)) for item in node.right.items]
         kind, args = unify([left, *items], whole)
         # Adding 0.0 turns -0.0 into 0.0, so hashing the set cannot tell equal zeros apart.
-        values = tuple(v.value + 0.0 if kind == FLOAT else v.value for v in args[1:])
+        constants = cast("list[Const]", args[1:])  # coerce() turns a constant into a constant
+        values = tuple(v.value + 0.0 if kind == FLOAT else v.value for v in constants)
         return Apply(BOOL, "in", (args[0],), values)
 
     def _call(self, node: Call) -> Typed:

@@ -7,7 +7,7 @@ definition (overflow, modulo, inf/NaN, signed zeros), the code below makes the r
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from ma_ray.palette.dsl import scalar
 from ma_ray.palette.dsl.ir import Apply, Column, Const, Typed
 
-Value = pa.Array | pa.Scalar
+Value: TypeAlias = pa.Array | pa.Scalar
 Columns = Mapping[str, pa.Array]
 Vector = Callable[[Columns, int], Value]
 

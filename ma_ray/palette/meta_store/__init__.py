@@ -5,7 +5,8 @@ from ma_ray.palette.meta_store.base import GroupVersion, MetaStore, VersionConfl
 
 
 def open_meta_store(settings: Settings) -> MetaStore:
-    return backend_class("meta_store", settings.meta_store.value).from_settings(settings)
+    store: MetaStore = backend_class("meta_store", settings.meta_store.value).from_settings(settings)
+    return store
 
 
 __all__ = ["GroupVersion", "MetaStore", "VersionConflictError", "open_meta_store"]

@@ -4,6 +4,7 @@ transaction so two concurrent `apply`s can never register the same version twice
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 from cassandra.concurrent import execute_concurrent_with_args
 
@@ -118,6 +119,6 @@ class CassandraMetaStore:
         self._cluster.shutdown()
 
 
-def _version(row) -> GroupVersion:
+def _version(row: Any) -> GroupVersion:
     applied_at = row.applied_at.replace(tzinfo=UTC)
     return GroupVersion(row.catalog, row.group_name, row.version, row.definition, applied_at, row.applied_by)

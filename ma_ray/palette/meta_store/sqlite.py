@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ma_ray.config import Settings
 from ma_ray.palette.lineage import Edge
@@ -31,7 +32,7 @@ class SqliteMetaStore:
         self._file = SqliteFile(path, _SCHEMA)
         self._read = self._file.read
 
-    def _write(self, sql: str, rows: list[tuple]) -> None:
+    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self._file.transaction(lambda db: db.executemany(sql, rows))
 
     def put_entity(self, catalog: str, name: str, definition: str) -> None:
@@ -89,7 +90,7 @@ class SqliteMetaStore:
         self._file.close()
 
 
-def _version(row: tuple) -> GroupVersion:
+def _version(row: tuple[Any, ...]) -> GroupVersion:
     catalog, group, version, definition, applied_at, applied_by = row
     return GroupVersion(
         catalog, group, version, definition, datetime.fromisoformat(applied_at).astimezone(UTC), applied_by

@@ -84,7 +84,8 @@ def bucket_of(keys: pa.ChunkedArray | pa.Array, buckets: int) -> np.ndarray:
         hashed = (values * _GOLDEN) >> np.uint64(32)  # wraps mod 2**64: the high bits mix every key bit
     else:
         hashed = pd.util.hash_array(keys.cast(pa.large_string()).to_numpy(zero_copy_only=False))
-    return (hashed % np.uint64(buckets)).astype(np.min_scalar_type(max(buckets - 1, 0)))
+    bucket: np.ndarray = (hashed % np.uint64(buckets)).astype(np.min_scalar_type(max(buckets - 1, 0)))
+    return bucket
 
 
 def _split(block: pa.Table, join_key: str, buckets: int) -> pa.Table | tuple[pa.Table, ...]:
@@ -138,4 +139,4 @@ def _arrow_schema(dataset: ray.data.Dataset, side: str) -> pa.Schema:
 def _default_partitions() -> int:
     import ray
 
-    return 4 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return 4 * max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]  # unannotated in Ray

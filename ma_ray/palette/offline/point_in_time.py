@@ -207,11 +207,13 @@ def _ticks(column: pa.ChunkedArray, unit: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _finest_unit(a: pa.TimestampType, b: pa.TimestampType) -> str:
-    return max(a.unit, b.unit, key=_UNIT_ORDER.index)
+    finest: str = max(a.unit, b.unit, key=_UNIT_ORDER.index)
+    return finest
 
 
 def _is_string(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    string: bool = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    return string
 
 
 def _check_key_types(label: pa.Field, feature: pa.Field) -> None:

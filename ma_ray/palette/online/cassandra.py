@@ -143,7 +143,7 @@ class CassandraOnlineStore(OnlineStore):
         """Concurrent unlogged batches of rows that share a replica; idempotent, so retries are safe."""
         statement = self._write_statement(table)
         names = list(table.features)
-        by_key = {row.key: [] for row in rows}
+        by_key: dict[EntityKey, list[EntityRow]] = {row.key: [] for row in rows}
         for row in rows:
             by_key[row.key].append(row)
         batches = []

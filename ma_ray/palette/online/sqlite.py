@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ma_ray.config import Settings
 from ma_ray.palette.online.base import (
@@ -80,7 +81,7 @@ class SqliteOnlineStore(OnlineStore):
         """One query per ``KEYS_PER_QUERY`` keys: each key's newest row at or before ``read_ts``."""
         table.check_features(features)
         columns = ", ".join(f'"{n}"' for n in features)
-        found: dict[EntityKey, tuple] = {}
+        found: dict[EntityKey, tuple[Any, ...]] = {}
         with self._read_lock:
             for start in range(0, len(keys), KEYS_PER_QUERY):
                 chunk = keys[start : start + KEYS_PER_QUERY]
@@ -94,7 +95,11 @@ class SqliteOnlineStore(OnlineStore):
         return [self._answer(key, features, found.get(key), converted) for key in keys]
 
     def _answer(
-        self, key: EntityKey, features: Sequence[str], row: tuple | None, converted: list[tuple[str, FeatureType]]
+        self,
+        key: EntityKey,
+        features: Sequence[str],
+        row: tuple[Any, ...] | None,
+        converted: list[tuple[str, FeatureType]],
     ) -> FeatureValues:
         if row is None:
             return FeatureValues(key, None, {}, self.tier)

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import TypeVar
 
 from ma_ray.circuit_breaker import CircuitBreaker
@@ -87,7 +88,7 @@ class TieredOnlineStore(OnlineStore):
             with self._owed_lock:
                 taken, self._owed[cache.tier] = self._owed[cache.tier], {}
             for name, refresh in list(taken.items()):
-                if not self._guarded(cache, "refresh", lambda c=cache, r=refresh: r.apply(c)):
+                if not self._guarded(cache, "refresh", partial(refresh.apply, cache)):
                     break  # the cache is failing or its breaker is open: the rest waits too
                 del taken[name]
             with self._owed_lock:  # what could not be applied is owed still, with what was written meanwhile
@@ -144,7 +145,7 @@ class TieredOnlineStore(OnlineStore):
             store = tiers[depth]
             wanted = features if depth == 0 else every_feature  # only rows found below the top tier fill caches
             asked = keys if len(pending) == len(keys) else [keys[i] for i in pending]
-            got = self._guarded(store, "get", lambda d=depth, a=asked, w=wanted: self._hits(d, table, a, w, read_ts))
+            got = self._guarded(store, "get", partial(self._hits, depth, table, asked, wanted, read_ts))
             if got is None:
                 primary_failed = store is self.primary
                 continue
@@ -152,7 +153,7 @@ class TieredOnlineStore(OnlineStore):
             self.served[store.tier] += len(found)
             if found and fill and depth:
                 for cache in self.caches[:depth]:
-                    self._guarded(cache, "fill", lambda c=cache, f=found: c.put(table, f))
+                    self._guarded(cache, "fill", partial(cache.put, table, found))
             if len(found) == len(keys) and (depth == 0 or whole_rows):
                 return got, [], False  # the first tier asked answered every key
             pending = _placed(answers, pending, got, None if depth == 0 or whole_rows else features)
@@ -191,7 +192,7 @@ class TieredOnlineStore(OnlineStore):
 
     def teardown(self, table: OnlineTable) -> None:
         for cache in self.caches:
-            self._guarded(cache, "teardown", lambda c=cache: c.teardown(table))
+            self._guarded(cache, "teardown", partial(cache.teardown, table))
         self.primary.teardown(table)
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ import pyarrow.dataset as pads
 
 from ma_ray.config import Settings
 from ma_ray.engine import Engine, EngineChoice, read_blocks
-from ma_ray.palette.catalog import FeatureRepository
+from ma_ray.palette.catalog import FeatureGroup, FeatureRepository
 from ma_ray.palette.lineage import Edge, group_node, raw_node, snapshot_node
 from ma_ray.palette.meta_store import MetaStore, open_meta_store
 from ma_ray.palette.offline import OfflineStore, SnapshotError, SnapshotInfo
@@ -226,14 +226,15 @@ class BatchPipeline:
         import ray
         import ray.data
 
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]  # unannotated in Ray
         blocks = read_blocks(raw.rows, len(raw.files), cpus, self.batch_rows or raw.rows or 1)
         with data_context():
             partials = (
                 ray.data.read_parquet(list(raw.files), filesystem=raw.fs, partitioning=None, override_num_blocks=blocks)
                 .select_columns(bound.columns)
                 .map_batches(
-                    _partial_batch,
+                    # Ray's batch-function type has no room for the parameters fn_kwargs fills in
+                    _partial_batch,  # type: ignore[arg-type]
                     fn_kwargs={"bound": bound, "as_of": as_of, "buckets": self.buckets},
                     batch_format="pyarrow",
                     batch_size=None,  # one block, one partial: states shrink a block to its entities
@@ -265,7 +266,7 @@ class BatchPipeline:
             dataset.repartition(blocks).write_datasink(sink, concurrency=min(blocks, self.load_concurrency))
         return sink.rows_written if sink.rows_written is not None else info.rows
 
-    def _group(self, name: str):
+    def _group(self, name: str) -> FeatureGroup:
         return next(g for g in self.repo.groups if g.name == name)
 
     # ---- lineage ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ray.data.datasource import WriteResult
 
 from ma_ray.config import Settings, load_settings
 from ma_ray.palette.materialize import snapshot_rows, write_version
-from ma_ray.palette.online import OnlineStore, OnlineTable, open_online_store
+from ma_ray.palette.online import EntityRow, OnlineStore, OnlineTable, open_online_store
 
 DEFAULT_BATCH_ROWS = 5_000
 
@@ -61,7 +61,7 @@ class OnlineStoreDatasink(Datasink[int]):
             store.close()
         return written
 
-    def put(self, store: OnlineStore, rows: list) -> None:
+    def put(self, store: OnlineStore, rows: list[EntityRow]) -> None:
         """One batch (written, then older versions pruned); a subclass may wrap it (fault injection in tests)."""
         write_version(store, self.table, rows)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -112,7 +112,9 @@ class PipelineSet:
 
 def generate_pipelines(repo: FeatureRepository) -> PipelineSet:
     """One plan per group that declares aggregations; raises `PipelineError` for half-declared groups."""
-    batch, streaming, skipped = [], [], {}
+    batch: list[GroupPlan] = []
+    streaming: list[GroupPlan] = []
+    skipped: dict[str, str] = {}
     for group in repo.groups:
         reason = _skip_reason(group)
         if reason:
@@ -148,9 +150,10 @@ def _plan(repo: FeatureRepository, group: FeatureGroup) -> GroupPlan:
             f"{repo.catalog}.{group.name}: no event-time column is known for raw table '{raw}'; "
             "set aggregation.time_column"
         )
-    if len(time_columns) > 1:
+    event_times = cast("set[str]", time_columns)  # no None: refused above
+    if len(event_times) > 1:
         raise PipelineError(
-            f"{repo.catalog}.{group.name}: aggregations use several time columns ({', '.join(sorted(time_columns))}); "
+            f"{repo.catalog}.{group.name}: aggregations use several time columns ({', '.join(sorted(event_times))}); "
             "one group has one event time"
         )
     entity = repo.entity(group.entity or "")
@@ -175,7 +178,7 @@ def _plan(repo: FeatureRepository, group: FeatureGroup) -> GroupPlan:
         entity.join_key,
         entity.key_type,
         raw,
-        time_columns.pop(),
+        event_times.pop(),
         group.schedule,
         specs,
     )
@@ -305,7 +308,9 @@ def _bind(
     return BoundAggregation(spec, input_type, result, frozenset(columns))
 
 
-def _compile(source: str, raw_types: dict[str, FeatureType], where: str, role: str, schema: pa.Schema):
+def _compile(
+    source: str, raw_types: dict[str, FeatureType], where: str, role: str, schema: pa.Schema
+) -> CompiledExpression:
     try:
         return compile_expression(source, _dsl_types(raw_types))
     except DslError as error:

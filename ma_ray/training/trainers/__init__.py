@@ -22,7 +22,8 @@ def fit(framework: str, run: TrainingRun) -> TrainingOutcome:
     module = FRAMEWORKS.get(framework)
     if module is None:
         raise ValueError(f"unknown framework {framework!r}: known are {', '.join(sorted(FRAMEWORKS))}")
-    return importlib.import_module(module).fit(run)
+    outcome: TrainingOutcome = importlib.import_module(module).fit(run)
+    return outcome
 
 
 __all__ = ["FRAMEWORKS", "fit"]

@@ -81,7 +81,8 @@ class TinyCausalLM(torch.nn.Module):
         hidden = self.tokens(ids) + self.positions(torch.arange(length, device=ids.device))
         mask = torch.nn.Transformer.generate_square_subsequent_mask(length, device=ids.device)
         hidden = self.norm(self.blocks(hidden, mask=mask, is_causal=True))
-        return hidden @ self.tokens.weight.T
+        logits: torch.Tensor = hidden @ self.tokens.weight.T
+        return logits
 
 
 def token_batch(texts: list[str], seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
