@@ -47,7 +47,7 @@ from ma_ray.jobs.validation import DEFAULT_HEADROOM, job_request, validate_job
 from ma_ray.jobs.workflow import Action, AttemptEnd, Draining, JobRecord, JobState
 from ma_ray.metrics import RayMetrics
 from ma_ray.training.checkpoint_store import checkpoint_root
-from ma_ray.training.trainers.common import clear_preemption_notice, send_preemption_notice
+from ma_ray.training.trainers.preemption import clear_preemption_notice, send_preemption_notice
 
 NAME = workflow.CONTROLLER_NAME
 NAMESPACE = workflow.CONTROLLER_NAMESPACE

@@ -41,7 +41,8 @@ from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.offline import OfflineStore
 from ma_ray.palette.registry import FeatureRegistry
 from ma_ray.training.checkpoint_store import CheckpointStore, checkpoint_root
-from ma_ray.training.trainers.common import ControlNotice, RunLog
+from ma_ray.training.trainers.preemption import ControlNotice
+from ma_ray.training.trainers.run_log import RunLog
 from tests.polling import wait_for
 from tests.rideshare_data import sample_repository
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from ma_ray.training.checkpoint_policy import CheckpointPolicy
 from ma_ray.training.run import FaultInjection
-from ma_ray.training.trainers.common import CheckpointClock, ControlNotice, WorkerSpec, send_preemption_notice
+from ma_ray.training.trainers.checkpointing import CheckpointClock
+from ma_ray.training.trainers.preemption import ControlNotice, send_preemption_notice
+from ma_ray.training.trainers.worker_spec import WorkerSpec
 
 
 def test_the_notice_carries_its_reason_into_the_trainers_log_line(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from ma_ray.jobs.clusters import Cluster, CostClass, Node
 from ma_ray.jobs.resources import Resources
 from ma_ray.jobs.scheduler import JobRequest, Preempt, Start, TieredScheduler
 from ma_ray.jobs.workflow import AttemptEnd, Draining
-from ma_ray.training.trainers.common import (
+from ma_ray.training.trainers.preemption import (
     ControlNotice,
     clear_preemption_notice,
     notice_path,

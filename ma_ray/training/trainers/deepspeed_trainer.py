@@ -30,15 +30,10 @@ from ma_ray.storage import FileEntry
 from ma_ray.training.checkpoint_state import TrainingState, read_state, restore_rng, write_state
 from ma_ray.training.checkpoint_store import checkpoint_id_for
 from ma_ray.training.run import TrainingOutcome, TrainingRun
-from ma_ray.training.trainers.common import (
-    CheckpointClock,
-    FaultInjector,
-    RunLog,
-    WorkerSpec,
-    final_checkpoint,
-    outcome,
-    resume,
-)
+from ma_ray.training.trainers.checkpointing import CheckpointClock, final_checkpoint, resume
+from ma_ray.training.trainers.common import outcome
+from ma_ray.training.trainers.faults import FaultInjector
+from ma_ray.training.trainers.run_log import RunLog
 from ma_ray.training.trainers.torch_common import (
     StepGate,
     agree,
@@ -48,6 +43,7 @@ from ma_ray.training.trainers.torch_common import (
     run_epochs,
     torch_trainer,
 )
+from ma_ray.training.trainers.worker_spec import WorkerSpec
 
 DS_DIR, CONFIG_FILE = "ds", "model_config.json"
 

@@ -9,21 +9,20 @@ from typing import Any
 
 from ma_ray.training.checkpoint_state import TrainingState, capture_rng
 from ma_ray.training.run import TrainingRun
+from ma_ray.training.trainers.checkpointing import CheckpointClock
 from ma_ray.training.trainers.common import (
     PREEMPTED,
     SUCCEEDED,
-    CheckpointClock,
-    ControlNotice,
-    FaultInjector,
-    RunLog,
-    WorkerSpec,
     datasets,
-    preemption_seconds_left,
     report_final,
     run_config,
     scaling_config,
     summary,
 )
+from ma_ray.training.trainers.faults import FaultInjector
+from ma_ray.training.trainers.preemption import ControlNotice, preemption_seconds_left
+from ma_ray.training.trainers.run_log import RunLog
+from ma_ray.training.trainers.worker_spec import WorkerSpec
 
 
 def agree(value: Any) -> Any:

@@ -19,16 +19,10 @@ from typing import Any
 
 from ma_ray.training.checkpoint_state import TrainingState, read_state, restore_rng, write_state
 from ma_ray.training.run import TrainingOutcome, TrainingRun
-from ma_ray.training.trainers.common import (
-    CheckpointClock,
-    FaultInjector,
-    RunLog,
-    WorkerSpec,
-    final_checkpoint,
-    outcome,
-    resume,
-    timed_save,
-)
+from ma_ray.training.trainers.checkpointing import CheckpointClock, final_checkpoint, resume, timed_save
+from ma_ray.training.trainers.common import outcome
+from ma_ray.training.trainers.faults import FaultInjector
+from ma_ray.training.trainers.run_log import RunLog
 from ma_ray.training.trainers.torch_common import (
     StepGate,
     feature_batches,
@@ -38,6 +32,7 @@ from ma_ray.training.trainers.torch_common import (
     run_epochs,
     torch_trainer,
 )
+from ma_ray.training.trainers.worker_spec import WorkerSpec
 
 MODEL_FILE, OPTIMIZER_FILE = "model.pt", "optimizer.pt"
 

@@ -19,25 +19,21 @@ from typing import Any
 from ma_ray.training.checkpoint_state import TrainingState, capture_rng, read_state, restore_rng, write_state
 from ma_ray.training.checkpoint_store import CheckpointStore
 from ma_ray.training.run import TrainingOutcome, TrainingRun
+from ma_ray.training.trainers.checkpointing import CheckpointClock, final_checkpoint, resume, timed_save
 from ma_ray.training.trainers.common import (
     PREEMPTED,
     SUCCEEDED,
-    CheckpointClock,
-    ControlNotice,
-    FaultInjector,
-    RunLog,
-    WorkerSpec,
     datasets,
-    final_checkpoint,
     outcome,
-    preemption_seconds_left,
     report_final,
-    resume,
     run_config,
     scaling_config,
     summary,
-    timed_save,
 )
+from ma_ray.training.trainers.faults import FaultInjector
+from ma_ray.training.trainers.preemption import ControlNotice, preemption_seconds_left
+from ma_ray.training.trainers.run_log import RunLog
+from ma_ray.training.trainers.worker_spec import WorkerSpec
 
 MODEL_FILE = "model.ubj"
 DEFAULT_ROUNDS = 100
