@@ -24,11 +24,10 @@ import ray
 
 from ma_ray.config import load_settings
 from ma_ray.connections import kafka_settled
-from ma_ray.datagen.rideshare import TRIP_EVENT_SCHEMA, TRIP_SCHEMA
 from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.offline import OfflineStore
 from ma_ray.palette.online import OnlineTable, now_us, open_online_store
-from ma_ray.palette.pipelines import PipelineError, generate_pipelines
+from ma_ray.palette.pipelines import generate_pipelines
 from ma_ray.palette.streaming import (
     AtomicFileStore,
     EventParser,
@@ -44,7 +43,6 @@ from ma_ray.palette.streaming.health import (
 )
 from ma_ray.palette.streaming.metrics import StreamMetrics, shared_stream_metrics
 
-RAW_SCHEMAS: dict[str, pa.Schema] = {"trip_events": TRIP_EVENT_SCHEMA, "trips": TRIP_SCHEMA}
 FRESHNESS_SAMPLES = 10_000
 LAG_EVERY_S = 5.0  # how often a running actor measures (and records) its consumer lag
 STAT_NAMES = (
@@ -88,7 +86,10 @@ class StreamAggregatorWorker:
         config: StreamConfig,
         settings_overrides: dict[str, Any] | None = None,
         metrics: StreamMetrics | None = None,
+        *,
+        event_schema: pa.Schema,
     ) -> None:
+        """``event_schema``: the raw source's event schema (the group's plan checks it has every column it uses)."""
         from confluent_kafka import Consumer, Producer
 
         from ma_ray.connections import kafka_consumer_config, kafka_producer_config
@@ -96,9 +97,7 @@ class StreamAggregatorWorker:
         self.settings = load_settings(**(settings_overrides or {}))
         self.config = config
         plan = generate_pipelines(repo).plan(group)
-        if plan.raw_source not in RAW_SCHEMAS:
-            raise PipelineError(f"{plan.snapshot_id}: no event schema is known for raw source '{plan.raw_source}'")
-        self.bound = plan.bind(RAW_SCHEMAS[plan.raw_source])
+        self.bound = plan.bind(event_schema)
         self.parser = EventParser(self.bound, config.max_future_s)
         self.table = OnlineTable.of(repo, next(g for g in repo.groups if g.name == group))
         # The one write path: the primary, then Redis (and this process's L1) refreshed, so readers see the write.

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ma_ray.config import Settings, SettingsError, load_settings
-from ma_ray.datagen.rideshare import RideshareConfig, RideshareGenerator
+from ma_ray.datagen.rideshare import RAW_EVENT_SCHEMAS, RideshareConfig, RideshareGenerator
 from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.pipelines import PipelineError
 from ma_ray.palette.repository import RepositoryError
@@ -94,13 +94,25 @@ def start_actors(
 ) -> list[Any]:
     """One aggregation actor per partition group, named (and checkpointed) by catalog, group, topic, index."""
     from actors.stream_aggregator import StreamAggregatorActor, StreamConfig
+    from ma_ray.palette.pipelines import generate_pipelines
 
+    schema = raw_event_schema(generate_pipelines(repo).plan(group).raw_source)
     handles = []
     for i, owned in enumerate(partition_groups(partitions, actors)):
         name = f"{repo.catalog}.{group}.{topic}.{i}"
         cfg = StreamConfig(topic, owned, consumer_group or f"ma-ray.{repo.catalog}.{group}", name, **config)
-        handles.append(StreamAggregatorActor.options(name=name).remote(repo, group, cfg, settings_overrides))
+        handles.append(
+            StreamAggregatorActor.options(name=name).remote(repo, group, cfg, settings_overrides, event_schema=schema)
+        )
     return handles
+
+
+def raw_event_schema(raw_source: str) -> pa.Schema:
+    """The event schema of a raw source this app streams (the rideshare world's)."""
+    if raw_source not in RAW_EVENT_SCHEMAS:
+        known = ", ".join(sorted(RAW_EVENT_SCHEMAS))
+        raise PipelineError(f"no event schema is known for raw source '{raw_source}' (streamed sources: {known})")
+    return RAW_EVENT_SCHEMAS[raw_source]
 
 
 def topic_partitions(settings: Settings, topic: str) -> int:

@@ -71,6 +71,8 @@ TRIP_EVENT_SCHEMA = pa.schema(
         ("date", pa.string()),
     ]
 )
+# The event schema of each raw source the rideshare world streams: what its aggregation actors parse.
+RAW_EVENT_SCHEMAS: dict[str, pa.Schema] = {"trip_events": TRIP_EVENT_SCHEMA, "trips": TRIP_SCHEMA}
 
 
 class RideshareConfig(BaseModel):

@@ -26,6 +26,7 @@ from actors.feature_server import FeatureServerActor
 from actors.stream_aggregator import StreamAggregatorActor, StreamConfig, ensure_topic
 from apps.stream_pipeline import replay
 from ma_ray.config import Settings, load_settings
+from ma_ray.datagen.rideshare import TRIP_EVENT_SCHEMA
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.online import EntityRow, OnlineTable, now_us, open_online_store
 from ma_ray.palette.registry import FeatureRegistry
@@ -71,7 +72,7 @@ def run(state_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
         cluster.wait_for_nodes()
         config = StreamConfig(topic, (0,), f"g-{topic}", f"rideshare.driver_realtime.{topic}.0")
         aggregator = StreamAggregatorActor.options(resources={"node_a": 0.1}).remote(
-            repo, "driver_realtime", config, node_settings["node_a"]
+            repo, "driver_realtime", config, node_settings["node_a"], event_schema=TRIP_EVENT_SCHEMA
         )
         lag = ray.get(aggregator.lag.remote(), timeout=120)  # publishes its health: BACKLOG unread, no batch yet
         reader = FeatureServerActor.options(resources={"node_b": 0.1}).remote("rideshare", node_settings["node_b"])

@@ -25,7 +25,7 @@ from actors.stream_aggregator import StreamAggregatorActor, StreamConfig, ensure
 from apps.stream_pipeline import encode_events, generated_events, main, replay, start_actors
 from ma_ray.config import Settings, backend_class, load_settings
 from ma_ray.connections import kafka_admin, kafka_consumer_config
-from ma_ray.datagen.rideshare import RideshareConfig
+from ma_ray.datagen.rideshare import TRIP_EVENT_SCHEMA, RideshareConfig
 from ma_ray.palette.catalog import FeatureRepository
 from ma_ray.palette.online import OnlineTable
 from ma_ray.palette.repository import load_repository
@@ -152,7 +152,9 @@ def test_killed_and_crashed_actors_resume_without_loss_or_double_counting(
     config = StreamConfig(topic, (0, 1), f"g-{uuid.uuid4().hex[:8]}", "crashy", batch_size=300)
 
     def actor(cfg: StreamConfig):
-        return StreamAggregatorActor.options(max_restarts=0).remote(repo, GROUP, cfg, overrides)
+        return StreamAggregatorActor.options(max_restarts=0).remote(
+            repo, GROUP, cfg, overrides, event_schema=TRIP_EVENT_SCHEMA
+        )
 
     first = actor(config)
     assert ray.get(first.run.remote(max_batches=2), timeout=120)["batches"] == 2
