@@ -16,7 +16,6 @@ from ma_ray.palette.online import (
     EntityRow,
     FeatureValues,
     InProcessCache,
-    OnlineStore,
     OnlineTable,
     TieredOnlineStore,
     now_us,
@@ -25,6 +24,7 @@ from ma_ray.palette.repository import load_repository
 from ma_ray.serving.feature_answer import FeatureAnswer
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
 from ma_ray.serving.resolution import Resolution
+from tests.store_doubles import InMemoryStoreDouble
 
 with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as _path:
     CATALOG = ServingCatalog(load_repository(_path))
@@ -35,14 +35,13 @@ REQUEST_TS = "@basis:request_ts"
 STATS_TABLE = next(t for t in CATALOG.tables() if t.group == "driver_stats")
 
 
-class CountingStore(OnlineStore):
+class CountingStore(InMemoryStoreDouble):
     """A primary that counts the keys it is asked about and can be held (a slow backend)."""
 
     tier = "primary"
-    local = False  # read on the resolver's pool, under its deadline
 
     def __init__(self) -> None:
-        self.inner = InProcessCache(ttl_s=3600)
+        super().__init__()
         self.asked: list[list] = []
         self.gate = threading.Event()
         self.gate.set()
@@ -52,17 +51,6 @@ class CountingStore(OnlineStore):
         self.gate.wait(5)
         answers = self.inner.get(table, keys, features, read_ts)
         return [FeatureValues(a.key, a.feature_ts, a.values, self.tier) for a in answers]
-
-    def put(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
-        self.inner.put(table, rows)
-
-    def update(self, table: OnlineTable) -> None: ...
-
-    def prune(self, table: OnlineTable, keys: Sequence, before_ts: int) -> None: ...
-
-    def teardown(self, table: OnlineTable) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def stats_row(driver: str, trips: int, ts: int) -> EntityRow:

@@ -10,7 +10,7 @@ from importlib import resources
 import pytest
 
 from ma_ray.circuit_breaker import BreakerState, CircuitBreaker
-from ma_ray.palette.online import EntityRow, FeatureValues, InProcessCache, OnlineStore, OnlineTable, now_us
+from ma_ray.palette.online import EntityRow, FeatureValues, InProcessCache, OnlineTable, now_us
 from ma_ray.palette.repository import load_repository
 from ma_ray.serving.feature_resolver import (
     EntityKeyError,
@@ -18,6 +18,7 @@ from ma_ray.serving.feature_resolver import (
     ServingCatalog,
     UnknownReferenceError,
 )
+from tests.store_doubles import InMemoryStoreDouble
 
 with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as _path:
     REPO = load_repository(_path)
@@ -44,31 +45,20 @@ def store_with(rows: dict[str, list[EntityRow]]) -> InProcessCache:
     return store
 
 
-class GatedStore(OnlineStore):
+class GatedStore(InMemoryStoreDouble):
     """An online store that waits on a gate (a slow backend) or raises (a dead one); writes go to its inner cache."""
 
     tier = "gated"
-    local = False  # read on the resolver's pool, under its deadline
 
     def __init__(self, inner: InProcessCache, fail: bool = False) -> None:
-        self.inner, self.fail, self.gate = inner, fail, threading.Event()
+        super().__init__(inner)
+        self.fail, self.gate = fail, threading.Event()
 
     def get(self, table: OnlineTable, keys: Sequence, features: Sequence[str], read_ts: int) -> list[FeatureValues]:
         if self.fail:
             raise ConnectionError("cassandra is down")
         self.gate.wait(5)
         return self.inner.get(table, keys, features, read_ts)
-
-    def put(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
-        self.inner.put(table, rows)
-
-    def update(self, table: OnlineTable) -> None: ...
-
-    def prune(self, table: OnlineTable, keys: Sequence, before_ts: int) -> None: ...
-
-    def teardown(self, table: OnlineTable) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def test_values_defaults_and_derived_features() -> None:
