@@ -85,10 +85,10 @@ def test_every_import_runs_down_the_layers() -> None:
 
 @pytest.mark.unit
 def test_every_module_of_ma_ray_is_placed() -> None:
-    for entry in (ROOT / "ma_ray").iterdir():
-        if entry.name.startswith(("_", ".")) or (entry.is_file() and entry.suffix != ".py"):
-            continue
-        component(f"ma_ray.{entry.name.removesuffix('.py')}")  # raises for a module in no layer
+    entries = [e for e in (ROOT / "ma_ray").iterdir() if not e.name.startswith(("_", ".")) and e.suffix in ("", ".py")]
+    placed = {e.name: component(f"ma_ray.{e.name.removesuffix('.py')}") for e in entries}  # raises if in no layer
+    assert set(placed.values()) <= LAYER_OF.keys()
+    assert placed["config.py"] == "core" and placed["palette"] == "ma_ray.palette" and placed["cli.py"] == "ma_ray.cli"
 
 
 def write(root: Path, relative: str, source: str) -> None:
