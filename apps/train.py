@@ -81,6 +81,14 @@ def build_table(spec: TrainingJobSpec, settings: Settings) -> pa.Table:
     return pa.table({**columns, **{c: table[c] for c in keep}})
 
 
+def injected_faults(spec: TrainingJobSpec, settings: Settings) -> FaultInjection:
+    """The spec's fault injection when the settings allow test hooks; none otherwise (validation refuses such a
+    spec first: this keeps a spec that reached the entrypoint another way from killing workers)."""
+    if not settings.test_hooks:
+        return FaultInjection()
+    return FaultInjection(fail_at_step=spec.faults.fail_at_step, preempt_at_step=spec.faults.preempt_at_step)
+
+
 def training_run(
     spec: TrainingJobSpec, settings: Settings, run_id: str, table: pa.Table, workers: int | None = None
 ) -> TrainingRun:
@@ -105,7 +113,7 @@ def training_run(
         estimated_duration_s=spec.estimated_duration_s,
         checkpoint_every_steps=spec.checkpoint_every_steps,
         max_failures=spec.max_failures,
-        faults=FaultInjection(fail_at_step=spec.faults.fail_at_step, preempt_at_step=spec.faults.preempt_at_step),
+        faults=injected_faults(spec, settings),
         text_column=spec.label.text,
     )
 

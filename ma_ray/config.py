@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     # Services named here are never started by `ma-ray services up`, even on loopback.
     external_services: Annotated[list[ServiceName], NoDecode] = []
 
+    # Tests only: a job spec's `faults:` (a worker killed, a preemption simulated) is refused unless this is on.
+    test_hooks: bool = False
+
     @field_validator("cassandra_hosts", "external_services", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:

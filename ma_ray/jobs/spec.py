@@ -167,7 +167,9 @@ class ClustersFile(_Model):
 
 
 class Faults(_Model):
-    """Test hooks (off by default): fail a worker once at a step, or deliver a preemption notice at a step."""
+    """Test hooks, not part of a user's spec: fail a worker once at a step, or deliver a preemption notice at a step.
+    Refused at validation unless the settings turn ``test_hooks`` on (``MA_RAY_TEST_HOOKS``), and ignored by the
+    training entrypoint otherwise."""
 
     fail_at_step: int | None = Field(default=None, ge=1)
     preempt_at_step: int | None = Field(default=None, ge=1)

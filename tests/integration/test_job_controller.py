@@ -55,7 +55,7 @@ JOB_TIMEOUT_S = 240
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory, raw_uri: str) -> Settings:
     """Embedded stores in a fresh state dir: the sample catalog applied, two daily driver_stats snapshots."""
-    settings = load_settings(state_dir=tmp_path_factory.mktemp("jobs_state"))
+    settings = load_settings(state_dir=tmp_path_factory.mktemp("jobs_state"), test_hooks=True)  # specs inject faults
     meta = open_meta_store(settings)
     FeatureRegistry(meta).apply(sample_repository())
     meta.close()
