@@ -125,11 +125,12 @@ class InProcessCache(CacheTier):
         # A fill's row that already holds every stored feature, none to convert, is kept as it is: entries are
         # never changed in place, and answers are read-only.
         whole, columns = not refresh and not table.timestamp_features, table.features.keys()
+        written = cast("Sequence[EntityRow]", rows)  # found answers (never a miss) carry a timestamp, as rows do
         with self._lock:
-            for row in rows:
+            for row in written:
                 slot = (name, row.key)
                 current = entries.get(slot)
-                feature_ts = cast(int, row.feature_ts)  # rows and found answers (never a miss) carry a timestamp
+                feature_ts = row.feature_ts
                 if current is not None and current[1] > feature_ts:
                     continue
                 if refresh and current is None:
