@@ -23,7 +23,7 @@ import pyarrow.fs as pafs
 from ma_ray.config import Settings
 from ma_ray.gallery.errors import ChecksumMismatchError, CorruptArtifactError
 from ma_ray.gallery.names import check_model_name
-from ma_ray.storage import FileEntry, copy_hashed, filesystem_and_path, hash_local_files
+from ma_ray.storage import CHUNK_BYTES, FileEntry, copy_hashed, filesystem_and_path, hash_local_files
 
 MANIFEST = "MANIFEST.json"
 
@@ -126,7 +126,7 @@ class ArtifactStore:
     def _upload(self, local: Path, target: str) -> None:
         self._fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
         with local.open("rb") as handle, self._fs.open_output_stream(target) as out:
-            copy_hashed(handle, out)
+            shutil.copyfileobj(handle, out, CHUNK_BYTES)  # hashed already, by the manifest
 
     def _move(self, source: str, target: str) -> None:
         self._fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
