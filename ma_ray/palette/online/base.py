@@ -8,6 +8,7 @@ Timestamps are int epoch microseconds (UTC); timestamp-typed feature values come
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -145,9 +146,17 @@ class CacheTier(OnlineStore):
         hits = self.hits(table, keys, features, read_ts)
         return [answer or FeatureValues(key, None, {}, "") for key, answer in zip(keys, hits, strict=True)]
 
+    def read_started(self) -> float:
+        """A stamp on this cache's own clock, taken before a read of the tiers below and handed back to ``put``."""
+        return time.monotonic()
+
     @abstractmethod
-    def put(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues]) -> None:
-        """The read-through fill: rows, or the found answers of a read of the tier below."""
+    def put(
+        self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], read_started: float | None = None
+    ) -> None:
+        """The read-through fill: rows, or the found answers of a read of the tier below. A cache whose entries
+        expire by time counts their life from ``read_started`` (`read_started()` back-dated to the read's
+        timestamp), so a slow read never stretches how long a value outlives a newer write."""
 
     @abstractmethod
     def refresh(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None: ...

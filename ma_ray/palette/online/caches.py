@@ -112,16 +112,25 @@ class InProcessCache(CacheTier):
     def update(self, table: OnlineTable) -> None:
         self.teardown(table)
 
-    def put(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues]) -> None:
-        """The read-through fill (rows, or the found answers of a read below): each row unless its entry is newer."""
-        self._write(table, rows, refresh=False)
+    def read_started(self) -> float:
+        return self.clock()
+
+    def put(
+        self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], read_started: float | None = None
+    ) -> None:
+        """The read-through fill (rows, or the found answers of a read below): each row unless its entry is newer.
+        Entries expire ``ttl_s`` after ``read_started`` when given: another process's write may have landed any
+        time after the read below began, and this cache never hears of it."""
+        self._write(table, rows, refresh=False, since=self.clock() if read_started is None else read_started)
 
     def refresh(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:
         """After the primary took ``rows``: older entries become the rows, missing ones a marker (module doc)."""
-        self._write(table, rows, refresh=True)
+        self._write(table, rows, refresh=True, since=self.clock())
 
-    def _write(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], refresh: bool) -> None:
-        expires, name, entries = self.clock() + self.ttl_s, table.name, self._rows
+    def _write(
+        self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], refresh: bool, since: float
+    ) -> None:
+        expires, name, entries = since + self.ttl_s, table.name, self._rows
         # A fill's row that already holds every stored feature, none to convert, is kept as it is: entries are
         # never changed in place, and answers are read-only.
         whole, columns = not refresh and not table.timestamp_features, table.features.keys()
@@ -208,8 +217,12 @@ class RedisCache(CacheTier):
     def update(self, table: OnlineTable) -> None:
         """Nothing to create; rows cached under an older schema are treated as misses when a feature is new."""
 
-    def put(self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues]) -> None:
-        """The read-through fill (rows, or the found answers of a read below): each row unless its entry is newer."""
+    def put(
+        self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], read_started: float | None = None
+    ) -> None:
+        """The read-through fill (rows, or the found answers of a read below): each row unless its entry is newer.
+        Its TTL only bounds memory: writers refresh Redis itself, so a slow fill loses to them (``read_started``
+        is not needed)."""
         self._write(self._set_if_newer, table, rows)
 
     def refresh(self, table: OnlineTable, rows: Sequence[EntityRow]) -> None:

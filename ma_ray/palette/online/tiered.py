@@ -136,7 +136,11 @@ class TieredOnlineStore(OnlineStore):
         above. Returns the answers (None where missing), the missing indexes and whether the primary failed."""
         every_feature = list(table.features)
         whole_rows = set(features) == table.features.keys()  # rows read below the top need no projection
-        fill = read_ts >= now_us() - FILL_WINDOW_US
+        now = now_us()
+        fill = read_ts >= now - FILL_WINDOW_US
+        # A fill is the value as of read_ts: a write may land any time after it, so its life counts from then.
+        read_age_s = max(0, now - read_ts) / 1e6
+        read_started = [cache.read_started() - read_age_s for cache in self.caches] if fill else []
         answers: list[FeatureValues | None] = [None] * len(keys)
         pending = list(range(len(keys)))
         primary_failed = False
@@ -152,8 +156,8 @@ class TieredOnlineStore(OnlineStore):
             found = [v for v in got if v is not None]
             self.served[store.tier] += len(found)
             if found and fill and depth:
-                for cache in self.caches[:depth]:
-                    self._guarded(cache, "fill", partial(cache.put, table, found))
+                for cache, started in zip(self.caches[:depth], read_started, strict=False):
+                    self._guarded(cache, "fill", partial(cache.put, table, found, started))
             if len(found) == len(keys) and (depth == 0 or whole_rows):
                 return got, [], False  # the first tier asked answered every key
             pending = _placed(answers, pending, got, None if depth == 0 or whole_rows else features)
