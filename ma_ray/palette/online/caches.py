@@ -131,24 +131,24 @@ class InProcessCache(CacheTier):
         self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], refresh: bool, since: float
     ) -> None:
         expires, name, entries = since + self.ttl_s, table.name, self._rows
-        # A fill's row that already holds every stored feature, none to convert, is kept as it is: entries are
-        # never changed in place, and answers are read-only.
-        whole, columns = not refresh and not table.timestamp_features, table.features.keys()
+        # A fill's row holding exactly the table's features, none to convert, is kept as it is (entries never
+        # change in place; answers are read-only). Every entry holds exactly the names of the table it was
+        # written for, so `hits` only counts them (a table's schema change clears its entries: `update`).
+        columns = None if refresh or table.timestamp_features else table.features.keys()
         written = cast("Sequence[EntityRow]", rows)  # found answers (never a miss) carry a timestamp, as rows do
+        get, move_to_end = entries.get, entries.move_to_end
         with self._lock:
             for row in written:
                 slot = (name, row.key)
-                current = entries.get(slot)
-                feature_ts = row.feature_ts
-                if current is not None and current[1] > feature_ts:
+                current = get(slot)
+                if current is not None and current[1] > row.feature_ts:
                     continue
-                if refresh and current is None:
-                    stored = _MARKER
-                else:
-                    stored = row.values if whole and row.values.keys() == columns else _stored_row(table, row)
-                entries[slot] = (expires, feature_ts, stored)
+                values = row.values
+                if values.keys() != columns:  # never equal to None: every refresh, and fills to convert
+                    values = _MARKER if refresh and current is None else _stored_row(table, row)
+                entries[slot] = (expires, row.feature_ts, values)
                 if current is not None:  # a new entry is at the LRU's end already
-                    entries.move_to_end(slot)
+                    move_to_end(slot)
             for _ in range(len(entries) - self.max_entries):
                 entries.popitem(last=False)
 
@@ -157,18 +157,21 @@ class InProcessCache(CacheTier):
     ) -> list[FeatureValues | None]:
         """``get`` with None for a miss (no object made for it)."""
         now, name, tier, rows = self.clock(), table.name, self.tier, self._rows
-        columns = table.features.keys()
-        whole_rows = not table.timestamp_features and set(features) == columns  # entries answer as they are
+        # Entries answer as they are when the whole row is asked (read-only: entries never change in place); an
+        # entry of another size was written for another schema of the table.
+        whole = len(table.features) if not table.timestamp_features and set(features) == table.features.keys() else -1
+        slots = [(name, key) for key in keys]
+        move_to_end = rows.move_to_end
         with self._lock:
-            answers: list[Any] = [rows.get((name, key)) for key in keys]  # entries first: most are misses or hits
+            answers: list[Any] = [rows.get(slot) for slot in slots]  # entries first: most are misses or hits
             for i, entry in enumerate(answers):
                 if entry is None:
                     continue
                 answers[i] = None
                 if entry[0] > now and entry[1] <= read_ts and entry[2] is not _MARKER:
-                    rows.move_to_end((name, keys[i]))
+                    move_to_end(slots[i])
                     stored = entry[2]
-                    if whole_rows and stored.keys() == columns:  # read-only: entries never change in place
+                    if len(stored) == whole:
                         answers[i] = FeatureValues(keys[i], entry[1], stored, tier)
                     else:
                         answers[i] = _project(table, keys[i], entry[1], stored, features, tier)

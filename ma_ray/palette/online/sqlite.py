@@ -92,7 +92,16 @@ class SqliteOnlineStore(OnlineStore):
                 )
                 found.update((row[0], row) for row in self._reader.execute(sql, (*chunk, read_ts)))
         converted = [(name, table.features[name]) for name in features if table.features[name] in _CONVERTED]
-        return [self._answer(key, features, found.get(key), converted) for key in keys]
+        if converted:
+            return [self._answer(key, features, found.get(key), converted) for key in keys]
+        tier, answers = self.tier, []
+        for key in keys:  # the common case, per key as little as it can be: one dict, one answer
+            row = found.get(key)
+            if row is None:
+                answers.append(FeatureValues(key, None, {}, tier))
+            else:  # the row is (key, ts, *features): zip needs no strictness
+                answers.append(FeatureValues(key, row[1], dict(zip(features, row[2:])), tier))  # noqa: B905
+        return answers
 
     def _answer(
         self,
