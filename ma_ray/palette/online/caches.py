@@ -143,8 +143,8 @@ class InProcessCache(CacheTier):
                 current = get(slot)
                 if current is not None and current[1] > row.feature_ts:
                     continue
-                values = row.values
-                if values.keys() != columns:  # never equal to None: every refresh, and fills to convert
+                values: dict[str, Any] | None = row.values
+                if row.values.keys() != columns:  # never equal to None: every refresh, and fills to convert
                     values = _MARKER if refresh and current is None else _stored_row(table, row)
                 entries[slot] = (expires, row.feature_ts, values)
                 if current is not None:  # a new entry is at the LRU's end already
