@@ -13,9 +13,7 @@ from ma_ray.config import load_settings
 from ma_ray.palette.online import open_online_store
 from ma_ray.palette.registry import registered_repository
 from ma_ray.palette.streaming.health import StreamLagMonitor, open_health_board
-from ma_ray.serving.feature_answer import FeatureAnswer
-from ma_ray.serving.feature_metrics import shared_feature_metrics
-from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
+from ma_ray.serving import FeatureAnswer, FeatureResolver, ServingCatalog, shared_feature_metrics
 
 
 class FeatureServer:

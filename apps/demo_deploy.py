@@ -18,8 +18,7 @@ from ray import serve
 from apps.demo_models import MODEL
 from apps.prediction import build_app
 from ma_ray.gallery import Gallery
-from ma_ray.serving.rollout import Rollout, RolloutReport, ServePool
-from ma_ray.serving.stage_timing import TIMING_HEADER, decode_timing
+from ma_ray.serving import TIMING_HEADER, Rollout, RolloutReport, ServePool, decode_timing
 from ma_ray.text_table import format_table
 
 if TYPE_CHECKING:

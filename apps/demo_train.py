@@ -14,8 +14,7 @@ import ray
 from actors.job_controller import job_controller, running_controller, submit, wait
 from apps.demo_models import MODEL, SIGNATURE, TRAINING_DAYS
 from apps.demo_summary import StageFailed
-from ma_ray.jobs.spec import ClusterSpec, NodeSpec, TrainingJobSpec, parse_spec
-from ma_ray.jobs.workflow import JobState
+from ma_ray.jobs import ClusterSpec, JobState, NodeSpec, TrainingJobSpec, parse_spec
 from ma_ray.palette.pipelines import BatchPipeline
 from ma_ray.palette.registry import registered_repository
 from ma_ray.text_table import format_table

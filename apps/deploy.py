@@ -19,7 +19,7 @@ import sys
 from ma_ray.config import SettingsError, load_settings
 from ma_ray.gallery import DeploymentFailedError, Gallery, GalleryError
 from ma_ray.ray_runtime import init_ray
-from ma_ray.serving.rollout import Rollout, RolloutReport, ServePool
+from ma_ray.serving import Rollout, RolloutReport, ServePool
 from ma_ray.text_table import format_table
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
 from actors.feature_server import FeatureServer
-from ma_ray.serving.feature_resolver import EntityKeyError, UnknownReferenceError
+from ma_ray.serving import EntityKeyError, UnknownReferenceError
 
 MAX_ROWS = 1000
 MAX_FEATURES = 200

@@ -22,7 +22,7 @@ from ma_ray.gallery.errors import (
     UnknownModelError,
     UnknownVersionError,
 )
-from ma_ray.serving.rollout import Rollout, ServePool
+from ma_ray.serving import Rollout, ServePool
 
 api = FastAPI(title="ma-ray Gallery admin API", version="1", description="Models, versions and aliases.")
 

@@ -23,8 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from ma_ray.config import Settings, load_settings
-from ma_ray.jobs.spec import TrainingJobSpec, load_spec, parse_spec
-from ma_ray.jobs.validation import label_types, open_labels
+from ma_ray.jobs import TrainingJobSpec, label_types, load_spec, open_labels, parse_spec
 from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRef
 from ma_ray.training.checkpoint_store import checkpoint_root
 from ma_ray.training.run import FaultInjection, TrainingOutcome, TrainingRun
@@ -176,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = load_spec(args.spec)
         print(json.dumps(train(spec, settings, f"{spec.name}-{int(time.time())}", args.workers), indent=2))
         return 0
-    from ma_ray.jobs.job_store import open_job_store
+    from ma_ray.jobs import open_job_store
 
     store = open_job_store(settings)
     try:

@@ -30,7 +30,7 @@ from ray import serve
 from apps.prediction import build_app
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery, InputSignature
-from ma_ray.serving.rollout import Rollout, RolloutReport, ServePool
+from ma_ray.serving import Rollout, RolloutReport, ServePool
 
 REPLICAS = 2
 

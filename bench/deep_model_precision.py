@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from _harness import Result, report
 
-from ma_ray.serving.precision import PRECISIONS, apply_precision, input_dtype
+from ma_ray.serving import PRECISIONS, apply_precision, input_dtype
 from ma_ray.training.trainers.torch_trainer import mlp
 
 FEATURES = 32

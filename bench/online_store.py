@@ -24,7 +24,7 @@ from ma_ray.palette.online import EntityRow, InProcessCache, OnlineTable, RedisC
 from ma_ray.palette.online.cassandra import CassandraOnlineStore
 from ma_ray.palette.repository import load_repository
 from ma_ray.palette.types import FeatureType
-from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
+from ma_ray.serving import FeatureResolver, ServingCatalog
 
 with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as _path:
     REPO = load_repository(_path)  # the sample's driver_stats: the five features below

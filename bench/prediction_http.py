@@ -54,7 +54,7 @@ from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.online import OnlineTable, open_online_store
 from ma_ray.palette.registry import FeatureRegistry
 from ma_ray.palette.repository import load_repository
-from ma_ray.serving.stage_timing import TIMING_HEADER, decode_timing
+from ma_ray.serving import TIMING_HEADER, decode_timing
 
 STATS = "@palette:rideshare:driver_stats:{}:driver_id"
 FEATURES = tuple(

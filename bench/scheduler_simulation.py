@@ -14,11 +14,18 @@ import argparse
 import numpy as np
 from _harness import Result, Target, report
 
-from ma_ray.jobs.baseline import FifoScheduler
-from ma_ray.jobs.clusters import Cluster, CostClass, Node
-from ma_ray.jobs.resources import Resources
-from ma_ray.jobs.scheduler import JobRequest, TieredScheduler
-from ma_ray.jobs.simulation import SimJob, SimulationReport, simulate
+from ma_ray.jobs import (
+    Cluster,
+    CostClass,
+    FifoScheduler,
+    JobRequest,
+    Node,
+    Resources,
+    SimJob,
+    SimulationReport,
+    TieredScheduler,
+    simulate,
+)
 
 TIERS, TIER_MIX = [1, 2, 3, 4], [0.15, 0.30, 0.30, 0.25]
 LOCATIONS = ["us-east", "us-west"]

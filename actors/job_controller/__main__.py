@@ -11,7 +11,7 @@ import ray
 from actors.job_controller.actor import NAME, NAMESPACE, PREEMPT_GRACE_S
 from actors.job_controller.client import job_controller
 from ma_ray.config import load_settings
-from ma_ray.jobs.spec import load_clusters_file
+from ma_ray.jobs import load_clusters_file
 
 
 def main(argv: list[str] | None = None) -> int:

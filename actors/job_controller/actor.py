@@ -35,16 +35,33 @@ from typing import Any
 import ray
 
 from ma_ray.config import load_settings
-from ma_ray.jobs import workflow
-from ma_ray.jobs.clusters import ClusterRegistry
-from ma_ray.jobs.entrypoint import job_python, training_entrypoint
-from ma_ray.jobs.handoff import settings_env, settings_fingerprint
-from ma_ray.jobs.job_store import job_status, known_job, open_job_store
-from ma_ray.jobs.registration import register_in_gallery
-from ma_ray.jobs.scheduler import Preempt, ScaleUp, Start, TieredScheduler
-from ma_ray.jobs.spec import ClusterSpec, SpecError, parse_spec
-from ma_ray.jobs.validation import DEFAULT_HEADROOM, job_request, validate_job
-from ma_ray.jobs.workflow import Action, AttemptEnd, Draining, JobRecord, JobState
+from ma_ray.jobs import (
+    DEFAULT_HEADROOM,
+    Action,
+    AttemptEnd,
+    ClusterRegistry,
+    ClusterSpec,
+    Draining,
+    JobRecord,
+    JobState,
+    Preempt,
+    ScaleUp,
+    SpecError,
+    Start,
+    TieredScheduler,
+    job_python,
+    job_request,
+    job_status,
+    known_job,
+    open_job_store,
+    parse_spec,
+    register_in_gallery,
+    settings_env,
+    settings_fingerprint,
+    training_entrypoint,
+    validate_job,
+    workflow,
+)
 from ma_ray.metrics import RayMetrics
 from ma_ray.training.checkpoint_store import checkpoint_root
 from ma_ray.training.trainers.preemption import clear_preemption_notice, send_preemption_notice

@@ -12,9 +12,7 @@ import ray
 
 from actors.job_controller.actor import NAME, NAMESPACE, PREEMPT_GRACE_S, JobController
 from ma_ray.config import Settings
-from ma_ray.jobs.handoff import portable_settings, settings_fingerprint
-from ma_ray.jobs.spec import ClusterSpec, SpecError, TrainingJobSpec
-from ma_ray.jobs.workflow import JobRecord
+from ma_ray.jobs import ClusterSpec, JobRecord, SpecError, TrainingJobSpec, portable_settings, settings_fingerprint
 
 
 class ControllerConflictError(RuntimeError):

@@ -44,7 +44,7 @@ from apps.prediction.front import FrontReplica
 from apps.prediction.http import api
 from apps.prediction.replica import GpuPoolReplica, LoadedModel, PoolReplica
 from apps.prediction.schemas import AppArgs, PredictRequest, PredictResponse, ServingOptions
-from ma_ray.serving.placement import group_sizes
+from ma_ray.serving import group_sizes
 
 # `serve run apps.prediction:app`: default sizes, no Gallery read at import (replicas import this package too).
 app = application(AppArgs(), group_sizes([]))

@@ -12,8 +12,8 @@ from apps.prediction.replica import GpuPoolReplica, PoolReplica
 from apps.prediction.schemas import AppArgs
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery
-from ma_ray.serving.frameworks import DEEP_FRAMEWORKS
-from ma_ray.serving.placement import (
+from ma_ray.serving import (
+    DEEP_FRAMEWORKS,
     GPU_GROUP,
     LOWER_GROUP,
     POOL_DEPLOYMENTS,

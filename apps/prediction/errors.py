@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from ray.exceptions import RayTaskError
 
-from ma_ray.serving.feature_resolver import EntityKeyError, UnknownReferenceError
-from ma_ray.serving.model_cache import CacheFullError
+from ma_ray.serving import CacheFullError, EntityKeyError, UnknownReferenceError
 
 
 class ModelLoadError(RuntimeError):

@@ -25,16 +25,16 @@ from apps.prediction.open_inference_grpc import OpenInferenceGrpc
 from apps.prediction.replica import PoolReplica, elapsed_ms
 from apps.prediction.schemas import ErrorResponse, PredictRequest, PredictResponse, ServingOptions
 from ma_ray.metrics import default_backend
-from ma_ray.serving.coalescing import RequestCoalescer
-from ma_ray.serving.model_cache import CacheFullError
-from ma_ray.serving.placement import pool_deployment
-from ma_ray.serving.stage_timing import (
+from ma_ray.serving import (
     LOAD_FAILURES_TOTAL,
     PARSING,
     ROUTING,
     SERIALIZATION,
     TIMING_HEADER,
+    CacheFullError,
+    RequestCoalescer,
     encode_timing,
+    pool_deployment,
 )
 
 logger = logging.getLogger("ray.serve")

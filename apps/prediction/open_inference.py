@@ -23,19 +23,21 @@ from apps.prediction.replica import elapsed_ms
 from apps.prediction.schemas import MAX_ROWS
 from ma_ray.gallery import Gallery
 from ma_ray.palette.types import FeatureType
-from ma_ray.serving.model_cache import TierAwareModelCache
-from ma_ray.serving.model_input import ModelInputs
-from ma_ray.serving.open_inference import (
+from ma_ray.serving import (
     DATATYPES,
     HEADER_LENGTH,
+    PARSING,
+    ROUTING,
+    SERIALIZATION,
     InferenceProtocolError,
     InferRequest,
+    ModelInputs,
+    TierAwareModelCache,
     infer_response,
     model_metadata,
     parse_infer_request,
     request_rows,
 )
-from ma_ray.serving.stage_timing import PARSING, ROUTING, SERIALIZATION
 
 TAGS = ["open inference protocol (KServe V2)"]
 PRODUCTION = "production"  # the alias a V2 model name without a version resolves

@@ -21,9 +21,8 @@ from apps.prediction.http import api
 from apps.prediction.open_inference import v2_parameters
 from apps.prediction.replica import elapsed_ms
 from apps.prediction.schemas import MAX_ROWS
+from ma_ray.serving import OUTPUT, OUTPUT_DATATYPE, PARSING, SERIALIZATION, infer_request_from_message
 from ma_ray.serving.inference_grpc import messages as pb
-from ma_ray.serving.open_inference import OUTPUT, OUTPUT_DATATYPE, infer_request_from_message
-from ma_ray.serving.stage_timing import PARSING, SERIALIZATION
 
 SERVICER = "ma_ray.serving.inference_grpc.add_GRPCInferenceServiceServicer_to_server"
 CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND, 503: grpc.StatusCode.UNAVAILABLE}

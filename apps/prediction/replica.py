@@ -21,14 +21,27 @@ from apps.prediction.schemas import ServingOptions
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery
 from ma_ray.gallery.models import ModelVersion
-from ma_ray.serving.artifact_cache import DEFAULT_ROOT, LocalArtifact, LocalArtifactCache
-from ma_ray.serving.batching import infer_grouped
-from ma_ray.serving.frameworks import Predictor, serving_framework
-from ma_ray.serving.model_cache import LoadingPolicy, TierAwareModelCache, loading_policy, preemptive_loads
-from ma_ray.serving.model_input import ModelInputs
+from ma_ray.serving import (
+    DEFAULT_ROOT,
+    INFERENCE,
+    MODEL_LOAD,
+    POOL_DEPLOYMENTS,
+    TRANSFORMATION,
+    LoadingPolicy,
+    LocalArtifact,
+    LocalArtifactCache,
+    ModelInputs,
+    Predictor,
+    TierAwareModelCache,
+    infer_grouped,
+    loading_policy,
+    lookup_stage,
+    pool_deployment,
+    preemptive_loads,
+    serving_framework,
+    shared_stage_metrics,
+)
 from ma_ray.serving.multiplexer import install
-from ma_ray.serving.placement import POOL_DEPLOYMENTS, pool_deployment
-from ma_ray.serving.stage_timing import INFERENCE, MODEL_LOAD, TRANSFORMATION, lookup_stage, shared_stage_metrics
 
 logger = logging.getLogger("ray.serve")
 

@@ -6,8 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ma_ray.serving.placement import GPU_GROUP, LOWER_GROUP, POOL_DEPLOYMENTS, TIER1_GROUP
-from ma_ray.serving.precision import Precision, check_precision
+from ma_ray.serving import GPU_GROUP, LOWER_GROUP, POOL_DEPLOYMENTS, TIER1_GROUP, Precision, check_precision
 
 MAX_ROWS = 1000
 FRONT = POOL_DEPLOYMENTS[TIER1_GROUP]  # the deployment that takes HTTP: the tier-1 pool
