@@ -27,9 +27,7 @@ import ray
 import torch
 from _harness import Result, report
 
-from ma_ray.training.checkpoint_policy import CheckpointPolicy
-from ma_ray.training.checkpoint_store import MANIFEST
-from ma_ray.training.run import FaultInjection, TrainingOutcome, TrainingRun
+from ma_ray.training import MANIFEST, CheckpointPolicy, FaultInjection, TrainingOutcome, TrainingRun
 from ma_ray.training.trainers import fit
 
 FEATURES = ("f0", "f1", "f2", "f3")

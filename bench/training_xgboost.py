@@ -23,8 +23,7 @@ import time
 import numpy as np
 from _harness import Result, Target, report
 
-from ma_ray.training.checkpoint_policy import CheckpointPolicy
-from ma_ray.training.run import TrainingRun
+from ma_ray.training import CheckpointPolicy, TrainingRun
 from ma_ray.training.trainers import fit
 
 FEATURES = 20
@@ -172,7 +171,7 @@ def ray_train_floor(root: str, runs: int = 3) -> float:
     import ray.train
     from ray.train.xgboost import XGBoostTrainer
 
-    from ma_ray.training.trainers.common import WORKER_POLL_INTERVAL_S
+    from ma_ray.training.trainers import WORKER_POLL_INTERVAL_S
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(WORKER_POLL_INTERVAL_S))
     times = []

@@ -63,8 +63,8 @@ from ma_ray.jobs import (
     workflow,
 )
 from ma_ray.metrics import RayMetrics
-from ma_ray.training.checkpoint_store import checkpoint_root
-from ma_ray.training.trainers.preemption import clear_preemption_notice, send_preemption_notice
+from ma_ray.training import checkpoint_root
+from ma_ray.training.trainers import clear_preemption_notice, send_preemption_notice
 
 NAME = workflow.CONTROLLER_NAME
 NAMESPACE = workflow.CONTROLLER_NAMESPACE

@@ -19,6 +19,8 @@ CALLERS = ("apps", "actors", "bench", "ma_ray")
 PACKAGES: dict[str, frozenset[str]] = {
     "ma_ray.serving": frozenset({"multiplexer", "inference_grpc"}),
     "ma_ray.jobs": frozenset({"workflow", "cli"}),
+    "ma_ray.training": frozenset({"trainers"}),  # a package with its own surface, checked below
+    "ma_ray.training.trainers": frozenset({"torch_trainer", "tiny_lm"}),
 }
 
 
