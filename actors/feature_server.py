@@ -10,9 +10,9 @@ from typing import Any
 import ray
 
 from ma_ray.config import load_settings
+from ma_ray.palette import registered_repository
 from ma_ray.palette.online import open_online_store
-from ma_ray.palette.registry import registered_repository
-from ma_ray.palette.streaming.health import StreamLagMonitor, open_health_board
+from ma_ray.palette.streaming import StreamLagMonitor, open_health_board
 from ma_ray.serving import FeatureAnswer, FeatureResolver, ServingCatalog, shared_feature_metrics
 
 

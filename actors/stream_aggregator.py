@@ -24,24 +24,23 @@ import ray
 
 from ma_ray.config import load_settings
 from ma_ray.connections import kafka_settled
-from ma_ray.palette.catalog import FeatureRepository
+from ma_ray.palette import FeatureRepository
 from ma_ray.palette.offline import OfflineStore
 from ma_ray.palette.online import OnlineTable, now_us, open_online_store
 from ma_ray.palette.pipelines import generate_pipelines
 from ma_ray.palette.streaming import (
     AtomicFileStore,
     EventParser,
+    HealthBoard,
     Rejected,
     StreamAggregator,
-    offset_key,
-)
-from ma_ray.palette.streaming.health import (
-    HealthBoard,
     StreamHealth,
+    StreamMetrics,
+    offset_key,
     open_health_board,
+    shared_stream_metrics,
     stream_checkpoint_root,
 )
-from ma_ray.palette.streaming.metrics import StreamMetrics, shared_stream_metrics
 
 FRESHNESS_SAMPLES = 10_000
 LAG_EVERY_S = 5.0  # how often a running actor measures (and records) its consumer lag

@@ -22,7 +22,7 @@ from datetime import date
 
 from ma_ray.config import Settings, SettingsError, load_settings
 from ma_ray.engine import Engine, EngineChoice
-from ma_ray.palette.catalog import FeatureRepository
+from ma_ray.palette import FeatureRepository, RepositoryError, load_repository
 from ma_ray.palette.pipelines import (
     LOCAL_BELOW_ROWS,
     BatchPipeline,
@@ -32,7 +32,6 @@ from ma_ray.palette.pipelines import (
     RunMode,
     RunRecord,
 )
-from ma_ray.palette.repository import RepositoryError, load_repository
 from ma_ray.ray_runtime import init_ray
 from ma_ray.text_table import format_table
 
@@ -75,7 +74,7 @@ def repository_from_args(args: argparse.Namespace, settings: Settings) -> Featur
         if repo.catalog != args.catalog:
             raise RepositoryError(f"{args.repository} declares catalog '{repo.catalog}', not '{args.catalog}'")
         return repo
-    from ma_ray.palette.registry import UnknownFeatureError, registered_repository
+    from ma_ray.palette import UnknownFeatureError, registered_repository
 
     try:
         return registered_repository(settings, args.catalog)

@@ -29,12 +29,9 @@ from apps.demo_summary import SUMMARY_FILE, DemoSummary, StageEntry, record_fail
 from apps.demo_train import stage_train_job
 from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import RideshareConfig, read_raw, write_chunk, write_dimensions
-from ma_ray.palette.catalog import FeatureRepository
-from ma_ray.palette.lineage import Direction
+from ma_ray.palette import Direction, FeatureRegistry, FeatureRepository, load_repository, registered_repository
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.pipelines import BatchPipeline
-from ma_ray.palette.registry import FeatureRegistry, registered_repository
-from ma_ray.palette.repository import load_repository
 from ma_ray.ray_runtime import RayDataStatsActor, init_ray
 from ma_ray.text_table import format_table
 

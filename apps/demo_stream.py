@@ -25,7 +25,7 @@ from ma_ray.text_table import format_table
 
 if TYPE_CHECKING:
     from apps.demo import DemoContext
-    from ma_ray.palette.catalog import FeatureRepository
+    from ma_ray.palette import FeatureRepository
 
 GROUP = "driver_realtime"
 MICRO_BATCH = 2_000

@@ -15,8 +15,8 @@ from actors.job_controller import job_controller, running_controller, submit, wa
 from apps.demo_models import MODEL, SIGNATURE, TRAINING_DAYS
 from apps.demo_summary import StageFailed
 from ma_ray.jobs import ClusterSpec, JobState, NodeSpec, TrainingJobSpec, parse_spec
+from ma_ray.palette import registered_repository
 from ma_ray.palette.pipelines import BatchPipeline
-from ma_ray.palette.registry import registered_repository
 from ma_ray.text_table import format_table
 
 if TYPE_CHECKING:

@@ -24,9 +24,8 @@ import pyarrow.compute as pc
 
 from ma_ray.config import Settings, SettingsError, load_settings
 from ma_ray.datagen.rideshare import RAW_EVENT_SCHEMAS, RideshareConfig, RideshareGenerator
-from ma_ray.palette.catalog import FeatureRepository
+from ma_ray.palette import FeatureRepository, RepositoryError
 from ma_ray.palette.pipelines import PipelineError
-from ma_ray.palette.repository import RepositoryError
 
 
 # ---- replay ----------------------------------------------------------------------------------------------------

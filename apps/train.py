@@ -24,7 +24,7 @@ import pyarrow.dataset as ds
 
 from ma_ray.config import Settings, load_settings
 from ma_ray.jobs import TrainingJobSpec, label_types, load_spec, open_labels, parse_spec
-from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRef
+from ma_ray.palette import BASIS_PREFIX, FeatureRef
 from ma_ray.training import FaultInjection, TrainingOutcome, TrainingRun, checkpoint_root
 
 
@@ -64,8 +64,8 @@ def build_labels(spec: TrainingJobSpec) -> pa.Table:
 
 def build_table(spec: TrainingJobSpec, settings: Settings) -> pa.Table:
     """Labels joined point-in-time with the offline snapshots, features renamed by `column_name`, as float64."""
+    from ma_ray.palette import registered_repository
     from ma_ray.palette.offline import OfflineStore
-    from ma_ray.palette.registry import registered_repository
     from ma_ray.training import training_table
 
     catalog = next(FeatureRef.parse(r).catalog for r in spec.features if not r.startswith(BASIS_PREFIX))

@@ -38,11 +38,9 @@ from apps.feature_api import build_app
 from apps.stream_pipeline import produce_one, start_actors
 from ma_ray.config import Settings, load_settings
 from ma_ray.connections import kafka_admin, kafka_producer_config
-from ma_ray.palette.catalog import FeatureRepository
+from ma_ray.palette import FeatureRegistry, FeatureRepository, load_repository
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.online import EntityRow, OnlineTable, open_online_store
-from ma_ray.palette.registry import FeatureRegistry
-from ma_ray.palette.repository import load_repository
 
 GROUP = "driver_realtime"
 REF = "@palette:rideshare:driver_realtime:trip_count_1h:driver_id"

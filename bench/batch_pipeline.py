@@ -26,8 +26,8 @@ from _harness import Result, Target, report
 from ma_ray.config import load_settings
 from ma_ray.datagen import RideshareConfig, write_chunk, write_dimensions
 from ma_ray.engine import Engine, EngineChoice
+from ma_ray.palette import load_repository
 from ma_ray.palette.pipelines import LOCAL_BELOW_ROWS, BatchPipeline, find_raw_input
-from ma_ray.palette.repository import load_repository
 
 COLUMNS = ["driver_id", "requested_at", "status", "driver_accepted", "driver_rating", "distance_km"]
 

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from _harness import Result, Target, interleaved_latencies_us, report
 
+from ma_ray.palette import FeatureType
 from ma_ray.palette.dsl import compile_expression
-from ma_ray.palette.types import FeatureType
 
 TRIPS = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
 SURGE = "@basis:surge"

@@ -40,11 +40,9 @@ from actors.feature_server import FeatureServer, FeatureServerActor
 from apps.feature_api import FeatureAPI
 from ma_ray.config import load_settings
 from ma_ray.connections import redis_client
-from ma_ray.palette.catalog import Entity, Feature, FeatureGroup, FeatureRepository
+from ma_ray.palette import Entity, Feature, FeatureGroup, FeatureRegistry, FeatureRepository, FeatureType
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.online import EntityRow, OnlineTable, now_us
-from ma_ray.palette.registry import FeatureRegistry
-from ma_ray.palette.types import FeatureType
 
 CATALOG = "lookup_bench"
 WIDTHS = (5, 50)

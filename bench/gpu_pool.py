@@ -31,9 +31,8 @@ from ray import serve
 from apps.prediction import build_app
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery, InputSignature
+from ma_ray.palette import FeatureRegistry, load_repository
 from ma_ray.palette.meta_store import open_meta_store
-from ma_ray.palette.registry import FeatureRegistry
-from ma_ray.palette.repository import load_repository
 from ma_ray.training.trainers.torch_trainer import mlp
 
 FACTORY = "ma_ray.training.trainers.torch_trainer:mlp"

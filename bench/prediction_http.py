@@ -49,11 +49,9 @@ from ma_ray.config import load_settings
 from ma_ray.datagen import RideshareConfig, write_chunk, write_dimensions
 from ma_ray.datagen.rideshare_features import driver_stats
 from ma_ray.gallery import Gallery, InputSignature
-from ma_ray.palette.materialize import load_snapshot
+from ma_ray.palette import FeatureRegistry, load_repository, load_snapshot
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.online import OnlineTable, open_online_store
-from ma_ray.palette.registry import FeatureRegistry
-from ma_ray.palette.repository import load_repository
 from ma_ray.serving import TIMING_HEADER, decode_timing
 
 STATS = "@palette:rideshare:driver_stats:{}:driver_id"

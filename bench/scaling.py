@@ -43,7 +43,7 @@ CHILD_TIMEOUT_S = 3600
 
 
 def _repository() -> Any:
-    from ma_ray.palette.repository import load_repository
+    from ma_ray.palette import load_repository
 
     with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as path:
         return load_repository(path)

@@ -29,7 +29,7 @@ from apps.stream_pipeline import encode_events, generated_events, replay, start_
 from ma_ray.config import load_settings
 from ma_ray.connections import kafka_admin
 from ma_ray.datagen.rideshare import RideshareConfig
-from ma_ray.palette.repository import load_repository
+from ma_ray.palette import load_repository
 
 GROUP = "driver_realtime"
 PARTITIONS = 4

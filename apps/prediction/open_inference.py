@@ -22,7 +22,7 @@ from apps.prediction.http import api
 from apps.prediction.replica import elapsed_ms
 from apps.prediction.schemas import MAX_ROWS
 from ma_ray.gallery import Gallery
-from ma_ray.palette.types import FeatureType
+from ma_ray.palette import FeatureType
 from ma_ray.serving import (
     DATATYPES,
     HEADER_LENGTH,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRef
+from ma_ray.palette import BASIS_PREFIX, FeatureRef
 
 RecordFn = Callable[[str, int, list[str], str | None], None]
 

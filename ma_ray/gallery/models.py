@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ma_ray.gallery.names import NAME_PATTERN
-from ma_ray.palette.catalog import BASIS_PREFIX, check_input_refs
+from ma_ray.palette import BASIS_PREFIX, check_input_refs
 
 JsonScalar = str | int | float | bool | None
 Tags = dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=1024)]]

@@ -11,8 +11,8 @@ from ma_ray.gallery import Gallery, InputSignature, PaletteLineage
 from ma_ray.gallery.models import VersionSpec
 from ma_ray.jobs.spec import TrainingJobSpec
 from ma_ray.jobs.workflow import JobRecord
+from ma_ray.palette import FeatureRegistry
 from ma_ray.palette.meta_store import open_meta_store
-from ma_ray.palette.registry import FeatureRegistry
 
 
 def register_in_gallery(settings: Settings, record: JobRecord, spec: TrainingJobSpec, outcome: dict[str, Any]) -> str:

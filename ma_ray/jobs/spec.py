@@ -208,7 +208,7 @@ class TrainingJobSpec(_Model):
     @field_validator("features")
     @classmethod
     def _refs(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
-        from ma_ray.palette.catalog import check_input_refs
+        from ma_ray.palette import check_input_refs
 
         return check_input_refs(refs)
 

@@ -26,8 +26,7 @@ from ma_ray.config import Settings
 from ma_ray.jobs.clusters import ClusterRegistry
 from ma_ray.jobs.scheduler import ImpossibleJobError, JobRequest, TieredScheduler
 from ma_ray.jobs.spec import Faults, SpecError, TrainingJobSpec
-from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRef, FeatureRepository
-from ma_ray.palette.types import FeatureType
+from ma_ray.palette import BASIS_PREFIX, FeatureRef, FeatureRepository, FeatureType
 from ma_ray.storage import filesystem_and_path
 
 DEFAULT_HEADROOM = 0.10
@@ -105,8 +104,8 @@ def _resource_problems(spec: TrainingJobSpec, clusters: ClusterRegistry, headroo
 
 
 def _repositories(spec: TrainingJobSpec, settings: Settings) -> tuple[dict[str, FeatureRepository], list[str]]:
+    from ma_ray.palette import FeatureRegistry
     from ma_ray.palette.meta_store import open_meta_store
-    from ma_ray.palette.registry import FeatureRegistry
 
     catalogs = sorted({FeatureRef.parse(ref).catalog for ref in spec.features if not ref.startswith(BASIS_PREFIX)})
     repos: dict[str, FeatureRepository] = {}

@@ -22,11 +22,17 @@ from operator import attrgetter, itemgetter
 from typing import Any, Protocol, cast
 
 from ma_ray.circuit_breaker import CircuitBreaker
-from ma_ray.palette.catalog import BASIS_PREFIX, FeatureRepository
+from ma_ray.palette import BASIS_PREFIX, FeatureRepository, FeatureType
 from ma_ray.palette.dsl import CompiledExpression, compile_expression
-from ma_ray.palette.online import EntityKey, FeatureValues, OnlineStore, OnlineTable, now_us
-from ma_ray.palette.online.tiered import UNAVAILABLE, TieredOnlineStore
-from ma_ray.palette.types import FeatureType
+from ma_ray.palette.online import (
+    UNAVAILABLE,
+    EntityKey,
+    FeatureValues,
+    OnlineStore,
+    OnlineTable,
+    TieredOnlineStore,
+    now_us,
+)
 from ma_ray.serving.feature_metrics import FeatureMetrics, LookupRecord
 from ma_ray.serving.resolution import MetaColumn, Resolution
 

@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ma_ray.palette.catalog import BASIS_PREFIX
+from ma_ray.palette import BASIS_PREFIX, FeatureType
 from ma_ray.palette.dsl import compile_expression
-from ma_ray.palette.types import FeatureType
 
 
 class ModelInputs:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ma_ray.palette.types import FeatureType
+from ma_ray.palette import FeatureType
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 OUTPUT = "predictions"

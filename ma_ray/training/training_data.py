@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from ma_ray.engine import Engine, EngineChoice
-from ma_ray.palette.catalog import BASIS_PREFIX, FeatureGroup, FeatureRef, FeatureRepository, SourceKind
+from ma_ray.palette import BASIS_PREFIX, FeatureGroup, FeatureRef, FeatureRepository, SourceKind
 from ma_ray.palette.dsl import compile_expression
 from ma_ray.palette.offline import FEATURE_TIMESTAMP, OfflineStore, point_in_time_join, point_in_time_join_table
 

@@ -21,6 +21,14 @@ PACKAGES: dict[str, frozenset[str]] = {
     "ma_ray.jobs": frozenset({"workflow", "cli"}),
     "ma_ray.training": frozenset({"trainers"}),  # a package with its own surface, checked below
     "ma_ray.training.trainers": frozenset({"torch_trainer", "tiny_lm"}),
+    # The subpackages have surfaces of their own, checked below.
+    "ma_ray.palette": frozenset({"cli", "dsl", "meta_store", "offline", "online", "pipelines", "streaming"}),
+    "ma_ray.palette.online": frozenset({"cassandra", "sqlite"}),  # backends, chosen by name in one place
+    "ma_ray.palette.offline": frozenset(),
+    "ma_ray.palette.pipelines": frozenset(),
+    "ma_ray.palette.streaming": frozenset(),
+    "ma_ray.palette.dsl": frozenset(),
+    "ma_ray.palette.meta_store": frozenset(),
 }
 
 

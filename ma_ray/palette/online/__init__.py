@@ -12,7 +12,7 @@ from ma_ray.palette.online.base import (
     now_us,
 )
 from ma_ray.palette.online.caches import InProcessCache, RedisCache
-from ma_ray.palette.online.tiered import TieredOnlineStore
+from ma_ray.palette.online.tiered import UNAVAILABLE, TieredOnlineStore
 
 
 def open_online_store(settings: Settings) -> TieredOnlineStore:
@@ -32,6 +32,7 @@ def open_online_store(settings: Settings) -> TieredOnlineStore:
 
 
 __all__ = [
+    "UNAVAILABLE",
     "CacheTier",
     "EntityKey",
     "EntityRow",

@@ -10,6 +10,7 @@ from ma_ray.palette.pipelines.aggregate import combine, compute_snapshot, finali
 from ma_ray.palette.pipelines.raw import RawDataMissingError, RawInput, find_raw_input
 from ma_ray.palette.pipelines.runs import RetryPolicy, RunMode, RunRecord, RunStatus, RunStore
 from ma_ray.palette.pipelines.spec import (
+    MICROS_PER_SECOND,
     RAW_EVENT_TIME,
     AggregationSpec,
     BoundPlan,
@@ -17,11 +18,13 @@ from ma_ray.palette.pipelines.spec import (
     PipelineError,
     PipelineSet,
     RawSchemaError,
+    epoch_us,
     generate_pipelines,
 )
 
 __all__ = [
     "LOCAL_BELOW_ROWS",
+    "MICROS_PER_SECOND",
     "RAW_EVENT_TIME",
     "AggregationSpec",
     "BatchPipeline",
@@ -41,6 +44,7 @@ __all__ = [
     "RunStore",
     "combine",
     "compute_snapshot",
+    "epoch_us",
     "finalize",
     "find_raw_input",
     "generate_pipelines",

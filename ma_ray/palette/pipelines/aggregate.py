@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ma_ray.palette.catalog import AggregationFunction
-from ma_ray.palette.offline.snapshot import FEATURE_TIMESTAMP, TIMESTAMP_TYPE
+from ma_ray.palette.offline import FEATURE_TIMESTAMP, TIMESTAMP_TYPE
 from ma_ray.palette.pipelines.spec import MICROS_PER_SECOND, BoundAggregation, BoundPlan, day_end, epoch_us
 from ma_ray.palette.types import FeatureType
 

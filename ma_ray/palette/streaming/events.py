@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ma_ray.palette.pipelines.spec import MICROS_PER_SECOND, BoundPlan, epoch_us
+from ma_ray.palette.pipelines import MICROS_PER_SECOND, BoundPlan, epoch_us
 from ma_ray.palette.types import FeatureType
 
 BAD_JSON = "bad_json"

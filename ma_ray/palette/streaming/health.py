@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ma_ray.palette.online.base import now_us
-from ma_ray.palette.pipelines.spec import MICROS_PER_SECOND
+from ma_ray.palette.online import now_us
+from ma_ray.palette.pipelines import MICROS_PER_SECOND
 from ma_ray.palette.streaming.atomic_files import AtomicFileStore
 
 if TYPE_CHECKING:

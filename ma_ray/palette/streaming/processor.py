@@ -21,9 +21,9 @@ from typing import Any
 import pyarrow as pa
 
 from ma_ray.palette.catalog import AggregationFunction
-from ma_ray.palette.offline.snapshot import FEATURE_TIMESTAMP, TIMESTAMP_TYPE
-from ma_ray.palette.online.base import EntityKey, EntityRow
-from ma_ray.palette.pipelines.spec import BoundPlan
+from ma_ray.palette.offline import FEATURE_TIMESTAMP, TIMESTAMP_TYPE
+from ma_ray.palette.online import EntityKey, EntityRow
+from ma_ray.palette.pipelines import BoundPlan
 from ma_ray.palette.streaming.window import EntityWindows, WindowAgg
 from ma_ray.palette.types import FeatureType
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ma_ray.palette.catalog import AggregationFunction
-from ma_ray.palette.pipelines.spec import MICROS_PER_SECOND
+from ma_ray.palette.pipelines import MICROS_PER_SECOND
 
 F = AggregationFunction
 
