@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from ma_ray.config import ServiceName, Settings
@@ -102,7 +103,7 @@ class KafkaServer:
         ]
 
     def _format_storage(self, base: list[str], server_properties: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = kafka_cluster_id()
         result = subprocess.run(
             [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(server_properties)],
             capture_output=True,
@@ -124,3 +125,12 @@ class KafkaServer:
             raise ServiceError("Kafka answered with no brokers")
         broker_ids = ",".join(str(b) for b in sorted(metadata.brokers))
         return f"kafka cluster {metadata.cluster_id}, brokers {broker_ids}"
+
+
+def kafka_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id as Kafka's own ``Uuid.randomUuid()`` makes it: 16 random bytes in URL-safe base64,
+    drawn again while it starts with '-', which the storage tool would read as an option (1 start in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id

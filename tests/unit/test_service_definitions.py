@@ -1,12 +1,13 @@
 """The launch definitions of the real servers, checked without starting them."""
 
+import base64
 from pathlib import Path
 
 import pytest
 
 from ma_ray.config import load_settings
 from ma_ray.services.cassandra_server import GC_AND_STARTUP_OPTIONS, JVM17_MODULE_OPTIONS, CassandraServer
-from ma_ray.services.kafka_server import KafkaServer
+from ma_ray.services.kafka_server import KafkaServer, kafka_cluster_id
 from ma_ray.services.maven import _java_major
 from ma_ray.text_table import format_table
 
@@ -61,3 +62,13 @@ def test_text_table_aligns_columns() -> None:
     assert lines[0] == "name       value  note"
     assert lines[2] == "redis      1.235  -"
     assert lines[3] == "cassandra  2      x"
+
+
+@pytest.mark.unit
+def test_a_kafka_cluster_id_never_starts_with_a_dash() -> None:
+    """The storage tool reads '-t -abc...' as a missing argument: a fresh Kafka failed to start 1 time in 64."""
+    draws = iter([b"\xf8" + bytes(15), b"\x00" * 16])  # the first encodes as '-AAA...'
+    cluster_id = kafka_cluster_id(lambda: next(draws))
+    assert cluster_id == "AAAAAAAAAAAAAAAAAAAAAA"
+    assert base64.urlsafe_b64encode(b"\xf8" + bytes(15)).decode().startswith("-")
+    assert all(not kafka_cluster_id().startswith("-") for _ in range(500))
