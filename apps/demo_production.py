@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ma_ray.config import CONFIG_FILE_ENV, ENV_PREFIX, Settings, load_settings
-from ma_ray.services.launcher import build_servers
+from ma_ray.services import build_servers
 
 PRODUCTION_BACKENDS = {
     "online_store": "cassandra",

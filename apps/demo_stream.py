@@ -16,8 +16,7 @@ import ray
 
 from apps.stream_pipeline import encode_events, replay, start_actors, topic_partitions
 from ma_ray.config import EventStreamKind, Settings
-from ma_ray.datagen import read_raw
-from ma_ray.datagen.rideshare import TRIP_EVENT_SCHEMA
+from ma_ray.datagen import TRIP_EVENT_SCHEMA, read_raw
 from ma_ray.palette.online import OnlineTable, now_us, open_online_store
 from ma_ray.palette.pipelines import generate_pipelines
 from ma_ray.palette.streaming import EventParser, Rejected, StreamAggregator

@@ -13,11 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
 from ma_ray.config import load_settings
-from ma_ray.gallery import AliasConflictError, Gallery, NothingToRollBackError
-from ma_ray.gallery.errors import (
+from ma_ray.gallery import (
+    AliasConflictError,
     DeploymentFailedError,
     DeploymentInProgressError,
+    Gallery,
     GalleryError,
+    NothingToRollBackError,
     UnknownAliasError,
     UnknownModelError,
     UnknownVersionError,

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ma_ray.config import Settings, SettingsError, load_settings
-from ma_ray.datagen.rideshare import RAW_EVENT_SCHEMAS, RideshareConfig, RideshareGenerator
+from ma_ray.datagen import RAW_EVENT_SCHEMAS, RideshareConfig, RideshareGenerator
 from ma_ray.palette import FeatureRepository, RepositoryError
 from ma_ray.palette.pipelines import PipelineError
 

@@ -118,7 +118,7 @@ def training_run(
 
 def publish(spec: TrainingJobSpec, settings: Settings, outcome: TrainingOutcome) -> dict[str, Any]:
     """Save the model with its Gallery flavor and publish it as an artifact; returns what registration needs."""
-    from ma_ray.gallery.artifacts import ArtifactStore
+    from ma_ray.gallery import ArtifactStore
     from ma_ray.gallery.flavors import flavor
 
     saver = flavor(spec.trainer_framework)

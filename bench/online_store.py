@@ -19,7 +19,7 @@ from _harness import Result, Target, interleaved_latencies_us, latencies_us, rep
 
 from ma_ray.config import Settings, load_settings
 from ma_ray.connections import ONLINE_READ_PROFILE, redis_client
-from ma_ray.datagen.rideshare import driver_id, sample_zipf, zipf_cdf
+from ma_ray.datagen import driver_id, sample_zipf, zipf_cdf
 from ma_ray.palette import FeatureType, load_repository
 from ma_ray.palette.online import EntityRow, InProcessCache, OnlineTable, RedisCache, TieredOnlineStore, now_us
 from ma_ray.palette.online.cassandra import CassandraOnlineStore

@@ -46,8 +46,7 @@ from starlette.requests import Request
 from apps.prediction import build_app
 from apps.prediction.open_inference_grpc import SERVICER
 from ma_ray.config import load_settings
-from ma_ray.datagen import RideshareConfig, write_chunk, write_dimensions
-from ma_ray.datagen.rideshare_features import driver_stats
+from ma_ray.datagen import RideshareConfig, driver_stats, write_chunk, write_dimensions
 from ma_ray.gallery import Gallery, InputSignature
 from ma_ray.palette import FeatureRegistry, load_repository, load_snapshot
 from ma_ray.palette.meta_store import open_meta_store

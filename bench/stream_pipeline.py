@@ -28,7 +28,7 @@ from actors.stream_aggregator import ensure_topic
 from apps.stream_pipeline import encode_events, generated_events, replay, start_actors
 from ma_ray.config import load_settings
 from ma_ray.connections import kafka_admin
-from ma_ray.datagen.rideshare import RideshareConfig
+from ma_ray.datagen import RideshareConfig
 from ma_ray.palette import load_repository
 
 GROUP = "driver_realtime"

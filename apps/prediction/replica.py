@@ -19,8 +19,7 @@ from actors.feature_server import FeatureServer
 from apps.prediction.errors import ModelLoadError
 from apps.prediction.schemas import ServingOptions
 from ma_ray.config import load_settings
-from ma_ray.gallery import Gallery
-from ma_ray.gallery.models import ModelVersion
+from ma_ray.gallery import Gallery, ModelVersion
 from ma_ray.serving import (
     DEFAULT_ROOT,
     INFERENCE,

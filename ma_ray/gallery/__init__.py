@@ -6,9 +6,12 @@ with history and rollback, alias-change broadcast, and per-model deployment lock
     v = gallery.log_model("eta", booster, signature=InputSignature(features=(...)), metrics={"rmse": 3.1})
     gallery.set_alias("eta", "production", v.version, expected=None)
     gallery.resolve("eta", "production"); gallery.rollback("eta", "production")
+
+Model flavors (`ma_ray.gallery.flavors`) and stores (`ma_ray.gallery.store`) have surfaces of their own; the
+`ma-ray gallery` commands are in `ma_ray.gallery.cli`.
 """
 
-from ma_ray.gallery.artifacts import ArtifactStore, Manifest, PublishedArtifact
+from ma_ray.gallery.artifacts import MANIFEST, ArtifactStore, Manifest, PublishedArtifact
 from ma_ray.gallery.broadcast import AliasBus, AliasChange, InProcessAliasBus, Propagation, RedisAliasBus
 from ma_ray.gallery.bus_factory import open_alias_bus
 from ma_ray.gallery.cache import AliasCache
@@ -41,11 +44,14 @@ from ma_ray.gallery.models import (
     RegisteredModel,
     VersionSpec,
 )
+from ma_ray.gallery.names import NAME_PATTERN
 from ma_ray.gallery.registry import ANY, Gallery
 from ma_ray.gallery.store import GalleryStore, open_gallery_store
 
 __all__ = [
     "ANY",
+    "MANIFEST",
+    "NAME_PATTERN",
     "AliasBus",
     "AliasCache",
     "AliasChange",

@@ -7,8 +7,7 @@ import json
 from typing import Any
 
 from ma_ray.config import Settings
-from ma_ray.gallery import Gallery, InputSignature, PaletteLineage
-from ma_ray.gallery.models import VersionSpec
+from ma_ray.gallery import Gallery, InputSignature, PaletteLineage, VersionSpec
 from ma_ray.jobs.spec import TrainingJobSpec
 from ma_ray.jobs.workflow import JobRecord
 from ma_ray.palette import FeatureRegistry

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ma_ray.gallery.names import NAME_PATTERN
+from ma_ray.gallery import NAME_PATTERN
 from ma_ray.jobs.clusters import Cluster, ClusterRegistry, CostClass, Node
 from ma_ray.jobs.resources import Resources
 

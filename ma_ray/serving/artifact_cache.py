@@ -29,8 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ma_ray.gallery.artifacts import MANIFEST, ArtifactStore, Manifest
-from ma_ray.gallery.errors import CorruptArtifactError
+from ma_ray.gallery import MANIFEST, ArtifactStore, CorruptArtifactError, Manifest
 
 logger = logging.getLogger(__name__)
 

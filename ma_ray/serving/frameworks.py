@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ma_ray.gallery.flavors import flavor as flavor_for
-from ma_ray.gallery.flavors.factory import resolve_factory
+from ma_ray.gallery.flavors import resolve_factory
 from ma_ray.serving.precision import SIZE_FACTOR, apply_precision, check_precision, input_dtype
 
 if TYPE_CHECKING:

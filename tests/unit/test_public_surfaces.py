@@ -29,6 +29,12 @@ PACKAGES: dict[str, frozenset[str]] = {
     "ma_ray.palette.streaming": frozenset(),
     "ma_ray.palette.dsl": frozenset(),
     "ma_ray.palette.meta_store": frozenset(),
+    "ma_ray.gallery": frozenset({"cli", "flavors", "store"}),
+    "ma_ray.gallery.flavors": frozenset({"pytorch", "xgboost", "deepspeed"}),  # each imports its framework
+    "ma_ray.gallery.store": frozenset({"cassandra", "sqlite"}),  # backends, chosen by name in one place
+    "ma_ray.datagen": frozenset(),
+    "ma_ray.services": frozenset(),
+    "ma_ray.storage": frozenset(),
 }
 
 

@@ -1,11 +1,14 @@
 """Savers and loaders per framework. Each flavor saves a model object into a local directory (returning
-metadata for the manifest) and loads it back from a verified local copy. Frameworks import lazily."""
+metadata for the manifest) and loads it back from a verified local copy. Frameworks import lazily, so the
+per-framework modules (`ma_ray.gallery.flavors.pytorch`, `.xgboost`, `.deepspeed`) are imported by their own path.
+``resolve_factory`` turns a model factory's dotted name into the callable, refusing what is not one."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Protocol
 
+from ma_ray.gallery.flavors.factory import resolve_factory
 from ma_ray.gallery.models import Framework
 
 
@@ -36,4 +39,4 @@ def flavor(framework: Framework | str) -> Flavor:
     raise ValueError(f"no saver/loader for framework '{framework}': publish its files with ArtifactStore.publish")
 
 
-__all__ = ["Flavor", "flavor"]
+__all__ = ["Flavor", "flavor", "resolve_factory"]
