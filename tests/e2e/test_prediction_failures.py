@@ -2,6 +2,8 @@
 
 - a tier-1 replica (it takes HTTP itself) is killed under load: Serve replaces it, only the request it was
   answering fails, every later one is answered;
+- a tier-2 pool replica is killed under load: the tier-1 replica that called it sends the request again, the
+  client sees no failed request;
 - a version fails to load: the version that served the alias before keeps serving, the failure is reported
   (response warning, 503 for the pinned version);
 - the feature store goes away (Cassandra cut off by a proxy, Redis unreachable): defaults are served, the
@@ -107,6 +109,9 @@ def service(
         if path.is_file() and path.name != MANIFEST:
             path.write_bytes(b"not a model")
     gallery.set_alias("eta", "production", 1)
+    gallery.register_model(name="eta_lower", owner="maps", tier=2, framework="xgboost")  # served by ModelPool
+    gallery.log_model("eta_lower", boosters[1], signature=SIGNATURE)
+    gallery.set_alias("eta_lower", "production", 1)
     keyspace = f"ma_ray_outage_{uuid.uuid4().hex[:8]}"
     in_cassandra = {
         **overrides,
@@ -123,7 +128,7 @@ def service(
     # A node cache of its own: a node that fetched version 2's bytes (verified) before they were corrupted would
     # rightly keep serving them.
     artifacts = str(tmp_path_factory.mktemp("node_artifacts"))
-    serving = {"replicas": {**ONLY_TIER1, "ModelPoolTier1": 2}, "artifact_cache_dir": artifacts}
+    serving = {"replicas": {**ONLY_TIER1, "ModelPoolTier1": 2, "ModelPool": 2}, "artifact_cache_dir": artifacts}
     serve.run(build_app({"settings": overrides, "serving": serving}), name=APP, route_prefix="/failures")
     outage = {**in_cassandra, "cassandra_port": proxy.port, "l1_cache_ttl_s": 1e-6}  # every read reaches the store
     # One replica: one set of breakers to watch.
@@ -186,9 +191,9 @@ class RequestLoop(threading.Thread):
             self.stop.wait(0.05)
 
 
-def tier1_replicas() -> dict[str, dict]:
-    """Every live ModelPoolTier1 replica's state, by actor name (asked until both replicas have answered)."""
-    handle = serve.get_deployment_handle("ModelPoolTier1", APP)
+def tier1_replicas(deployment: str = "ModelPoolTier1") -> dict[str, dict]:
+    """Every live replica's state of a pool deployment, by actor name (asked until both replicas have answered)."""
+    handle = serve.get_deployment_handle(deployment, APP)
     states: dict[str, dict] = {}
     for _ in range(50):
         state = handle.resident.remote().result(timeout_s=60)
@@ -224,6 +229,27 @@ def test_killed_pool_replica_fails_only_its_request_in_flight_and_is_replaced(se
     assert loop.statuses.count(200) >= len(loop.statuses) - 1
     after = tier1_replicas()
     assert victim not in after and all("eta:1" in s["models"] for s in after.values())  # EAGER on the new one too
+
+
+def test_killed_lower_tier_pool_replica_costs_a_retry_not_an_error(service: Service) -> None:
+    """A tier-2 model is answered by a ModelPool replica behind the tier-1 replica that took the request; when that
+    pool replica dies mid-request, the tier-1 replica sends the request again and Serve routes it to a live one."""
+    loop = RequestLoop(f"{service.url}/eta_lower:predict", service.body())
+    loop.start()
+    loop.wait_for(5)
+    before = tier1_replicas("ModelPool")
+    holders = [name for name, state in before.items() if "eta_lower:1" in state["models"]]
+    assert len(before) == 2 and holders, before
+    ray.kill(ray.get_actor(holders[0], namespace="serve"), no_restart=True)
+    replaced, deadline = False, time.monotonic() + 180
+    while not replaced:
+        assert time.monotonic() < deadline, f"{holders[0]} not replaced within 180s"
+        loop.wait_for(5)
+        replaced = len(set(tier1_replicas("ModelPool")) - set(before)) == 1
+    loop.wait_for(10)
+    loop.stop.set()
+    loop.join(timeout=120)
+    assert loop.failures == [] and set(loop.statuses) == {200}
 
 
 def test_version_that_fails_to_load_leaves_the_previous_one_serving(service: Service) -> None:
