@@ -1,4 +1,5 @@
-"""Backends under test: every meta store suite runs on embedded SQLite and on the real Cassandra."""
+"""Backends under test, one fixture each: every suite using one runs on embedded SQLite and on the real
+Cassandra (with Redis in front of the online store), each test (or module, for Gallery) in a keyspace of its own."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from ma_ray.config import Settings, load_settings
+from ma_ray.connections import cassandra_cluster
+from ma_ray.gallery import GalleryStore
 from ma_ray.palette.meta_store import MetaStore
 
 
@@ -27,3 +31,41 @@ def meta_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetaS
     yield store
     store.drop()
     store.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "cassandra"])
+def gallery_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GalleryStore]:
+    """One Gallery store per backend for the module; tests isolate by model name."""
+    if request.param == "sqlite":
+        from ma_ray.gallery.store.sqlite import SqliteGalleryStore
+
+        sqlite_store = SqliteGalleryStore(tmp_path_factory.mktemp("gallery") / "gallery.sqlite")
+        yield sqlite_store
+        sqlite_store.close()
+        return
+    from ma_ray.gallery.store.cassandra import CassandraGalleryStore
+
+    settings = request.getfixturevalue("services")
+    cassandra_store = CassandraGalleryStore(settings, keyspace=f"test_gallery_{uuid.uuid4().hex[:10]}")
+    yield cassandra_store
+    cassandra_store.drop()
+    cassandra_store.close()
+
+
+def online_settings(services: Settings | None, state_dir: Path, **overrides: object) -> Settings:
+    """Embedded settings (``services`` None), or the session's Cassandra + Redis in a keyspace (and Redis prefix)
+    of the caller's own, with timeouts generous enough for two busy cores."""
+    if services is None:
+        return load_settings(state_dir=state_dir, **overrides)
+    production = {
+        "state_dir": state_dir, "offline_uri": "", "artifact_uri": "", "online_store": "cassandra",
+        "cassandra_keyspace": f"t_{uuid.uuid4().hex[:8]}", "cassandra_request_timeout_s": 5.0,
+        "feature_timeout_s": 5.0,
+    }  # fmt: skip
+    return load_settings(**{**services.model_dump(), **production, **overrides})
+
+
+def drop_online_keyspace(services: Settings, settings: Settings) -> None:
+    cluster = cassandra_cluster(services)
+    cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}_online")
+    cluster.shutdown()

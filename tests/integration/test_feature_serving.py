@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,8 +12,8 @@ import ray
 
 from actors.feature_server import FeatureServer, FeatureServerPool
 from ma_ray.config import Settings, load_settings
-from ma_ray.connections import cassandra_cluster
 from ma_ray.datagen.rideshare_features import driver_stats
+from tests.integration.conftest import drop_online_keyspace, online_settings
 from tests.rideshare_data import AS_OF, load_sample
 
 TRIPS_7D = "@palette:rideshare:driver_stats:trip_count_7d:driver_id"
@@ -37,26 +36,11 @@ def test_reference_driver_stats_match_pandas(raw_uri: str) -> None:
 
 @pytest.fixture(params=["sqlite", "cassandra"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        yield load_settings(state_dir=tmp_path)
-        return
-    services: Settings = request.getfixturevalue("services")
-    keyspace = f"t_{uuid.uuid4().hex[:8]}"
-    yield load_settings(
-        **{
-            **services.model_dump(),
-            "state_dir": tmp_path,
-            "offline_uri": "",
-            "artifact_uri": "",
-            "online_store": "cassandra",
-            "cassandra_keyspace": keyspace,
-            "feature_timeout_s": 5.0,
-            "cassandra_request_timeout_s": 5.0,
-        }
-    )
-    cluster = cassandra_cluster(services)
-    cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}_online")
-    cluster.shutdown()
+    services = request.getfixturevalue("services") if request.param == "cassandra" else None
+    settings = online_settings(services, tmp_path)
+    yield settings
+    if services is not None:
+        drop_online_keyspace(services, settings)
 
 
 def test_loaded_snapshot_is_served_with_derived_features(settings: Settings, raw_uri: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from itertools import pairwise
@@ -27,27 +27,9 @@ from ma_ray.gallery.models import Lease, utc_now
 from ma_ray.gallery.store import GalleryStore
 
 
-@pytest.fixture(scope="module", params=["cassandra", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GalleryStore]:
-    if request.param == "sqlite":
-        from ma_ray.gallery.store.sqlite import SqliteGalleryStore
-
-        sqlite_store = SqliteGalleryStore(tmp_path_factory.mktemp("gallery") / "gallery.sqlite")
-        yield sqlite_store
-        sqlite_store.close()
-        return
-    from ma_ray.gallery.store.cassandra import CassandraGalleryStore
-
-    settings = request.getfixturevalue("services")
-    cassandra_store = CassandraGalleryStore(settings, keyspace=f"test_gallery_race_{uuid.uuid4().hex[:8]}")
-    yield cassandra_store
-    cassandra_store.drop()
-    cassandra_store.close()
-
-
 @pytest.fixture
-def gallery(store: GalleryStore, tmp_path: Path) -> Gallery:
-    return Gallery(store, ArtifactStore(str(tmp_path / "artifacts")), InProcessAliasBus(), user="ci")
+def gallery(gallery_store: GalleryStore, tmp_path: Path) -> Gallery:
+    return Gallery(gallery_store, ArtifactStore(str(tmp_path / "artifacts")), InProcessAliasBus(), user="ci")
 
 
 def published(gallery: Gallery, tmp_path: Path, model: str) -> VersionSpec:
@@ -114,9 +96,9 @@ def test_concurrent_registrations_get_distinct_consecutive_numbers(gallery: Gall
     assert sorted(r.version for r in results) == list(range(1, 11))
 
 
-def test_twenty_concurrent_deployment_lock_attempts_exactly_one_proceeds(store: GalleryStore) -> None:
+def test_twenty_concurrent_deployment_lock_attempts_exactly_one_proceeds(gallery_store: GalleryStore) -> None:
     model = f"deploy_{uuid.uuid4().hex[:8]}"
-    locks = [DeploymentLock(store, model, f"deployer-{i}", lease_s=60) for i in range(20)]
+    locks = [DeploymentLock(gallery_store, model, f"deployer-{i}", lease_s=60) for i in range(20)]
     results = race([lock.acquire for lock in locks])
     holders = [lock for lock, r in zip(locks, results, strict=True) if not isinstance(r, Exception)]
     refused = [r for r in results if isinstance(r, Exception)]
@@ -125,28 +107,30 @@ def test_twenty_concurrent_deployment_lock_attempts_exactly_one_proceeds(store: 
     assert all(isinstance(e, DeploymentInProgressError) for e in refused)
     assert all(f"being deployed by '{holders[0].holder}'" in str(e) for e in refused)
     assert holders[0].release()
-    assert DeploymentLock(store, model, "next").acquire()
+    assert DeploymentLock(gallery_store, model, "next").acquire()
 
 
-def test_an_expired_lease_is_taken_over(store: GalleryStore) -> None:
+def test_an_expired_lease_is_taken_over(gallery_store: GalleryStore) -> None:
     model = f"deploy_{uuid.uuid4().hex[:8]}"
-    crashed = DeploymentLock(store, model, "crashed", lease_s=1)
+    crashed = DeploymentLock(gallery_store, model, "crashed", lease_s=1)
     crashed.acquire()
     with pytest.raises(DeploymentInProgressError, match="crashed"):
-        DeploymentLock(store, model, "next", lease_s=60).acquire()
+        DeploymentLock(gallery_store, model, "next", lease_s=60).acquire()
     time.sleep(1.5)  # the crashed holder never releases; its lease lapses (a Cassandra TTL, a SQLite expiry)
-    taker = DeploymentLock(store, model, "next", lease_s=60)
+    taker = DeploymentLock(gallery_store, model, "next", lease_s=60)
     taker.acquire()
-    assert store.current_lease(model).holder == "next"
+    assert gallery_store.current_lease(model).holder == "next"
     assert not crashed.release()  # the old token no longer holds anything
-    assert store.current_lease(model).holder == "next"
+    assert gallery_store.current_lease(model).holder == "next"
 
 
-def test_a_lease_found_expired_by_its_record_is_taken_over(store: GalleryStore) -> None:
+def test_a_lease_found_expired_by_its_record_is_taken_over(gallery_store: GalleryStore) -> None:
     model = f"deploy_{uuid.uuid4().hex[:8]}"
     now = utc_now()
     stale = Lease(model=model, holder="old", token="t" * 32, acquired_at=now - timedelta(seconds=30), expires_at=now)
-    assert store.try_acquire_lease(stale.model_copy(update={"acquired_at": now - timedelta(seconds=30)})) is None
+    assert (
+        gallery_store.try_acquire_lease(stale.model_copy(update={"acquired_at": now - timedelta(seconds=30)})) is None
+    )
     fresh = Lease(model=model, holder="new", token="n" * 32, acquired_at=now, expires_at=now + timedelta(seconds=60))
-    assert store.try_acquire_lease(fresh) is None
-    assert store.current_lease(model).holder == "new"
+    assert gallery_store.try_acquire_lease(fresh) is None
+    assert gallery_store.current_lease(model).holder == "new"

@@ -36,29 +36,10 @@ from ma_ray.gallery.store import GalleryStore
 FEATURES = ("@palette:rideshare:driver_stats:trip_count_7d:driver_id", "@basis:hour")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "cassandra"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GalleryStore]:
-    """One store per backend for the module; tests isolate by model name."""
-    if request.param == "sqlite":
-        from ma_ray.gallery.store.sqlite import SqliteGalleryStore
-
-        sqlite_store = SqliteGalleryStore(tmp_path_factory.mktemp("gallery") / "gallery.sqlite")
-        yield sqlite_store
-        sqlite_store.close()
-        return
-    from ma_ray.gallery.store.cassandra import CassandraGalleryStore
-
-    settings = request.getfixturevalue("services")
-    cassandra_store = CassandraGalleryStore(settings, keyspace=f"test_gallery_{uuid.uuid4().hex[:10]}")
-    yield cassandra_store
-    cassandra_store.drop()
-    cassandra_store.close()
-
-
 @pytest.fixture
-def gallery(store: GalleryStore, tmp_path: Path) -> Iterator[Gallery]:
+def gallery(gallery_store: GalleryStore, tmp_path: Path) -> Iterator[Gallery]:
     bus = InProcessAliasBus()
-    yield Gallery(store, ArtifactStore(str(tmp_path / "artifacts")), bus, user="alice")
+    yield Gallery(gallery_store, ArtifactStore(str(tmp_path / "artifacts")), bus, user="alice")
     bus.close()
 
 

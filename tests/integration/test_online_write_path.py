@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ma_ray.config import Settings, load_settings
-from ma_ray.connections import cassandra_cluster, redis_client
+from ma_ray.config import Settings
+from ma_ray.connections import redis_client
 from ma_ray.palette.materialize import write_version
 from ma_ray.palette.online import (
     EntityRow,
@@ -32,6 +31,7 @@ from ma_ray.palette.online import (
 )
 from ma_ray.palette.repository import load_repository
 from ma_ray.serving.feature_resolver import FeatureResolver, ServingCatalog
+from tests.integration.conftest import drop_online_keyspace, online_settings
 
 with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as _path:
     REPO = load_repository(_path)
@@ -44,24 +44,11 @@ L1_TTL_S = 0.1  # the seed's in-process cache TTL: the staleness bound across pr
 
 @pytest.fixture(params=["sqlite", "cassandra"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        yield load_settings(state_dir=tmp_path, l1_cache_ttl_s=L1_TTL_S)
-        return
-    services: Settings = request.getfixturevalue("services")
-    keyspace = f"t_{uuid.uuid4().hex[:8]}"
-    yield production(services, tmp_path, keyspace)
-    cluster = cassandra_cluster(services)
-    cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}_online")
-    cluster.shutdown()
-
-
-def production(services: Settings, state_dir: Path, keyspace: str) -> Settings:
-    """Cassandra + Redis of the session, in a keyspace (and Redis prefix) of the test's own."""
-    overrides = {
-        "state_dir": state_dir, "offline_uri": "", "artifact_uri": "", "online_store": "cassandra",
-        "cassandra_keyspace": keyspace, "cassandra_request_timeout_s": 5.0, "l1_cache_ttl_s": L1_TTL_S,
-    }  # fmt: skip
-    return load_settings(**{**services.model_dump(), **overrides})
+    services = request.getfixturevalue("services") if request.param == "cassandra" else None
+    settings = online_settings(services, tmp_path, l1_cache_ttl_s=L1_TTL_S)
+    yield settings
+    if services is not None:
+        drop_online_keyspace(services, settings)
 
 
 def reader(settings: Settings) -> FeatureResolver:
@@ -194,8 +181,8 @@ def _reporting(loop: Callable[..., None], out: Violations) -> Callable[..., None
 def test_race_condition_2_readers_see_one_consistent_read_ts(services: Settings, tmp_path: Path,
                                                               iteration: int) -> None:  # fmt: skip
     """Cassandra + Redis: a stream writer and a batch writer against four readers (replicas of their own)."""
-    keyspace = f"t_{uuid.uuid4().hex[:8]}"
-    settings = production(services, tmp_path, keyspace)
+    settings = online_settings(services, tmp_path, l1_cache_ttl_s=L1_TTL_S)
+    prefix = f"mr:{settings.cassandra_keyspace}"
     drivers = [f"drv_{i}" for i in range(12)]
     writer = open_online_store(settings)
     for table in (REALTIME, STATS):
@@ -204,7 +191,7 @@ def test_race_condition_2_readers_see_one_consistent_read_ts(services: Settings,
         writer.put(table, rows)
     replicas = [
         FeatureResolver(ServingCatalog(REPO), TieredOnlineStore(
-            writer.primary, [InProcessCache(L1_TTL_S), RedisCache(redis_client(settings), prefix=f"mr:{keyspace}")]
+            writer.primary, [InProcessCache(L1_TTL_S), RedisCache(redis_client(settings), prefix=prefix)]
         ), timeout_s=5.0)
         for _ in range(4)
     ]  # fmt: skip  # replicas of their own caches; they share the primary's Cassandra session
@@ -226,7 +213,5 @@ def test_race_condition_2_readers_see_one_consistent_read_ts(services: Settings,
         for replica in replicas:
             for cache in replica.store.caches:
                 cache.close()
-        cluster = cassandra_cluster(services)
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}_online")
-        cluster.shutdown()
+        drop_online_keyspace(services, settings)
         writer.close()
