@@ -26,17 +26,10 @@ _yaml_path: ContextVar[Path | None] = ContextVar("ma_ray_settings_yaml", default
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
-class OnlineStoreKind(StrEnum):
-    SQLITE = "sqlite"
-    CASSANDRA = "cassandra"
+class StoreBackend(StrEnum):
+    """Where a store lives (the online store, Gallery, the feature registry and job records): an embedded SQLite
+    file, or Cassandra. Each store's setting picks its own; `BACKENDS` maps each to its class."""
 
-
-class GalleryStoreKind(StrEnum):
-    SQLITE = "sqlite"
-    CASSANDRA = "cassandra"
-
-
-class MetaStoreKind(StrEnum):
     SQLITE = "sqlite"
     CASSANDRA = "cassandra"
 
@@ -88,9 +81,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
     # Backends: embedded defaults, production values in comments.
-    online_store: OnlineStoreKind = OnlineStoreKind.SQLITE
-    gallery_store: GalleryStoreKind = GalleryStoreKind.SQLITE
-    meta_store: MetaStoreKind = MetaStoreKind.SQLITE
+    online_store: StoreBackend = StoreBackend.SQLITE
+    gallery_store: StoreBackend = StoreBackend.SQLITE
+    meta_store: StoreBackend = StoreBackend.SQLITE
     event_stream: EventStreamKind = EventStreamKind.FILE
     alias_broadcast: BroadcastKind = BroadcastKind.RAY
 

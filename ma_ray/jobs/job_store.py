@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ma_ray.config import MetaStoreKind, Settings
+from ma_ray.config import Settings, StoreBackend
 from ma_ray.jobs.workflow import JobRecord
 from ma_ray.sqlite_file import SqliteFile
 
@@ -74,7 +74,7 @@ def job_status(store: JobStore, job_id: str) -> dict[str, Any]:
 
 def open_job_store(settings: Settings) -> JobStore:
     """The job store next to the meta store the settings name."""
-    if settings.meta_store is MetaStoreKind.CASSANDRA:
+    if settings.meta_store is StoreBackend.CASSANDRA:
         return CassandraJobStore(settings)
     return SqliteJobStore(settings.state_dir.absolute() / "jobs.sqlite")
 

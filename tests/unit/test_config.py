@@ -5,9 +5,9 @@ import pytest
 from ma_ray.config import (
     BroadcastKind,
     EventStreamKind,
-    OnlineStoreKind,
     Settings,
     SettingsError,
+    StoreBackend,
     is_loopback,
     load_settings,
 )
@@ -15,7 +15,7 @@ from ma_ray.config import (
 
 def test_defaults_are_the_embedded_backends(tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path)
-    assert settings.online_store is OnlineStoreKind.SQLITE
+    assert settings.online_store is StoreBackend.SQLITE
     assert settings.event_stream is EventStreamKind.FILE
     assert settings.alias_broadcast is BroadcastKind.RAY
     assert settings.offline_uri == str(tmp_path / "offline")
@@ -28,7 +28,7 @@ def test_env_vars_select_production_backends(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("MA_RAY_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
     monkeypatch.setenv("MA_RAY_REDIS_URL", "redis://cache:6380/1")
     settings = load_settings()
-    assert settings.online_store is OnlineStoreKind.CASSANDRA
+    assert settings.online_store is StoreBackend.CASSANDRA
     assert settings.cassandra_hosts == ["10.1.0.1", "10.1.0.2"]
     assert settings.redis_host_port == ("cache", 6380)
     assert settings.kafka_host_port == ("k1", 9092)
@@ -69,7 +69,7 @@ def test_yaml_file_with_env_on_top(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     path.write_text("online_store: cassandra\ncassandra_port: 19042\nredis_url: redis://127.0.0.1:16379/0\n")
     monkeypatch.setenv("MA_RAY_CASSANDRA_PORT", "29042")
     settings = Settings.from_yaml(path)
-    assert settings.online_store is OnlineStoreKind.CASSANDRA
+    assert settings.online_store is StoreBackend.CASSANDRA
     assert settings.cassandra_port == 29042
     assert settings.redis_host_port == ("127.0.0.1", 16379)
 

@@ -1,6 +1,6 @@
 """Online feature stores: SQLite (embedded) or Cassandra (production) behind an L1 and, in production, Redis."""
 
-from ma_ray.config import OnlineStoreKind, Settings, backend_class
+from ma_ray.config import Settings, StoreBackend, backend_class
 from ma_ray.palette.catalog import UnknownFeatureError
 from ma_ray.palette.online.base import (
     CacheTier,
@@ -19,7 +19,7 @@ def open_online_store(settings: Settings) -> TieredOnlineStore:
     """The read path the settings describe: L1 -> primary embedded, L1 -> Redis -> Cassandra in production."""
     primary: OnlineStore = backend_class("online_store", settings.online_store.value).from_settings(settings)
     caches: list[CacheTier] = [InProcessCache(settings.l1_cache_ttl_s, settings.l1_cache_max_entries)]
-    if settings.online_store is OnlineStoreKind.CASSANDRA:
+    if settings.online_store is StoreBackend.CASSANDRA:
         from ma_ray.connections import redis_client
 
         # One Redis may front several keyspaces (deployments, test runs): keys carry the keyspace.
