@@ -100,9 +100,10 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
             answer = await self.coalescer.submit((pool, f"{model}:{resolved}"), rows)
         except ModelLoadError as error:
             self.load_failures.record(1, {"model": model})
-            previous = self.last_good.get((model, alias))
-            if version is not None or previous is None or previous == resolved:
+            previous = None if version is not None else self._previous_version(model, alias, resolved)
+            if previous is None or previous == resolved:
                 raise
+            self.last_good[(model, alias)] = previous
             reason = cause(error)
             logger.error("%s; serving version %d of alias %s instead", reason, previous, alias)
             answer = await self.coalescer.submit((pool, f"{model}:{previous}"), rows)
@@ -110,6 +111,18 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
         if version is None:
             self.last_good[(model, alias)] = resolved
         return resolved, answer, []
+
+    def _previous_version(self, model: str, alias: str, resolved: int) -> int | None:
+        """The version to serve for ``alias`` while ``resolved`` cannot load: the last one this replica served for
+        it, or, for a replica that never served it (started after the flip, or never asked before it), the one the
+        alias pointed to before it moved to ``resolved`` (Gallery's alias history; read on this failure path only)."""
+        previous = self.last_good.get((model, alias))
+        if previous is not None:
+            return previous
+        for event in reversed(self.gallery.alias_history(model, alias)):
+            if event.to_version == resolved:
+                return event.from_version
+        return None
 
     def _observe(self, timing: dict[str, float]) -> None:
         """Record a request's front stages (its pool stages were recorded where they ran) and its total."""
