@@ -191,7 +191,7 @@ class RequestLoop(threading.Thread):
             self.stop.wait(0.05)
 
 
-def tier1_replicas(deployment: str = "ModelPoolTier1") -> dict[str, dict]:
+def pool_replicas(deployment: str = "ModelPoolTier1") -> dict[str, dict]:
     """Every live replica's state of a pool deployment, by actor name (asked until both replicas have answered)."""
     handle = serve.get_deployment_handle(deployment, APP)
     states: dict[str, dict] = {}
@@ -203,31 +203,40 @@ def tier1_replicas(deployment: str = "ModelPoolTier1") -> dict[str, dict]:
     return states
 
 
+def kill_under_load(loop: RequestLoop, deployment: str, victim: str, before: dict[str, dict]) -> float:
+    """Kill ``victim`` while ``loop`` sends requests, wait until Serve has replaced it, then for ten more answers
+    and stop the loop. Returns when the kill was sent (monotonic seconds)."""
+    killed_at = time.monotonic()
+    ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
+    replaced, deadline = False, time.monotonic() + 180
+    while not replaced:
+        assert time.monotonic() < deadline, (
+            f"{victim} not replaced within 180s; replicas {list(pool_replicas(deployment))}"
+        )
+        loop.wait_for(5)
+        replaced = len(set(pool_replicas(deployment)) - set(before)) == 1
+    loop.wait_for(10)
+    loop.stop.set()
+    loop.join(timeout=120)
+    return killed_at
+
+
 def test_killed_pool_replica_fails_only_its_request_in_flight_and_is_replaced(service: Service) -> None:
     """A replica that dies takes the request it was answering with it (Serve's proxy re-sends a request only
     while no replica has accepted it: `ray.serve._private.router`); every request sent after the kill is
     answered, and the replacement loads its EAGER models before it takes traffic."""
-    before = tier1_replicas()
+    before = pool_replicas()
     assert len(before) == 2 and all("eta:1" in s["models"] for s in before.values())
     loop = RequestLoop(f"{service.url}/eta:predict", service.body())
     loop.start()
     loop.wait_for(5)
     victim = next(iter(before))
-    killed_at = time.monotonic()
-    ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
-    replaced, deadline = False, time.monotonic() + 180
-    while not replaced:
-        assert time.monotonic() < deadline, f"{victim} not replaced within 180s; replicas {list(tier1_replicas())}"
-        loop.wait_for(5)
-        replaced = len(set(tier1_replicas()) - set(before)) == 1
-    loop.wait_for(10)
-    loop.stop.set()
-    loop.join(timeout=120)
+    killed_at = kill_under_load(loop, "ModelPoolTier1", victim, before)
     after_kill = [f for f in loop.failures if f.started > killed_at or f.finished < killed_at]
     assert after_kill == [], "requests not in flight at the kill failed"
     assert len(loop.failures) <= 1 and {f.status for f in loop.failures} <= {500}, loop.failures  # one client
     assert loop.statuses.count(200) >= len(loop.statuses) - 1
-    after = tier1_replicas()
+    after = pool_replicas()
     assert victim not in after and all("eta:1" in s["models"] for s in after.values())  # EAGER on the new one too
 
 
@@ -237,18 +246,10 @@ def test_killed_lower_tier_pool_replica_costs_a_retry_not_an_error(service: Serv
     loop = RequestLoop(f"{service.url}/eta_lower:predict", service.body())
     loop.start()
     loop.wait_for(5)
-    before = tier1_replicas("ModelPool")
+    before = pool_replicas("ModelPool")
     holders = [name for name, state in before.items() if "eta_lower:1" in state["models"]]
     assert len(before) == 2 and holders, before
-    ray.kill(ray.get_actor(holders[0], namespace="serve"), no_restart=True)
-    replaced, deadline = False, time.monotonic() + 180
-    while not replaced:
-        assert time.monotonic() < deadline, f"{holders[0]} not replaced within 180s"
-        loop.wait_for(5)
-        replaced = len(set(tier1_replicas("ModelPool")) - set(before)) == 1
-    loop.wait_for(10)
-    loop.stop.set()
-    loop.join(timeout=120)
+    kill_under_load(loop, "ModelPool", holders[0], before)
     assert loop.failures == [] and set(loop.statuses) == {200}
 
 
