@@ -28,7 +28,7 @@ class FeatureServer:
         self.resolver = FeatureResolver(
             serving_catalog,
             store,
-            timeout_s=settings.feature_timeout_s,
+            timeout_s=settings.online_store.feature_timeout_s,
             metrics=shared_feature_metrics(),
             lag_monitor=StreamLagMonitor(open_health_board(settings)),
         )

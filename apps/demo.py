@@ -81,7 +81,7 @@ def stage_apply_features(ctx: DemoContext) -> None:
         print(
             f"catalog rideshare: {len(report.created)} new, {len(report.updated)} updated, "
             f"{len(report.unchanged)} unchanged group(s); {len(rows)} features, "
-            f"{sum(r.derived for r in rows)} derived by DSL; meta store {ctx.settings.meta_store}"
+            f"{sum(r.derived for r in rows)} derived by DSL; meta store {ctx.settings.meta_store.type}"
         )
         print(
             format_table(
@@ -116,7 +116,7 @@ def stage_batch_features(ctx: DemoContext) -> None:
     print(format_table(rows, ["group", "snapshot", "rows", "loaded online", "compute s", "load s"]))
     skipped = ", ".join(p.group for p in pipeline.pipelines.streaming) or "none"
     print(
-        f"offline snapshots under {ctx.settings.offline_uri}; online store {ctx.settings.online_store}; "
+        f"offline snapshots under {ctx.settings.offline_uri}; online store {ctx.settings.online_store.type}; "
         f"streaming groups left to the stream path: {skipped}"
     )
     ctx.facts["as_of"] = as_of
@@ -211,7 +211,7 @@ def run(argv: list[str] | None = None) -> DemoSummary:
     ray_data_stats = RayDataStatsActor.before_this_run()
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # each stage prints its own summary
     ray.data.DataContext.get_current().enable_progress_bars = False
-    print(f"ma-ray demo: {data.trips:,} trips, seed {data.seed}, online store {settings.online_store}")
+    print(f"ma-ray demo: {data.trips:,} trips, seed {data.seed}, online store {settings.online_store.type}")
     try:
         for entry, (_, stage) in zip(summary.stages, STAGES, strict=True):
             if not _run_stage(ctx, entry, stage):

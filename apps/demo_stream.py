@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import ray
 
 from apps.stream_pipeline import encode_events, replay, start_actors, topic_partitions
-from ma_ray.config import EventStreamKind, Settings
+from ma_ray.config import KafkaEventStreamConfig, Settings
 from ma_ray.datagen import TRIP_EVENT_SCHEMA, read_raw
 from ma_ray.palette.online import OnlineTable, now_us, open_online_store
 from ma_ray.palette.pipelines import generate_pipelines
@@ -39,7 +39,7 @@ def stage_stream(ctx: DemoContext, repo_loader: Callable[[DemoContext], FeatureR
     events = read_raw(ctx.raw_uri, "trip_events").to_table(filter=ds.field("date") == str(ctx.facts["as_of"]))
     records = encode_events(events.sort_by("event_ts"))
     table = OnlineTable.of(repo, next(g for g in repo.groups if g.name == GROUP))
-    if ctx.settings.event_stream is EventStreamKind.KAFKA:
+    if isinstance(ctx.settings.event_stream, KafkaEventStreamConfig):
         summary, source = _through_kafka(ctx, repo, records)
     else:
         summary = _in_process(ctx, repo, table, records)
@@ -56,7 +56,7 @@ def stage_stream(ctx: DemoContext, repo_loader: Callable[[DemoContext], FeatureR
     )
     rows = [(a.key, *(a.values.get(f) for f in table.features)) for a in answers]
     print(format_table(rows, ["driver", *table.features]))
-    print(f"event stream: {ctx.settings.event_stream}, through {source}")
+    print(f"event stream: {ctx.settings.event_stream.type}, through {source}")
     ctx.facts["stream"] = summary
 
 

@@ -120,7 +120,7 @@ def topic_partitions(settings: Settings, topic: str) -> int:
     metadata = kafka_admin(settings).list_topics(topic, timeout=30)
     found = metadata.topics.get(topic)
     if found is None or found.error is not None or not found.partitions:
-        raise PipelineError(f"Kafka topic '{topic}' does not exist on {settings.kafka_bootstrap}")
+        raise PipelineError(f"Kafka topic '{topic}' does not exist on {settings.kafka.bootstrap}")
     return len(found.partitions)
 
 

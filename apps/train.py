@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from ma_ray.config import Settings, load_settings
-from ma_ray.jobs import TrainingJobSpec, label_types, load_spec, open_labels, parse_spec
+from ma_ray.jobs import TrainingJobSpec, allowed_faults, label_types, load_spec, open_labels, parse_spec
 from ma_ray.palette import BASIS_PREFIX, FeatureRef
 from ma_ray.training import FaultInjection, TrainingOutcome, TrainingRun, checkpoint_root
 
@@ -79,16 +79,19 @@ def build_table(spec: TrainingJobSpec, settings: Settings) -> pa.Table:
     return pa.table({**columns, **{c: table[c] for c in keep}})
 
 
-def injected_faults(spec: TrainingJobSpec, settings: Settings) -> FaultInjection:
-    """The spec's fault injection when the settings allow test hooks; none otherwise (validation refuses such a
-    spec first: this keeps a spec that reached the entrypoint another way from killing workers)."""
-    if not settings.test_hooks:
-        return FaultInjection()
-    return FaultInjection(fail_at_step=spec.faults.fail_at_step, preempt_at_step=spec.faults.preempt_at_step)
+def injected_faults(record_faults: dict[str, Any], settings: Settings) -> FaultInjection:
+    """The faults a job's record carries (a test hook) when the settings allow test hooks; none otherwise."""
+    faults = allowed_faults(record_faults, settings)
+    return FaultInjection(fail_at_step=faults.fail_at_step, preempt_at_step=faults.preempt_at_step)
 
 
 def training_run(
-    spec: TrainingJobSpec, settings: Settings, run_id: str, table: pa.Table, workers: int | None = None
+    spec: TrainingJobSpec,
+    settings: Settings,
+    run_id: str,
+    table: pa.Table,
+    workers: int | None = None,
+    faults: FaultInjection | None = None,
 ) -> TrainingRun:
     """The trainer's input: a time-ordered split (the newest ``validation_fraction`` validates); ``workers``
     overrides the spec's count (the scheduler may start an elastic job with fewer)."""
@@ -111,7 +114,7 @@ def training_run(
         estimated_duration_s=spec.estimated_duration_s,
         checkpoint_every_steps=spec.checkpoint_every_steps,
         max_failures=spec.max_failures,
-        faults=injected_faults(spec, settings),
+        faults=faults or FaultInjection(),
         text_column=spec.label.text,
     )
 
@@ -135,7 +138,13 @@ def publish(spec: TrainingJobSpec, settings: Settings, outcome: TrainingOutcome)
     }
 
 
-def train(spec: TrainingJobSpec, settings: Settings, run_id: str, workers: int | None = None) -> dict[str, Any]:
+def train(
+    spec: TrainingJobSpec,
+    settings: Settings,
+    run_id: str,
+    workers: int | None = None,
+    faults: FaultInjection | None = None,
+) -> dict[str, Any]:
     """Train one attempt of ``run_id`` and publish its model; returns the outcome as JSON-able data."""
     from ma_ray.training.trainers import fit
 
@@ -143,7 +152,7 @@ def train(spec: TrainingJobSpec, settings: Settings, run_id: str, workers: int |
     table = build_table(spec, settings)
     if table.num_rows == 0:
         raise ValueError(f"no label rows in {spec.label.table} between {spec.data.bounds()[0]} and the window's end")
-    outcome = fit(spec.trainer_framework, training_run(spec, settings, run_id, table, workers))
+    outcome = fit(spec.trainer_framework, training_run(spec, settings, run_id, table, workers, faults))
     for line in outcome.log_lines:
         print(line)
     result: dict[str, Any] = {
@@ -180,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         record = store.get(args.job_id)
         if record is None:
-            raise SystemExit(f"no job {args.job_id!r} in the job store ({settings.meta_store})")
-        result = train(parse_spec(record.spec), settings, record.job_id, args.workers)
+            raise SystemExit(f"no job {args.job_id!r} in the job store ({settings.meta_store.type})")
+        faults = injected_faults(record.faults, settings)
+        result = train(parse_spec(record.spec), settings, record.job_id, args.workers, faults)
         store.put_outcome(record.job_id, args.attempt, result)
     finally:
         store.close()

@@ -111,7 +111,7 @@ class Backend:
         """The raw read of the same keys a lookup's store read takes: Redis MGET, or one batched SQLite SELECT."""
         if self.name == "cassandra":
             client = redis_client(self.settings)
-            prefix = f"mr:{self.settings.cassandra_keyspace}"
+            prefix = f"mr:{self.settings.cassandra.keyspace}"
             return lambda width, keys: client.mget([f"{prefix}:{self.tables[width].name}:{k}" for k in keys])
         db = sqlite3.connect(str(self.settings.state_dir / "online.sqlite"), check_same_thread=False)
 

@@ -17,7 +17,7 @@ from importlib import resources
 import numpy as np
 from _harness import Result, Target, interleaved_latencies_us, latencies_us, report
 
-from ma_ray.config import Settings, load_settings
+from ma_ray.config import CassandraOnlineStoreConfig, Settings, load_settings
 from ma_ray.connections import ONLINE_READ_PROFILE, redis_client
 from ma_ray.datagen import driver_id, sample_zipf, zipf_cdf
 from ma_ray.palette import FeatureType, load_repository
@@ -184,9 +184,12 @@ def bench_zipf_hit_ratio(
     ``lookups`` Zipf-drawn drivers, then a measured pass of as many (the steady state of a serving instance),
     10 drivers a request. Beside it, the share of traffic the hottest 10,000 drivers take and how many drivers a
     cache must hold to answer 95% of it (the key count a deployment's Redis must keep warm)."""
-    redis_cache = RedisCache(redis_client(settings), ttl_s=settings.redis_cache_ttl_s,
-                             prefix=f"zipf{uuid.uuid4().hex[:6]}")  # fmt: skip
-    l1 = InProcessCache(settings.l1_cache_ttl_s, settings.l1_cache_max_entries)
+    config = settings.online_store
+    assert isinstance(config, CassandraOnlineStoreConfig), "the read path bench runs on the production store"
+    redis_cache = RedisCache(
+        redis_client(settings), ttl_s=config.redis_cache_ttl_s, prefix=f"zipf{uuid.uuid4().hex[:6]}"
+    )
+    l1 = InProcessCache(config.l1_cache_ttl_s, config.l1_cache_max_entries)
     tiered = TieredOnlineStore(store, [l1, redis_cache])
     resolver = FeatureResolver(ServingCatalog(REPO), tiered, timeout_s=2.0)
     refs = [f"@palette:rideshare:driver_stats:{name}:driver_id" for name in NAMES]
@@ -226,7 +229,7 @@ def main() -> None:
     parser.add_argument("--drivers", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=100_000)
     args = parser.parse_args()
-    settings = load_settings().model_copy(update={"cassandra_request_timeout_s": 2.0})
+    settings = load_settings().replaced(cassandra_request_timeout_s=2.0)
     table = OnlineTable.of(REPO, next(g for g in REPO.groups if g.name == "driver_stats"))
     store = CassandraOnlineStore(settings, keyspace="ma_ray_bench_online")
     store.teardown(table)

@@ -112,14 +112,14 @@ def stream(args: argparse.Namespace) -> float | None:
     try:
         kafka_admin(settings).list_topics(timeout=5)
     except Exception as error:  # no broker: say so in the results rather than fail the other workloads
-        print(f"stream skipped: no Kafka at {settings.kafka_bootstrap} ({error})", file=sys.stderr)
+        print(f"stream skipped: no Kafka at {settings.kafka.bootstrap} ({error})", file=sys.stderr)
         return None
     actors, partitions = args.child_cpus, 2 * args.child_cpus
     overrides = {
         "state_dir": tempfile.mkdtemp(prefix="scaling-stream-"),
         "online_store": "cassandra",
         "cassandra_keyspace": f"scaling_{uuid.uuid4().hex[:8]}",
-        "kafka_bootstrap": settings.kafka_bootstrap,
+        "kafka_bootstrap": settings.kafka.bootstrap,
     }
     events = records(args.events)
     repo = _repository()

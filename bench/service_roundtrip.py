@@ -37,7 +37,7 @@ def percentile_results(service: str, samples: dict[str, np.ndarray]) -> list[Res
 
 def bench_redis(settings: Settings) -> list[Result]:
     project = redis_client(settings)
-    host, port = settings.redis_host_port
+    host, port = settings.redis.host_port
     raw = redis.Redis(host=host, port=port)
     key = f"bench:{uuid.uuid4().hex}"
     raw.set(key, b"x" * 64)
@@ -48,11 +48,11 @@ def bench_redis(settings: Settings) -> list[Result]:
 
 def bench_cassandra(settings: Settings) -> list[Result]:
     project_cluster = cassandra_cluster(settings)
-    raw_cluster = Cluster(settings.cassandra_hosts, port=settings.cassandra_port)
+    raw_cluster = Cluster(settings.cassandra.hosts, port=settings.cassandra.port)
     project, raw = project_cluster.connect(), raw_cluster.connect()
     project.execute(
         "CREATE KEYSPACE IF NOT EXISTS bench WITH replication = "
-        f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_local_dc}': 1}}"
+        f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra.local_dc}': 1}}"
     )
     project.execute("CREATE TABLE IF NOT EXISTS bench.kv (k text PRIMARY KEY, v blob)")
     project.execute("INSERT INTO bench.kv (k, v) VALUES ('key', 0x00112233)")
@@ -87,7 +87,7 @@ def bench_kafka(settings: Settings) -> list[Result]:
     admin = kafka_admin(settings)
     for future in admin.create_topics([NewTopic(t, 1, 1) for t in topics.values()]).values():
         future.result(timeout=30)
-    raw_config = {"bootstrap.servers": settings.kafka_bootstrap}
+    raw_config = {"bootstrap.servers": settings.kafka.bootstrap}
     pairs = {
         "project": (
             Producer(kafka_producer_config(settings)),

@@ -116,7 +116,7 @@ def bench_freshness(settings, repo, overrides: dict, events: list, rate: float, 
 
 def bench_store(store: str, settings, repo, events: list, args: argparse.Namespace) -> list[Result]:
     overrides = {"state_dir": tempfile.mkdtemp(prefix="bench-stream-"), "online_store": store}
-    overrides["kafka_bootstrap"] = settings.kafka_bootstrap
+    overrides["kafka_bootstrap"] = settings.kafka.bootstrap
     if store == "cassandra":
         overrides["cassandra_keyspace"] = f"bench_stream_{uuid.uuid4().hex[:8]}"
     try:

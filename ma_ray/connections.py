@@ -32,11 +32,11 @@ def redis_client(settings: Settings, timeout_s: float = 2.0, retries: int = 1) -
     from redis.retry import Retry
 
     return redis.Redis.from_url(
-        settings.redis_url,
+        settings.redis.url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=retries),
-        max_connections=settings.cassandra_pool_size,
+        max_connections=settings.cassandra.pool_size,
         health_check_interval=30,
     )
 
@@ -74,23 +74,23 @@ def cassandra_cluster(settings: Settings, connect_timeout_s: float = 5.0) -> Clu
         TokenAwarePolicy,
     )
 
-    consistency = ConsistencyLevel.name_to_value[settings.cassandra_read_consistency]
+    consistency = ConsistencyLevel.name_to_value[settings.cassandra.read_consistency]
 
     def routing() -> TokenAwarePolicy:
-        return TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc))
+        return TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra.local_dc))
 
     default = ExecutionProfile(load_balancing_policy=routing(), consistency_level=consistency, request_timeout=10.0)
     online = ExecutionProfile(
         load_balancing_policy=routing(),
         consistency_level=consistency,
-        request_timeout=settings.cassandra_request_timeout_s,
+        request_timeout=settings.cassandra.request_timeout_s,
         speculative_execution_policy=ConstantSpeculativeExecutionPolicy(
-            delay=settings.cassandra_request_timeout_s / 4, max_attempts=2
+            delay=settings.cassandra.request_timeout_s / 4, max_attempts=2
         ),
     )
     return Cluster(
-        contact_points=settings.cassandra_hosts,
-        port=settings.cassandra_port,
+        contact_points=settings.cassandra.hosts,
+        port=settings.cassandra.port,
         execution_profiles={EXEC_PROFILE_DEFAULT: default, ONLINE_READ_PROFILE: online},
         protocol_version=5,
         connect_timeout=connect_timeout_s,
@@ -102,7 +102,7 @@ def ensure_keyspace(session: Any, keyspace: str, settings: Settings, replication
     """Create ``keyspace`` if missing, replicated in the local DC (NetworkTopologyStrategy, for LOCAL_QUORUM)."""
     session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-        f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra_local_dc}': {replication_factor}}}"
+        f"{{'class': 'NetworkTopologyStrategy', '{settings.cassandra.local_dc}': {replication_factor}}}"
     )
 
 
@@ -119,7 +119,7 @@ def open_keyspace(settings: Settings, keyspace: str, tables: Sequence[str] = ())
 
 def kafka_common_config(settings: Settings) -> dict[str, Any]:
     """librdkafka settings shared by producers, consumers and the admin client."""
-    return {"bootstrap.servers": settings.kafka_bootstrap, "client.id": "ma-ray", "logger": KAFKA_LOGGER}
+    return {"bootstrap.servers": settings.kafka.bootstrap, "client.id": "ma-ray", "logger": KAFKA_LOGGER}
 
 
 def kafka_admin(settings: Settings) -> AdminClient:

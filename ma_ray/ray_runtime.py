@@ -16,13 +16,13 @@ def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
     joined = os.environ.get("RAY_ADDRESS", "")
     if _names_job_api(joined):  # the cluster whose job API it names is the one this machine runs
         joined = "auto"
-    if settings.ray_address or joined:
-        return {"address": settings.ray_address or joined, "ignore_reinit_error": True}
+    if settings.ray.address or joined:
+        return {"address": settings.ray.address or joined, "ignore_reinit_error": True}
     return {
-        "num_cpus": settings.ray_num_cpus,
-        "object_store_memory": settings.ray_object_store_mb * 1024 * 1024,
+        "num_cpus": settings.ray.num_cpus,
+        "object_store_memory": settings.ray.object_store_mb * 1024 * 1024,
         # The dashboard is also the job server: the job controller submits training through it.
-        "include_dashboard": settings.ray_dashboard,
+        "include_dashboard": settings.ray.dashboard,
         "ignore_reinit_error": True,
         "log_to_driver": False,
     }

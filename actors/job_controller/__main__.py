@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="how long a preempted job may take to checkpoint before it is stopped")  # fmt: skip
     args = parser.parse_args(argv)
     settings = load_settings()
-    ray.init(address=settings.ray_address or "auto", namespace=NAMESPACE, log_to_driver=False)
+    ray.init(address=settings.ray.address or "auto", namespace=NAMESPACE, log_to_driver=False)
     controller = job_controller(settings, load_clusters_file(args.clusters), args.poll_s, args.preempt_grace_s)
     print(f"job controller {NAME} (namespace {NAMESPACE}) is running; {len(ray.get(controller.list.remote()))} job(s)")
     return 0

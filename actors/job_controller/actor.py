@@ -49,6 +49,7 @@ from ma_ray.jobs import (
     SpecError,
     Start,
     TieredScheduler,
+    fault_refusals,
     job_python,
     job_request,
     job_status,
@@ -105,13 +106,16 @@ class JobController:
         self._thread.start()
 
     # ---- the API ---------------------------------------------------------------------------------------------
-    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Validate and queue a job: ``{"job": record}``, or ``{"refused": [reasons]}`` with nothing submitted."""
+    def submit(self, spec: dict[str, Any], faults: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validate and queue a job: ``{"job": record}``, or ``{"refused": [reasons]}`` with nothing submitted.
+        ``faults`` is a test hook (`ma_ray.jobs.fault_hooks`), refused unless the settings turn test hooks on."""
         try:
             parsed = parse_spec(spec)
             validated = validate_job(parsed, self._settings, self._registry, self._headroom)
         except SpecError as error:
-            return {"refused": error.reasons}
+            return {"refused": error.reasons + fault_refusals(faults or {}, self._settings)}
+        if refused := fault_refusals(faults or {}, self._settings):
+            return {"refused": refused}
         job_id = f"{parsed.name}-{uuid.uuid4().hex[:8]}"
         record = JobRecord(
             job_id,
@@ -120,6 +124,7 @@ class JobController:
             max_attempts=parsed.max_attempts,
             training_snapshot=validated.training_snapshot,
             message="queued",
+            faults=dict(faults or {}),
         )
         with self._lock:
             self._save(

@@ -15,8 +15,8 @@ Deployments of the app (a handle: ``serve.get_deployment_handle(<name>, <app nam
 - ``GpuModelPool``: deep models (PyTorch), ``num_gpus`` per replica from ``serving.gpus_per_replica`` (zero on
   CPU-only machines, same code), inference batched across requests with ``@serve.batch``.
 
-``ma_ray.serving.placement.pool_deployment(tier, framework)`` names the pool of a model. Every pool has the methods
-``predict(rows)`` (called with ``multiplexed_model_id``), ``preload(model_id) -> dict`` (loads
+``ma_ray.serving.placement.pool_serve_deployment(tier, framework)`` names the pool of a model. Every pool has the
+methods ``predict(rows)`` (called with ``multiplexed_model_id``), ``preload(model_id) -> dict`` (loads
 ``<model>:<version>`` through the multiplexed path and reports the load time; call it as
 ``handle.options(multiplexed_model_id=model_id).preload.remote(model_id)`` so the router learns the replica has
 it) and ``resident() -> dict`` (the replica's cache).

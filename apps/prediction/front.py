@@ -34,7 +34,7 @@ from ma_ray.serving import (
     CacheFullError,
     RequestCoalescer,
     encode_timing,
-    pool_deployment,
+    pool_serve_deployment,
 )
 
 logger = logging.getLogger("ray.serve")
@@ -76,7 +76,7 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
     def _route(self, model: str, version: int | None, alias: str) -> tuple[str, int]:
         if model not in self.routes:
             registered = self.gallery.model(model)
-            self.routes[model] = pool_deployment(registered.tier, registered.framework)
+            self.routes[model] = pool_serve_deployment(registered.tier, registered.framework)
         resolved = self.gallery.version(model, version).version if version else self.aliases.get(model, alias)
         return self.routes[model], resolved
 

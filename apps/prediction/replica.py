@@ -35,7 +35,7 @@ from ma_ray.serving import (
     infer_grouped,
     loading_policy,
     lookup_stage,
-    pool_deployment,
+    pool_serve_deployment,
     preemptive_loads,
     serving_framework,
     shared_stage_metrics,
@@ -151,7 +151,7 @@ class PoolReplica:
         eager, forecast, sizes = [], {}, {}
         for registered in self.gallery.models():
             version = self.gallery.aliases(registered.name).get("production")
-            if version is None or pool_deployment(registered.tier, registered.framework) != self.name:
+            if version is None or pool_serve_deployment(registered.tier, registered.framework) != self.name:
                 continue
             model_id = f"{registered.name}:{version}"
             sizes[model_id] = self._memory_bytes(self.gallery.version(registered.name, version))

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Protocol, cast
 if TYPE_CHECKING:
     import redis
 
+    from ma_ray.config import Settings
+
 log = logging.getLogger(__name__)
 
 
@@ -229,6 +231,13 @@ class RedisAliasBus:
         self.replicas_key = f"{namespace}:replicas"
         self.replica_ttl_s, self.ack_ttl_s = replica_ttl_s, ack_ttl_s
         self._subscriptions: list[_RedisSubscription] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisAliasBus:
+        """On the settings' Redis, in a namespace of the settings' keyspace (one Redis may serve several)."""
+        from ma_ray.connections import redis_client
+
+        return cls(redis_client(settings), namespace=f"{settings.cassandra.keyspace}:gallery")
 
     def _ack_key(self, event_id: str) -> str:
         return f"{self.namespace}:acked:{event_id}"

@@ -15,7 +15,8 @@ from typing import Any
 
 import ray
 
-from ma_ray.gallery.broadcast import AliasChange, Handler, Propagation
+from ma_ray.config import Settings
+from ma_ray.gallery.broadcast import AliasBus, AliasChange, Handler, InProcessAliasBus, Propagation
 
 log = logging.getLogger(__name__)
 HUB_NAME = "ma_ray_alias_hub"
@@ -177,3 +178,8 @@ class RayAliasBus:
         for subscription in self._subscriptions:
             subscription.close()
         self._subscriptions.clear()
+
+
+def open_ray_alias_bus(settings: Settings) -> AliasBus:
+    """The embedded bus: the Ray cluster's hub actor, or an in-process bus where no Ray runs (a CLI call)."""
+    return RayAliasBus() if ray.is_initialized() else InProcessAliasBus()

@@ -33,7 +33,7 @@ def _connect() -> None:
     import ray
 
     if not ray.is_initialized():
-        address = load_settings().ray_address or "auto"
+        address = load_settings().ray.address or "auto"
         try:
             ray.init(address=address, log_to_driver=False)
         except ConnectionError as error:

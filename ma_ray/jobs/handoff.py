@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from ma_ray.config import ENV_PREFIX, Settings
+from ma_ray.config import ENV_PREFIX, Settings, flat_values
 
 # Settings that describe the controller's own Ray, not the cluster a training job runs on.
 LOCAL_ONLY = frozenset({"ray_address", "ray_num_cpus", "ray_object_store_mb"})
@@ -26,7 +26,7 @@ def portable_settings(settings: Settings) -> dict[str, Any]:
 def settings_env(settings: Settings) -> dict[str, str]:
     """``MA_RAY_*`` env vars that give a training job the controller's stores and URIs."""
     env = {}
-    for name, value in portable_settings(settings).items():
+    for name, value in flat_values(portable_settings(settings)).items():
         if value is None or name in LOCAL_ONLY:
             continue
         env[f"{ENV_PREFIX}{name.upper()}"] = ",".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ma_ray.config import Settings, StoreBackend
+from ma_ray.config import Settings
 from ma_ray.jobs.workflow import JobRecord
 from ma_ray.sqlite_file import SqliteFile
 
@@ -74,9 +74,8 @@ def job_status(store: JobStore, job_id: str) -> dict[str, Any]:
 
 def open_job_store(settings: Settings) -> JobStore:
     """The job store next to the meta store the settings name."""
-    if settings.meta_store is StoreBackend.CASSANDRA:
-        return CassandraJobStore(settings)
-    return SqliteJobStore(settings.state_dir.absolute() / "jobs.sqlite")
+    store: JobStore = settings.meta_store.build("job_store", settings)
+    return store
 
 
 _SCHEMA = """
@@ -93,6 +92,10 @@ CREATE TABLE IF NOT EXISTS job_outcomes (
 class SqliteJobStore:
     def __init__(self, path: str | Path) -> None:
         self._file = SqliteFile(path, _SCHEMA)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqliteJobStore:
+        return cls(settings.state_dir.absolute() / "jobs.sqlite")
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         self._file.transaction(lambda db: db.execute(sql, args))
@@ -154,7 +157,7 @@ class CassandraJobStore:
     def __init__(self, settings: Settings, keyspace: str | None = None) -> None:
         from ma_ray.connections import open_keyspace
 
-        self.keyspace = keyspace or f"{settings.cassandra_keyspace}_jobs"
+        self.keyspace = keyspace or f"{settings.cassandra.keyspace}_jobs"
         self._cluster, self._session = open_keyspace(settings, self.keyspace, _TABLES)
         ks, prepare = self.keyspace, self._session.prepare
         self._put = prepare(f"INSERT INTO {ks}.jobs (bucket, job_id, created_at, record) VALUES (0, ?, ?, ?)")
@@ -166,6 +169,10 @@ class CassandraJobStore:
         self._logs = prepare(f"SELECT attempt, text FROM {ks}.job_logs WHERE job_id = ?")
         self._put_outcome = prepare(f"INSERT INTO {ks}.job_outcomes (job_id, attempt, outcome) VALUES (?, ?, ?)")
         self._outcome = prepare(f"SELECT outcome FROM {ks}.job_outcomes WHERE job_id = ? AND attempt = ?")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CassandraJobStore:
+        return cls(settings)
 
     def put(self, record: JobRecord) -> None:
         self._session.execute(self._put, (record.job_id, record.created_at, json.dumps(record.to_dict())))

@@ -166,15 +166,6 @@ class ClustersFile(_Model):
     clusters: tuple[ClusterSpec, ...] = Field(min_length=1)
 
 
-class Faults(_Model):
-    """Test hooks, not part of a user's spec: fail a worker once at a step, or deliver a preemption notice at a step.
-    Refused at validation unless the settings turn ``test_hooks`` on (``MA_RAY_TEST_HOOKS``), and ignored by the
-    training entrypoint otherwise."""
-
-    fail_at_step: int | None = Field(default=None, ge=1)
-    preempt_at_step: int | None = Field(default=None, ge=1)
-
-
 class TrainingJobSpec(_Model):
     """One training job; see the module docstring for a full example."""
 
@@ -196,7 +187,6 @@ class TrainingJobSpec(_Model):
     checkpoint_every_steps: int | None = Field(default=None, ge=1)
     validation_fraction: float = Field(default=0.2, ge=0, lt=1)
     alias: str | None = Field(default=None, pattern=NAME_PATTERN, description="Gallery alias to point at the result")
-    faults: Faults = Faults()
 
     @field_validator("framework")
     @classmethod

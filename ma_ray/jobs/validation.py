@@ -25,7 +25,7 @@ import pyarrow.dataset as ds
 from ma_ray.config import Settings
 from ma_ray.jobs.clusters import ClusterRegistry
 from ma_ray.jobs.scheduler import ImpossibleJobError, JobRequest, TieredScheduler
-from ma_ray.jobs.spec import Faults, SpecError, TrainingJobSpec
+from ma_ray.jobs.spec import SpecError, TrainingJobSpec
 from ma_ray.palette import BASIS_PREFIX, FeatureRef, FeatureRepository, FeatureType
 from ma_ray.storage import filesystem_and_path
 
@@ -62,7 +62,7 @@ def validate_job(
     spec: TrainingJobSpec, settings: Settings, clusters: ClusterRegistry, headroom: float = DEFAULT_HEADROOM
 ) -> ValidatedJob:
     """Every check in the module docstring; ``SpecError`` lists all problems found."""
-    reasons = _framework_problems(spec) + _resource_problems(spec, clusters, headroom) + _fault_problems(spec, settings)
+    reasons = _framework_problems(spec) + _resource_problems(spec, clusters, headroom)
     repos, catalog_problems = _repositories(spec, settings)
     reasons += catalog_problems
     snapshots: dict[str, tuple[date, ...]] = {}
@@ -74,13 +74,6 @@ def validate_job(
     if reasons:
         raise SpecError(reasons)
     return ValidatedJob(spec, snapshots)
-
-
-def _fault_problems(spec: TrainingJobSpec, settings: Settings) -> list[str]:
-    if spec.faults == Faults() or settings.test_hooks:
-        return []
-    return ["faults: is a test hook (it kills workers): refused unless the settings turn on test_hooks "
-            "(MA_RAY_TEST_HOOKS=1, for tests only)"]  # fmt: skip
 
 
 def _framework_problems(spec: TrainingJobSpec) -> list[str]:

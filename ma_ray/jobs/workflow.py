@@ -99,6 +99,7 @@ class JobRecord:
     training_snapshot: str | None = None
     message: str = ""
     cancel_requested: bool = False
+    faults: dict[str, Any] = field(default_factory=dict)  # a test hook, never from the spec (jobs.fault_hooks)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 

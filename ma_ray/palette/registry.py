@@ -222,7 +222,7 @@ def registered_repository(settings: Settings, catalog: str) -> FeatureRepository
         registry = FeatureRegistry(store)
         if catalog not in registry.catalogs():
             raise UnknownFeatureError(
-                f"catalog '{catalog}' is not registered in the {settings.meta_store} meta store: "
+                f"catalog '{catalog}' is not registered in the {settings.meta_store.type} meta store: "
                 "run `ma-ray apply <repository>` first"
             )
         return registry.repository(catalog)

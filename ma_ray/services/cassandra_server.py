@@ -108,16 +108,16 @@ class CassandraServer:
         self.marker = "-Dma_ray.service=cassandra"
 
     def endpoints(self) -> list[tuple[str, int, str]]:
-        host = self.settings.cassandra_hosts[0]
+        host = self.settings.cassandra.hosts[0]
         return [
-            (host, self.settings.cassandra_port, "MA_RAY_CASSANDRA_PORT"),
-            (host, self.settings.cassandra_storage_port, "MA_RAY_CASSANDRA_STORAGE_PORT"),
+            (host, self.settings.cassandra.port, "MA_RAY_CASSANDRA_PORT"),
+            (host, self.settings.cassandra.storage_port, "MA_RAY_CASSANDRA_STORAGE_PORT"),
         ]
 
     def config(self) -> dict[str, Any]:
         """The cassandra.yaml contents (single node, SimpleSnitch -> datacenter1, small thread pools)."""
-        host = self.settings.cassandra_hosts[0]
-        storage = self.settings.cassandra_storage_port
+        host = self.settings.cassandra.hosts[0]
+        storage = self.settings.cassandra.storage_port
         return {
             "cluster_name": "ma-ray",
             "num_tokens": 1,
@@ -133,7 +133,7 @@ class CassandraServer:
             "listen_address": host,
             "rpc_address": host,
             "storage_port": storage,
-            "native_transport_port": self.settings.cassandra_port,
+            "native_transport_port": self.settings.cassandra.port,
             "start_native_transport": True,
             "commitlog_sync": "periodic",
             "commitlog_sync_period": "10000ms",
@@ -160,7 +160,7 @@ class CassandraServer:
             (self.home / folder).mkdir(parents=True, exist_ok=True)
         (conf / "cassandra.yaml").write_text(yaml.safe_dump(self.config(), sort_keys=False))
         (conf / "logback.xml").write_text(LOGBACK_XML)
-        heap = self.settings.cassandra_heap_mb
+        heap = self.settings.cassandra.heap_mb
         return [
             java,
             self.marker,

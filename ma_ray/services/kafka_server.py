@@ -41,15 +41,15 @@ class KafkaServer:
         self.marker = "-Dma_ray.service=kafka"
 
     def endpoints(self) -> list[tuple[str, int, str]]:
-        host, port = self.settings.kafka_host_port
+        host, port = self.settings.kafka.host_port
         return [
             (host, port, "MA_RAY_KAFKA_BOOTSTRAP"),
-            (host, self.settings.kafka_controller_port, "MA_RAY_KAFKA_CONTROLLER_PORT"),
+            (host, self.settings.kafka.controller_port, "MA_RAY_KAFKA_CONTROLLER_PORT"),
         ]
 
     def properties(self) -> dict[str, str]:
-        host, port = self.settings.kafka_host_port
-        controller = self.settings.kafka_controller_port
+        host, port = self.settings.kafka.host_port
+        controller = self.settings.kafka.controller_port
         return {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -87,7 +87,7 @@ class KafkaServer:
         return [*base, "kafka.Kafka", str(server_properties)]
 
     def _jvm(self, java: str, lib: Path, conf: Path) -> list[str]:
-        heap = self.settings.kafka_heap_mb
+        heap = self.settings.kafka.heap_mb
         return [
             java,
             self.marker,

@@ -224,7 +224,7 @@ class FeatureResolver:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="features")
         self._plans: dict[tuple[str, ...], ReadPlan] = {}
         # The production read path asks its caches in the caller's thread (each answers within the deadline: see
-        # `CacheTier`), and reads a primary that is local (no network, no writer to wait on) there too; a remote
+        # `CacheLayer`), and reads a primary that is local (no network, no writer to wait on) there too; a remote
         # primary, or a bare store, is read on the pool under the deadline.
         self._read_cached: (
             Callable[[OnlineTable, Sequence[EntityKey], Sequence[str], int], list[FeatureValues | None]] | None
@@ -488,7 +488,7 @@ def _group_meta(
     return MetaColumn(
         feature_ts=feature_ts,
         staleness_s=staleness_s,
-        tier=[answer.tier or "none" for answer in answers],
+        tier=[answer.layer or "none" for answer in answers],
         defaulted=[ts is None for ts in feature_ts],
         stale=[age is not None and age > ttl_s for age in staleness_s],
         batch_fallback=batch_fallback,

@@ -138,7 +138,7 @@ def pool_group(tier: int, deep: bool) -> str:
     return TIER1_GROUP if tier == 1 else LOWER_GROUP
 
 
-def pool_deployment(tier: int, framework: str) -> str:
+def pool_serve_deployment(tier: int, framework: str) -> str:
     """The Serve deployment that serves a model of this tier and framework (Gallery's framework names)."""
     return POOL_DEPLOYMENTS[pool_group(tier, str(framework) in DEEP_FRAMEWORKS)]
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from ma_ray.gallery import Deployer, Deployment, DeploymentFailedError, Gallery, ModelVersion
 from ma_ray.metrics import Instrument, MetricsBackend, default_backend
-from ma_ray.serving.placement import pool_deployment
+from ma_ray.serving.placement import pool_serve_deployment
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +47,23 @@ class ServingPool(Protocol):
 class ServePool:
     """The model pools of a running Ray Serve prediction application: the one place rollouts touch Serve.
 
-    A model's pool is the deployment its tier and framework place it in (``placement.pool_deployment``, unless
+    A model's pool is the deployment its tier and framework place it in (``placement.pool_serve_deployment``, unless
     ``deployment`` names one). The load is a broadcast of the pool's ``preload`` method to every live replica,
     under the multiplexed id, so it goes through the same loader and cache that requests use."""
 
     def __init__(self, gallery: Gallery, app: str = "prediction", deployment: str | None = None) -> None:
         self.gallery, self.app, self.deployment = gallery, app, deployment
 
-    def deployment_of(self, model: str) -> str:
+    def serve_deployment_of(self, model: str) -> str:
         if self.deployment:
             return self.deployment
         registered = self.gallery.model(model)
-        return pool_deployment(registered.tier, registered.framework)
+        return pool_serve_deployment(registered.tier, registered.framework)
 
     def preload(self, model_id: str, timeout_s: float) -> list[dict[str, Any]]:
         from ray import serve
 
-        deployment = self.deployment_of(model_id.rpartition(":")[0])
+        deployment = self.serve_deployment_of(model_id.rpartition(":")[0])
         handle = serve.get_deployment_handle(deployment, self.app)
         try:
             response = handle.options(multiplexed_model_id=model_id).broadcast("preload", model_id)

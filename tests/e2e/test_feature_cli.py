@@ -29,7 +29,7 @@ def cli_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str
     services: Settings = request.getfixturevalue("services")
     keyspace = f"test_cli_{uuid.uuid4().hex[:8]}"
     env["MA_RAY_CASSANDRA_KEYSPACE"] = keyspace
-    env["MA_RAY_CASSANDRA_PORT"] = str(services.cassandra_port)
+    env["MA_RAY_CASSANDRA_PORT"] = str(services.cassandra.port)
     yield env
     cluster = cassandra_cluster(services)
     cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}_meta")

@@ -116,13 +116,13 @@ def service(
     in_cassandra = {
         **overrides,
         "online_store": "cassandra",
-        "cassandra_hosts": services.cassandra_hosts,
-        "cassandra_port": services.cassandra_port,
+        "cassandra_hosts": services.cassandra.hosts,
+        "cassandra_port": services.cassandra.port,
         "cassandra_keyspace": keyspace,
         "redis_url": f"redis://127.0.0.1:{free_port()}/0",
     }
     load_sample(load_settings(**in_cassandra), raw_uri, batch_rows=5000)
-    proxy = TcpProxy((services.cassandra_hosts[0], services.cassandra_port))
+    proxy = TcpProxy((services.cassandra.hosts[0], services.cassandra.port))
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     # A node cache of its own: a node that fetched version 2's bytes (verified) before they were corrupted would

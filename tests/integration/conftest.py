@@ -67,5 +67,5 @@ def online_settings(services: Settings | None, state_dir: Path, **overrides: obj
 
 def drop_online_keyspace(services: Settings, settings: Settings) -> None:
     cluster = cassandra_cluster(services)
-    cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}_online")
+    cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra.keyspace}_online")
     cluster.shutdown()

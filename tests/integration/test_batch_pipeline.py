@@ -153,9 +153,9 @@ def cassandra_settings(services: Settings, tmp_path: Path) -> Iterator[Settings]
         online_store="cassandra",
         cassandra_keyspace=f"test_batch_{uuid.uuid4().hex[:8]}",
         cassandra_request_timeout_s=5.0,
-        redis_url=services.redis_url,
-        cassandra_hosts=services.cassandra_hosts,
-        cassandra_port=services.cassandra_port,
+        redis_url=services.redis.url,
+        cassandra_hosts=services.cassandra.hosts,
+        cassandra_port=services.cassandra.port,
     )
     yield settings
     from ma_ray.palette.online.cassandra import CassandraOnlineStore

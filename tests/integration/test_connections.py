@@ -51,8 +51,8 @@ def test_lean_mget_times_out_and_never_reads_a_late_reply_as_the_next_ones(servi
     same client still answers its own keys (the timed-out connection was dropped, not reused)."""
     import redis
 
-    cut = TcpCut(services.redis_host_port[1])
-    hung = services.model_copy(update={"redis_url": f"redis://127.0.0.1:{cut.port}/0"})
+    cut = TcpCut(services.redis.host_port[1])
+    hung = services.replaced(redis_url=f"redis://127.0.0.1:{cut.port}/0")
     client, direct = redis_client(hung, timeout_s=0.2, retries=0), redis_client(services)
     first, second = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
     direct.mset({first: b"first", second: b"second"})
@@ -81,7 +81,7 @@ def test_cassandra_prepared_round_trip_at_local_quorum(services: Settings) -> No
     try:
         session.execute(
             f"CREATE KEYSPACE {keyspace} WITH replication = "
-            f"{{'class': 'NetworkTopologyStrategy', '{services.cassandra_local_dc}': 1}}"
+            f"{{'class': 'NetworkTopologyStrategy', '{services.cassandra.local_dc}': 1}}"
         )
         session.execute(
             f"CREATE TABLE {keyspace}.driver_features (driver_id text, feature_timestamp timestamp, "

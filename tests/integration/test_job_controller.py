@@ -33,8 +33,8 @@ from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import read_raw
 from ma_ray.datagen.rideshare_features import driver_stats
 from ma_ray.gallery import Gallery
+from ma_ray.jobs import ClusterSpec, Faults, NodeSpec, TrainingJobSpec, parse_spec
 from ma_ray.jobs.cli import add_commands
-from ma_ray.jobs.spec import ClusterSpec, NodeSpec, TrainingJobSpec, parse_spec
 from ma_ray.jobs.workflow import CONTROLLER_NAME, CONTROLLER_NAMESPACE, JobState
 from ma_ray.palette.lineage import Direction, model_node, snapshot_node
 from ma_ray.palette.meta_store import open_meta_store
@@ -131,7 +131,6 @@ def spec(raw_uri: str, **changes: Any) -> TrainingJobSpec:
         "resources": {"workers": 1, "cpus_per_worker": 1, "memory_gb_per_worker": 0.5},
         "checkpoint_every_steps": 2,
         "max_failures": 0,
-        "faults": {"fail_at_step": 5},
     }
     data.update(changes)
     return parse_spec(data)
@@ -211,7 +210,7 @@ def assert_failed_once_then_resumed(controller: Any, job_id: str, attempts: int 
 def test_xgboost_job_fails_once_is_preempted_once_resumes_each_time_and_registers(
     controller: Any, settings: Settings, raw_uri: str
 ) -> None:
-    job = submit(controller, spec(raw_uri, faults={"fail_at_step": 5, "preempt_at_step": 9}))
+    job = submit(controller, spec(raw_uri), Faults(fail_at_step=5, preempt_at_step=9))
     queued = submit(controller, spec(raw_uri, resources={"workers": 2, "cpus_per_worker": 1}))
     assert ray.get(controller.status.remote(queued.job_id))["state"] == "pending"  # the first holds the cluster
     cancelled = record_of(ray.get(controller.cancel.remote(queued.job_id)))
@@ -237,8 +236,8 @@ def test_a_restarted_controller_reloads_its_jobs_and_finishes_monitoring(
             tier=3,
             hyperparameters={"hidden": [8], "epochs": 2, "batch_size": 256, "lr": 0.01},
             checkpoint_every_steps=3,
-            faults={"fail_at_step": 4},
         ),
+        Faults(fail_at_step=4),
     )
     wait_while(controller, job.job_id, ("pending",))
     kill(controller)
@@ -281,12 +280,11 @@ def test_a_tier1_job_preempts_a_running_job_which_checkpoints_on_the_notice_and_
             hyperparameters={"max_depth": 2, "eta": 0.01, "num_boost_round": 6000},
             resources={"workers": 2, "cpus_per_worker": 0.5, "memory_gb_per_worker": 0.5},
             checkpoint_every_steps=1000,
-            faults={},
         ),
     )
     wait_for(lambda: checkpointed(controller, settings, low.job_id), JOB_TIMEOUT_S, "no checkpoint yet")  # boosting
     whole_cluster = {"workers": 2, "cpus_per_worker": 1, "memory_gb_per_worker": 0.5}
-    urgent = submit(controller, spec(raw_uri, name="eta_minutes_urgent", resources=whole_cluster, faults={}))
+    urgent = submit(controller, spec(raw_uri, name="eta_minutes_urgent", resources=whole_cluster))
     done_urgent = wait(controller, urgent.job_id, JOB_TIMEOUT_S)
     assert done_urgent.state is JobState.SUCCEEDED, done_urgent.message
     done = wait(controller, low.job_id, JOB_TIMEOUT_S)
@@ -316,7 +314,7 @@ def test_an_elastic_job_scaled_up_while_running_checkpoints_and_restarts_at_once
     blocker = submit(
         controller,
         spec(raw_uri, name="eta_minutes_blocker", tier=2, hyperparameters={"max_depth": 2, "num_boost_round": 10**6},
-             resources={"workers": 1, "cpus_per_worker": 1, "memory_gb_per_worker": 0.5}, faults={}),
+             resources={"workers": 1, "cpus_per_worker": 1, "memory_gb_per_worker": 0.5}),
     )  # fmt: skip
     wait_while(controller, blocker.job_id, ("pending",))
     elastic = submit(
@@ -328,7 +326,6 @@ def test_an_elastic_job_scaled_up_while_running_checkpoints_and_restarts_at_once
             hyperparameters={"max_depth": 2, "eta": 0.01, "num_boost_round": 40000},  # ~1 ms a round: room to resize
             resources={"workers": 2, "min_workers": 1, "cpus_per_worker": 0.5, "memory_gb_per_worker": 0.5},
             checkpoint_every_steps=1000,
-            faults={},
         ),
     )
     wait_for(lambda: checkpointed(controller, settings, elastic.job_id), JOB_TIMEOUT_S, "no checkpoint yet")
@@ -397,8 +394,8 @@ def test_deepspeed_job_fails_once_resumes_from_its_checkpoint_and_registers(
             label=label,
             hyperparameters={"epochs": 1, "batch_size": 8, "seq_len": 32},
             checkpoint_every_steps=5,
-            faults={"fail_at_step": 12},
         ),
+        Faults(fail_at_step=12),
     )
     done = wait(controller, job.job_id, JOB_TIMEOUT_S)
     assert done.state is JobState.SUCCEEDED, done.message
@@ -423,7 +420,7 @@ def test_cli_submits_lists_shows_logs_and_cancels(
     refused = capsys.readouterr()
     assert "job spec refused, nothing was submitted" in refused.err and "missing snapshot" in refused.err
     good = tmp_path / "good.yaml"
-    good.write_text(spec(raw_uri, name="eta_cli", faults={}).to_yaml())
+    good.write_text(spec(raw_uri, name="eta_cli").to_yaml())
     assert run_cli("jobs", "submit", str(good), "--json") == 0
     job_id = json.loads(capsys.readouterr().out)["job_id"]
     assert run_cli("jobs", "cancel", job_id) == 0
@@ -463,4 +460,4 @@ def test_a_controller_with_other_stores_is_not_shared(
 
     assert job_controller(settings, clusters) == controller
     with pytest.raises(ControllerConflictError, match="other settings"):
-        job_controller(settings.model_copy(update={"state_dir": tmp_path}), clusters)
+        job_controller(settings.replaced(state_dir=tmp_path), clusters)

@@ -47,7 +47,7 @@ def row(key: object, ts: int, **values: object) -> EntityRow:
 @pytest.fixture(scope="module")
 def fast_settings(services: Settings) -> Settings:
     # A loaded 2-core test machine needs more than the 100 ms serving timeout.
-    return services.model_copy(update={"cassandra_request_timeout_s": 5.0})
+    return services.replaced(cassandra_request_timeout_s=5.0)
 
 
 @pytest.fixture(params=["sqlite", "cassandra", "tiered-embedded", "tiered-production"])

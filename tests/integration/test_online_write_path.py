@@ -182,7 +182,7 @@ def test_race_condition_2_readers_see_one_consistent_read_ts(services: Settings,
                                                               iteration: int) -> None:  # fmt: skip
     """Cassandra + Redis: a stream writer and a batch writer against four readers (replicas of their own)."""
     settings = online_settings(services, tmp_path, l1_cache_ttl_s=L1_TTL_S)
-    prefix = f"mr:{settings.cassandra_keyspace}"
+    prefix = f"mr:{settings.cassandra.keyspace}"
     drivers = [f"drv_{i}" for i in range(12)]
     writer = open_online_store(settings)
     for table in (REALTIME, STATS):

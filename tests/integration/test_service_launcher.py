@@ -129,7 +129,7 @@ def test_service_never_healthy_is_stopped_and_reported(tmp_path: Path) -> None:
 
 
 def test_external_services_are_checked_never_started(tmp_path: Path, services: Settings) -> None:
-    healthy = load_settings(state_dir=tmp_path, redis_url=services.redis_url, external_services=["redis"])
+    healthy = load_settings(state_dir=tmp_path, redis_url=services.redis.url, external_services=["redis"])
     [status] = ServiceLauncher(healthy).up(("redis",))
     assert status.state == "external" and status.pid is None and status.detail.startswith("redis ")
     assert ServiceLauncher(healthy).down(("redis",)) == []
@@ -165,7 +165,7 @@ def test_cli_status_and_bad_setting(services: Settings, ma_ray_cli: str) -> None
         env={**os.environ, "MA_RAY_CASSANDRA_PORT": "not-a-port"},
     )
     assert bad.returncode == 2
-    assert "cassandra_port (MA_RAY_CASSANDRA_PORT='not-a-port')" in bad.stderr
+    assert "cassandra.port (MA_RAY_CASSANDRA_PORT='not-a-port')" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 

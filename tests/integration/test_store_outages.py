@@ -126,8 +126,8 @@ def test_a_refresh_redis_missed_is_applied_when_it_answers_again(
     the old row (nothing reached it) and the writer owes it the refresh; once Redis answers again (through the
     breaker's half-open probe), the writer applies it and readers get the new value from Redis."""
     settings, _ = private
-    cut = TcpCut(settings.redis_host_port[1])
-    writer, _ = build(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{cut.port}/0"}), tmp_path)
+    cut = TcpCut(settings.redis.host_port[1])
+    writer, _ = build(settings.replaced(redis_url=f"redis://127.0.0.1:{cut.port}/0"), tmp_path)
     _, reader = build(settings, tmp_path)  # another replica, straight to Redis: the same keys, its own L1
     time.sleep(0.06)
     assert lookup(reader, 7) == (7, "redis", False)  # warm: Redis holds the old row (the writers refreshed it)
@@ -156,13 +156,13 @@ def test_a_hung_redis_costs_a_lookup_no_more_than_its_deadline(
     (bytes accepted, no answer), a lookup still returns after about its deadline, with the default; once the
     Redis breaker opens, Cassandra answers within the deadline again."""
     settings, _ = private
-    cut = TcpCut(settings.redis_host_port[1])
-    hung = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{cut.port}/0", "feature_timeout_s": 0.1})
+    cut = TcpCut(settings.redis.host_port[1])
+    hung = settings.replaced(redis_url=f"redis://127.0.0.1:{cut.port}/0", feature_timeout_s=0.1)
     store = open_online_store(hung)
     store.breakers["redis"] = CircuitBreaker("redis", 2, 30.0)
     store.update(TABLE)
     store.put(TABLE, [EntityRow("d1", now_us() - 1000, {"trip_count_7d": 1})])
-    resolver = FeatureResolver(ServingCatalog(REPO), store, timeout_s=hung.feature_timeout_s)
+    resolver = FeatureResolver(ServingCatalog(REPO), store, timeout_s=hung.online_store.feature_timeout_s)
     assert lookup(resolver, 1)[0] == 1  # the write left Redis a marker: this read fills it
     time.sleep(0.15)  # the L1 entry has expired: Redis answers
     assert lookup(resolver, 1) == (1, "redis", False)

@@ -23,7 +23,7 @@ from confluent_kafka import Consumer
 
 from actors.stream_aggregator import StreamAggregatorActor, StreamConfig, ensure_topic
 from apps.stream_pipeline import encode_events, generated_events, main, replay, start_actors
-from ma_ray.config import Settings, backend_class, load_settings
+from ma_ray.config import Settings, load_settings
 from ma_ray.connections import kafka_admin, kafka_consumer_config
 from ma_ray.datagen.rideshare import TRIP_EVENT_SCHEMA, RideshareConfig
 from ma_ray.palette.catalog import FeatureRepository
@@ -95,7 +95,7 @@ def online_values(
 ) -> dict[str, tuple[int, dict]]:
     table = OnlineTable.of(repo, next(g for g in repo.groups if g.name == GROUP))
     settings = load_settings(**overrides)
-    store = backend_class("online_store", settings.online_store.value).from_settings(settings)
+    store = settings.online_store.build("store", settings)
     try:
         answers = store.get(table, drivers, list(FEATURES), read_ts=2**62)
         if drop:
@@ -106,7 +106,7 @@ def online_values(
 
 
 def _overrides(services: Settings, state_dir: Path, store: str = "sqlite") -> dict[str, str]:
-    found = {"state_dir": str(state_dir), "kafka_bootstrap": services.kafka_bootstrap, "online_store": store}
+    found = {"state_dir": str(state_dir), "kafka_bootstrap": services.kafka.bootstrap, "online_store": store}
     if store == "cassandra":
         found["cassandra_keyspace"] = f"test_stream_{uuid.uuid4().hex[:8]}"
     return found
@@ -176,7 +176,7 @@ def test_the_command_line_replays_and_runs(
     services: Settings, ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     monkeypatch.setenv("MA_RAY_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("MA_RAY_KAFKA_BOOTSTRAP", services.kafka_bootstrap)
+    monkeypatch.setenv("MA_RAY_KAFKA_BOOTSTRAP", services.kafka.bootstrap)
     topic = f"test-cli-{uuid.uuid4().hex[:8]}"
     try:
         assert main(["replay", "--topic", topic, "--partitions", "2", "--trips", "10000", "--days", "1"]) == 0

@@ -1,4 +1,4 @@
-"""The cache tiers: read-through fill, write refresh, never older over newer, and a Redis outage bypassed."""
+"""The cache layers: read-through fill, write refresh, never older over newer, and a Redis outage bypassed."""
 
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ def test_read_through_fills_each_tier(tmp_path: Path, l2: RedisCache) -> None:
     store, t = tiered(tmp_path, l1, l2), table()
     store.update(t)
     store.primary.put(t, [EntityRow("d1", T0, {"trips": 4, "rating": 4.5})])  # behind the caches' back
-    tiers = [store.get(t, ["d1"], ["trips"], now_us())[0].tier for _ in range(2)]
-    assert tiers == ["sqlite", "l1"]
+    layers = [store.get(t, ["d1"], ["trips"], now_us())[0].layer for _ in range(2)]
+    assert layers == ["sqlite", "l1"]
     l1.invalidate(t, ["d1"])
     (served,) = store.get(t, ["d1"], ["rating"], now_us())
-    assert (served.tier, served.values) == ("redis", {"rating": 4.5})
+    assert (served.layer, served.values) == ("redis", {"rating": 4.5})
     assert store.served["sqlite"] == 1 and store.served["l1"] == 1 and store.served["redis"] == 1
 
 
@@ -57,7 +57,7 @@ def test_writes_refresh_caches(tmp_path: Path, l2: RedisCache) -> None:
     assert store.get(t, ["d1"], ["trips"], now_us())[0].values == {"trips": 1}
     store.put(t, [EntityRow("d1", T0 + 5, {"trips": 2, "rating": 4.1}), EntityRow("d1", T0 + 1, {"trips": 9})])
     (answer,) = store.get(t, ["d1"], ["trips"], now_us())
-    assert (answer.tier, answer.values) == ("l1", {"trips": 2})
+    assert (answer.layer, answer.values) == ("l1", {"trips": 2})
 
 
 def test_caches_never_replace_newer_with_older(l2: RedisCache) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ma_ray.config import Settings, StoreBackend
+from ma_ray.config import CassandraOnlineStoreConfig, Settings
 
 SETTINGS_DIR = Path(__file__).resolve().parents[2] / "clusters" / "settings"
 
@@ -12,7 +12,7 @@ SETTINGS_DIR = Path(__file__).resolve().parents[2] / "clusters" / "settings"
 @pytest.mark.parametrize("path", sorted(SETTINGS_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_settings_file_loads_with_production_backends(path: Path) -> None:
     settings = Settings.from_yaml(path)
-    assert settings.online_store is StoreBackend.CASSANDRA
+    assert isinstance(settings.online_store, CassandraOnlineStoreConfig)
 
 
 def test_external_example_starts_nothing() -> None:

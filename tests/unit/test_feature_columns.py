@@ -38,7 +38,7 @@ STATS_TABLE = next(t for t in CATALOG.tables() if t.group == "driver_stats")
 class CountingStore(InMemoryStoreDouble):
     """A primary that counts the keys it is asked about and can be held (a slow backend)."""
 
-    tier = "primary"
+    layer = "primary"
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,7 +50,7 @@ class CountingStore(InMemoryStoreDouble):
         self.asked.append(list(keys))
         self.gate.wait(5)
         answers = self.inner.get(table, keys, features, read_ts)
-        return [FeatureValues(a.key, a.feature_ts, a.values, self.tier) for a in answers]
+        return [FeatureValues(a.key, a.feature_ts, a.values, self.layer) for a in answers]
 
 
 def stats_row(driver: str, trips: int, ts: int) -> EntityRow:

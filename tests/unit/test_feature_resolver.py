@@ -48,7 +48,7 @@ def store_with(rows: dict[str, list[EntityRow]]) -> InProcessCache:
 class GatedStore(InMemoryStoreDouble):
     """An online store that waits on a gate (a slow backend) or raises (a dead one); writes go to its inner cache."""
 
-    tier = "gated"
+    layer = "gated"
 
     def __init__(self, inner: InProcessCache, fail: bool = False) -> None:
         super().__init__(inner)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from ma_ray import cli
+from ma_ray.jobs import Faults, fault_refusals, load_spec
 from ma_ray.jobs import cli as jobs_cli
-from ma_ray.jobs.spec import Faults, load_spec
 from ma_ray.jobs.validation import ValidatedJob
 from ma_ray.training.run import FaultInjection
 
@@ -126,26 +126,35 @@ def test_the_grace_period_help_names_the_controllers_default(capsys: pytest.Capt
     assert f"the controller's, {PREEMPT_GRACE_S:g} s" in " ".join(capsys.readouterr().out.split())
 
 
-@pytest.mark.parametrize("hooks_on", [False, True])
-def test_fault_injection_is_a_test_hook_refused_unless_the_settings_allow_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], hooks_on: bool
+def test_fault_injection_is_not_part_of_a_job_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     faulty = tmp_path / "faulty.yaml"
-    faulty.write_text(load_spec(SPEC).model_copy(update={"faults": Faults(fail_at_step=3)}).to_yaml())
+    faulty.write_text(load_spec(SPEC).to_yaml() + "faults: {fail_at_step: 3}\n")
     monkeypatch.setenv("MA_RAY_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("MA_RAY_TEST_HOOKS", "1" if hooks_on else "0")
+    monkeypatch.setenv("MA_RAY_TEST_HOOKS", "1")  # not even with test hooks on: a spec file cannot name them
     monkeypatch.chdir(tmp_path)
     assert cli.main(["jobs", "submit", str(faulty), "--clusters", CLUSTERS, "--dry-run", "--json"]) == jobs_cli.REFUSED
-    reasons = json.loads(capsys.readouterr().out)["refused"]  # refused for the empty state either way
-    refused_for_faults = any(r.startswith("faults: is a test hook") for r in reasons)
-    assert refused_for_faults is not hooks_on, reasons
+    reasons = json.loads(capsys.readouterr().out)["refused"]
+    assert reasons == ["faults: unknown field (check its spelling; see the TrainingJobSpec docstring)"]
+
+
+@pytest.mark.parametrize("hooks_on", [False, True])
+def test_fault_injection_is_a_test_hook_refused_unless_the_settings_allow_it(tmp_path: Path, hooks_on: bool) -> None:
+    from ma_ray.config import load_settings
+
+    settings = load_settings(state_dir=tmp_path, test_hooks=hooks_on)
+    assert fault_refusals({}, settings) == []
+    refused = fault_refusals(Faults(fail_at_step=3).model_dump(exclude_none=True), settings)
+    assert (refused == []) is hooks_on
+    assert all(r.startswith("faults: fault injection is a test hook") for r in refused)
 
 
 def test_the_training_entrypoint_ignores_faults_without_test_hooks(tmp_path: Path) -> None:
     from apps.train import injected_faults
     from ma_ray.config import load_settings
 
-    spec = load_spec(SPEC).model_copy(update={"faults": Faults(fail_at_step=3, preempt_at_step=5)})
-    assert injected_faults(spec, load_settings(state_dir=tmp_path)) == FaultInjection()
-    hooked = injected_faults(spec, load_settings(state_dir=tmp_path, test_hooks=True))
+    recorded = {"fail_at_step": 3, "preempt_at_step": 5}  # what a job's record carries
+    assert injected_faults(recorded, load_settings(state_dir=tmp_path)) == FaultInjection()
+    hooked = injected_faults(recorded, load_settings(state_dir=tmp_path, test_hooks=True))
     assert (hooked.fail_at_step, hooked.preempt_at_step) == (3, 5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import re
 import shlex
 from functools import cache
 from pathlib import Path
@@ -84,11 +83,11 @@ def test_job_entrypoints_resolve(name: str, doc: dict) -> None:
 
 
 def test_settings_configmap_holds_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ma_ray.config import load_settings
+    from ma_ray.config import env_names, load_settings
 
     [config_map] = [d for _, d in documents() if d.get("kind") == "ConfigMap"]
     for key, value in config_map["data"].items():
-        assert re.fullmatch(r"MA_RAY_[A-Z_]+", key)
+        assert key in env_names(), f"{key} is no setting (`ma-ray settings show` lists them)"
         monkeypatch.setenv(key, value)
     settings = load_settings()
     assert not any(settings.is_managed(name) for name in ("redis", "cassandra", "kafka"))

@@ -26,7 +26,7 @@ class Clock:
 class SlowPrimary(InMemoryStoreDouble):
     """A primary whose every read takes ``read_s`` on the shared clock."""
 
-    tier = "primary"
+    layer = "primary"
 
     def __init__(self, clock: Clock, read_s: float) -> None:
         super().__init__()

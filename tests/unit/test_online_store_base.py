@@ -2,7 +2,7 @@
 
 import pytest
 
-from ma_ray.palette.online import CacheTier, InProcessCache, OnlineStore, RedisCache, TieredOnlineStore
+from ma_ray.palette.online import CacheLayer, InProcessCache, OnlineStore, RedisCache, TieredOnlineStore
 from ma_ray.palette.online.cassandra import CassandraOnlineStore
 from ma_ray.palette.online.sqlite import SqliteOnlineStore
 
@@ -13,12 +13,12 @@ BACKENDS = (SqliteOnlineStore, CassandraOnlineStore, TieredOnlineStore, InProces
 @pytest.mark.parametrize("backend", BACKENDS, ids=lambda cls: cls.__name__)
 def test_each_backend_implements_every_method_of_the_base(backend: type[OnlineStore]) -> None:
     assert issubclass(backend, OnlineStore) and not backend.__abstractmethods__
-    assert isinstance(backend.tier, str)
+    assert isinstance(backend.layer, str)
 
 
 @pytest.mark.unit
 def test_caches_are_cache_tiers_and_breakers_are_asked_of_any_store() -> None:
-    assert issubclass(InProcessCache, CacheTier) and issubclass(RedisCache, CacheTier)
+    assert issubclass(InProcessCache, CacheLayer) and issubclass(RedisCache, CacheLayer)
     assert InProcessCache().breaker_states() == {}  # one backend: its caller's breaker guards it
     tiered = TieredOnlineStore(InProcessCache(), [])
     assert tiered.breaker_states() == {"l1": "closed"}

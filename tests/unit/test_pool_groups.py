@@ -13,7 +13,7 @@ from ma_ray.serving.placement import (
     ModelProfile,
     PlacementPlanner,
     group_sizes,
-    pool_deployment,
+    pool_serve_deployment,
 )
 
 
@@ -28,7 +28,7 @@ from ma_ray.serving.placement import (
     ],
 )
 def test_tier1_is_kept_apart_and_deep_models_go_to_the_gpu_pool(tier: int, framework: str, deployment: str) -> None:
-    assert pool_deployment(tier, framework) == deployment
+    assert pool_serve_deployment(tier, framework) == deployment
 
 
 def test_no_models_still_gives_every_group_a_deployment_with_two_tier1_replicas() -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ma_ray.config import Settings, backend_class
+from ma_ray.config import Settings
 from ma_ray.gallery.store.base import GalleryStore
 
 
 def open_gallery_store(settings: Settings) -> GalleryStore:
-    store: GalleryStore = backend_class("gallery_store", settings.gallery_store.value).from_settings(settings)
+    store: GalleryStore = settings.gallery_store.build("store", settings)
     return store
 
 

@@ -44,7 +44,7 @@ class CassandraGalleryStore:
         return cls(settings)
 
     def __init__(self, settings: Settings, keyspace: str | None = None) -> None:
-        self.keyspace = keyspace or f"{settings.cassandra_keyspace}_gallery"
+        self.keyspace = keyspace or f"{settings.cassandra.keyspace}_gallery"
         self._cluster, self._session = open_keyspace(settings, self.keyspace, _TABLES)
         self._prepare()
 

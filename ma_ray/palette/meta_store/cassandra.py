@@ -33,7 +33,7 @@ class CassandraMetaStore:
         return cls(settings)
 
     def __init__(self, settings: Settings, keyspace: str | None = None) -> None:
-        self.keyspace = keyspace or f"{settings.cassandra_keyspace}_meta"
+        self.keyspace = keyspace or f"{settings.cassandra.keyspace}_meta"
         self._cluster, self._session = open_keyspace(settings, self.keyspace, _TABLES)
         self._prepare()
 

@@ -1,4 +1,4 @@
-"""The online store base, shared by every backend and cache tier.
+"""The online store base, shared by every backend and cache layer.
 
 Rows are identified by (entity key, feature timestamp) and writes are idempotent on that pair. A read names
 one ``read_ts`` for the whole request (the seed's snapshot isolation): each key gets its newest row written at
@@ -81,7 +81,7 @@ class FeatureValues:
     key: EntityKey
     feature_ts: int | None
     values: dict[str, Any] = field(default_factory=dict)
-    tier: str = ""
+    layer: str = ""
 
     @property
     def found(self) -> bool:
@@ -89,10 +89,10 @@ class FeatureValues:
 
 
 class OnlineStore(ABC):
-    """Batched reads and writes of the newest feature values per entity: the base every backend, cache tier and the
+    """Batched reads and writes of the newest feature values per entity: the base every backend, cache layer and the
     tiered store implement, owning every method callers use."""
 
-    tier: str
+    layer: str
     # True when a read never waits on a network, another process or a writer (memory, a local WAL file): a
     # reader may then call it in its own thread, with no deadline to enforce.
     local: bool
@@ -122,12 +122,12 @@ class OnlineStore(ABC):
     def close(self) -> None: ...
 
     def breaker_states(self) -> dict[str, str]:
-        """Each backend's circuit breaker state by tier; a single backend has none of its own (its caller's
+        """Each backend's circuit breaker state by layer; a single backend has none of its own (its caller's
         breaker guards it)."""
         return {}
 
 
-class CacheTier(OnlineStore):
+class CacheLayer(OnlineStore):
     """A cache in front of the primary (`ma_ray.palette.online.caches`): ``put`` is its read-through fill;
     ``refresh`` follows a write the primary took, ordered so no fill can put an older value back over it. Its
     ``get`` answers within the serving deadline (an in-process dict, or a client whose read timeout is the
@@ -147,14 +147,14 @@ class CacheTier(OnlineStore):
         return [answer or FeatureValues(key, None, {}, "") for key, answer in zip(keys, hits, strict=True)]
 
     def read_started(self) -> float:
-        """A stamp on this cache's own clock, taken before a read of the tiers below and handed back to ``put``."""
+        """A stamp on this cache's own clock, taken before a read of the layers below and handed back to ``put``."""
         return time.monotonic()
 
     @abstractmethod
     def put(
         self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], read_started: float | None = None
     ) -> None:
-        """The read-through fill: rows, or the found answers of a read of the tier below. A cache whose entries
+        """The read-through fill: rows, or the found answers of a read of the layer below. A cache whose entries
         expire by time counts their life from ``read_started`` (`read_started()` back-dated to the read's
         timestamp), so a slow read never stretches how long a value outlives a newer write."""
 

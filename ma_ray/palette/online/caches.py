@@ -1,11 +1,11 @@
-"""Cache tiers in front of the primary store: an in-process L1 and Redis as L2.
+"""Cache layers in front of the primary store: an in-process L1 and Redis as L2.
 
 Both hold the newest row per entity (all stored features of the group) and speak the online store protocol.
 A cache answers a read only with a row written at or before the read timestamp that carries every requested
-feature; otherwise it reports a miss and the next tier answers.
+feature; otherwise it reports a miss and the next layer answers.
 
 Two kinds of write, both ordered by feature timestamp so an older row never replaces a newer one:
-- ``put`` is the read-through fill: the row read from the tier below, set unless the entry is newer.
+- ``put`` is the read-through fill: the row read from the layer below, set unless the entry is newer.
 - ``refresh`` is the writers' step after the primary took their rows (`TieredOnlineStore.put`): a cached entry
   older than a written row becomes that row (it is now the primary's newest: every write since the entry was
   cached went through here); a key with no entry gets a *marker* carrying only the written timestamp, a miss for
@@ -23,9 +23,10 @@ from typing import Any, cast
 
 import msgpack
 
+from ma_ray.config import Settings
 from ma_ray.connections import mget
 from ma_ray.palette.online.base import (
-    CacheTier,
+    CacheLayer,
     EntityKey,
     EntityRow,
     FeatureValues,
@@ -72,7 +73,7 @@ _MARKER = None  # an L1 entry's row when it only records a written timestamp (se
 
 
 def _project(
-    table: OnlineTable, key: EntityKey, feature_ts: int, stored: dict[str, Any], features: Sequence[str], tier: str
+    table: OnlineTable, key: EntityKey, feature_ts: int, stored: dict[str, Any], features: Sequence[str], layer: str
 ) -> FeatureValues | None:
     try:
         values = {name: stored[name] for name in features}
@@ -81,7 +82,7 @@ def _project(
     if table.timestamp_features:
         for name in table.timestamp_features.intersection(features):
             values[name] = from_stored(FeatureType.TIMESTAMP, values[name])
-    return FeatureValues(key, feature_ts, values, tier)
+    return FeatureValues(key, feature_ts, values, layer)
 
 
 def _stored_row(table: OnlineTable, row: EntityRow | FeatureValues) -> dict[str, Any]:
@@ -92,10 +93,10 @@ def _stored_row(table: OnlineTable, row: EntityRow | FeatureValues) -> dict[str,
     return stored
 
 
-class InProcessCache(CacheTier):
+class InProcessCache(CacheLayer):
     """L1: a bounded LRU dict with a short TTL (the seed's 100 ms, 10,000 entries), safe across threads."""
 
-    tier = "l1"
+    layer = "l1"
     local = True
 
     def __init__(
@@ -156,7 +157,7 @@ class InProcessCache(CacheTier):
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues | None]:
         """``get`` with None for a miss (no object made for it)."""
-        now, name, tier, rows = self.clock(), table.name, self.tier, self._rows
+        now, name, layer, rows = self.clock(), table.name, self.layer, self._rows
         # Entries answer as they are when the whole row is asked (read-only: entries never change in place); an
         # entry of another size was written for another schema of the table.
         whole = len(table.features) if not table.timestamp_features and set(features) == table.features.keys() else -1
@@ -172,9 +173,9 @@ class InProcessCache(CacheTier):
                     move_to_end(slots[i])
                     stored = entry[2]
                     if len(stored) == whole:
-                        answers[i] = FeatureValues(keys[i], entry[1], stored, tier)
+                        answers[i] = FeatureValues(keys[i], entry[1], stored, layer)
                     else:
-                        answers[i] = _project(table, keys[i], entry[1], stored, features, tier)
+                        answers[i] = _project(table, keys[i], entry[1], stored, features, layer)
         return answers
 
     def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None:
@@ -195,13 +196,13 @@ class InProcessCache(CacheTier):
             self._rows.clear()
 
 
-class RedisCache(CacheTier):
+class RedisCache(CacheLayer):
     """L2: compact msgpack rows in Redis with a TTL (the seed's 300 s), read with one MGET.
 
     Reads go through ``read_client`` when given: a client whose timeout is the serving deadline, without retries,
     so a read answers (or fails, and the primary answers) within the deadline in the caller's own thread."""
 
-    tier = "redis"
+    layer = "redis"
     local = False
 
     def __init__(self, client: Any, ttl_s: int = 300, prefix: str = "mr", read_client: Any = None) -> None:
@@ -213,6 +214,20 @@ class RedisCache(CacheTier):
         self.prefix = prefix
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
         self._refresh = client.register_script(_REFRESH)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisCache:
+        """The production L2: the online store's TTL, reads bounded by the serving deadline without retries; one
+        Redis may front several keyspaces (deployments, test runs), so keys carry the keyspace."""
+        from ma_ray.config import CassandraOnlineStoreConfig, SettingsError
+        from ma_ray.connections import redis_client
+
+        config = settings.online_store
+        if not isinstance(config, CassandraOnlineStoreConfig):
+            raise SettingsError(f"the Redis cache fronts the cassandra online store, not the {config.type} one")
+        reader = redis_client(settings, timeout_s=config.feature_timeout_s, retries=0)
+        prefix = f"mr:{settings.cassandra.keyspace}"
+        return cls(redis_client(settings), ttl_s=config.redis_cache_ttl_s, prefix=prefix, read_client=reader)
 
     def _key(self, table: OnlineTable, key: EntityKey) -> str:
         return f"{self.prefix}:{table.name}:{key}"
@@ -250,7 +265,7 @@ class RedisCache(CacheTier):
             return []
         prefix = f"{self.prefix}:{table.name}:"
         raw = mget(self.read_client, [prefix + str(key) for key in keys])
-        columns, tier, unpack = table.features.keys(), self.tier, msgpack.unpackb
+        columns, layer, unpack = table.features.keys(), self.layer, msgpack.unpackb
         whole_rows = not table.timestamp_features and set(features) == columns  # a fill: rows kept as unpacked
         answers: list[FeatureValues | None] = [None] * len(keys)
         for i, value in enumerate(raw):
@@ -262,9 +277,9 @@ class RedisCache(CacheTier):
                 continue
             stored = unpack(payload)
             if whole_rows and stored.keys() == columns:
-                answers[i] = FeatureValues(keys[i], feature_ts, stored, tier)
+                answers[i] = FeatureValues(keys[i], feature_ts, stored, layer)
             else:
-                answers[i] = _project(table, keys[i], feature_ts, stored, features, tier)
+                answers[i] = _project(table, keys[i], feature_ts, stored, features, layer)
         return answers
 
     def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None:

@@ -48,7 +48,7 @@ KEYS_PER_READ = 25
 
 
 class CassandraOnlineStore(OnlineStore):
-    tier = "cassandra"
+    layer = "cassandra"
     local = False
 
     @classmethod
@@ -56,7 +56,7 @@ class CassandraOnlineStore(OnlineStore):
         return cls(settings)
 
     def __init__(self, settings: Settings, keyspace: str | None = None) -> None:
-        self.keyspace = keyspace or f"{settings.cassandra_keyspace}_online"
+        self.keyspace = keyspace or f"{settings.cassandra.keyspace}_online"
         self._cluster, self._session = open_keyspace(settings, self.keyspace)
         self._reads: dict[tuple[str, tuple[str, ...]], PreparedStatement] = {}
         self._multi_reads: dict[tuple[str, tuple[str, ...]], PreparedStatement] = {}
@@ -181,9 +181,9 @@ class CassandraOnlineStore(OnlineStore):
 
     def _answer(self, table: OnlineTable, key: EntityKey, features: Sequence[str], row: Any) -> FeatureValues:
         if row is None:
-            return FeatureValues(key, None, {}, self.tier)
+            return FeatureValues(key, None, {}, self.layer)
         values = {name: from_stored(table.features[name], getattr(row, name)) for name in features}
-        return FeatureValues(key, row.feature_timestamp, values, self.tier)
+        return FeatureValues(key, row.feature_timestamp, values, self.layer)
 
     def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
         """One range tombstone per key (cheap with leveled compaction), written concurrently."""

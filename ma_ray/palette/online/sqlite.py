@@ -35,7 +35,7 @@ KEYS_PER_QUERY = 500  # well under SQLite's bound-parameter limit
 class SqliteOnlineStore(OnlineStore):
     """Writes go through one connection; reads through another, so a load never holds a reader up (WAL)."""
 
-    tier = "sqlite"
+    layer = "sqlite"
     local = True
 
     @classmethod
@@ -94,13 +94,13 @@ class SqliteOnlineStore(OnlineStore):
         converted = [(name, table.features[name]) for name in features if table.features[name] in _CONVERTED]
         if converted:
             return [self._answer(key, features, found.get(key), converted) for key in keys]
-        tier, answers = self.tier, []
+        layer, answers = self.layer, []
         for key in keys:  # the common case, per key as little as it can be: one dict, one answer
             row = found.get(key)
             if row is None:
-                answers.append(FeatureValues(key, None, {}, tier))
+                answers.append(FeatureValues(key, None, {}, layer))
             else:  # the row is (key, ts, *features): zip needs no strictness
-                answers.append(FeatureValues(key, row[1], dict(zip(features, row[2:])), tier))  # noqa: B905
+                answers.append(FeatureValues(key, row[1], dict(zip(features, row[2:])), layer))  # noqa: B905
         return answers
 
     def _answer(
@@ -111,12 +111,12 @@ class SqliteOnlineStore(OnlineStore):
         converted: list[tuple[str, FeatureType]],
     ) -> FeatureValues:
         if row is None:
-            return FeatureValues(key, None, {}, self.tier)
+            return FeatureValues(key, None, {}, self.layer)
         values = dict(zip(features, row[2:], strict=True))
         for name, kind in converted:
             value = values[name]
             values[name] = bool(value) if kind is FeatureType.BOOL and value is not None else from_stored(kind, value)
-        return FeatureValues(key, row[1], values, self.tier)
+        return FeatureValues(key, row[1], values, self.layer)
 
     def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
         with self._lock:

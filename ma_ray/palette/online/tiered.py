@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from ma_ray.circuit_breaker import CircuitBreaker
 from ma_ray.palette.online.base import (
-    CacheTier,
+    CacheLayer,
     EntityKey,
     EntityRow,
     FeatureValues,
@@ -28,7 +28,7 @@ LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 # Only reads "as of now" fill the caches: a historical read must not plant an old row as the latest one.
 FILL_WINDOW_US = 1_000_000
-# The tier reported for a key no backend could answer because one was failing (not merely missing).
+# The layer reported for a key no backend could answer because one was failing (not merely missing).
 UNAVAILABLE = "unavailable"
 # Refreshes owed to a failing cache are kept per key up to this many per table; past it the table's whole cache
 # is cleared once the cache is back (cheaper than remembering every key of a long outage, and as correct).
@@ -43,23 +43,23 @@ class TieredOnlineStore(OnlineStore):
     down) leaves the keys the caches could not answer marked ``unavailable`` so the caller serves defaults.
     Reads never raise for a backend outage; writes to the primary do (a load must know it failed)."""
 
-    tier = "tiered"
+    layer = "tiered"
 
     def __init__(
         self,
         primary: OnlineStore,
-        caches: Sequence[CacheTier],
+        caches: Sequence[CacheLayer],
         breakers: dict[str, CircuitBreaker] | None = None,
     ) -> None:
         self.primary = primary
         self.caches = list(caches)
         self.breakers = breakers or {}
         for store in [*self.caches, primary]:
-            self.breakers.setdefault(store.tier, CircuitBreaker(store.tier))
+            self.breakers.setdefault(store.layer, CircuitBreaker(store.layer))
         self.served: Counter[str] = Counter()
         self.local = all(store.local for store in [*self.caches, primary])
         self.errors: Counter[str] = Counter()
-        self._owed: dict[str, dict[str, OwedRefresh]] = {cache.tier: {} for cache in self.caches}
+        self._owed: dict[str, dict[str, OwedRefresh]] = {cache.layer: {} for cache in self.caches}
         self._owed_lock = threading.Lock()  # writer threads share the store (Datasink tasks, actor threads)
 
     def update(self, table: OnlineTable) -> None:
@@ -78,7 +78,7 @@ class TieredOnlineStore(OnlineStore):
                 newest[row.key] = row
         with self._owed_lock:
             for cache in self.caches:
-                self._owed[cache.tier].setdefault(table.name, OwedRefresh(table)).add(newest.values())
+                self._owed[cache.layer].setdefault(table.name, OwedRefresh(table)).add(newest.values())
         self.sync_caches()
 
     def sync_caches(self) -> int:
@@ -86,13 +86,13 @@ class TieredOnlineStore(OnlineStore):
         Refreshes are ordered by feature timestamp in the cache, so threads applying theirs in any order agree."""
         for cache in self.caches:
             with self._owed_lock:
-                taken, self._owed[cache.tier] = self._owed[cache.tier], {}
+                taken, self._owed[cache.layer] = self._owed[cache.layer], {}
             for name, refresh in list(taken.items()):
                 if not self._guarded(cache, "refresh", partial(refresh.apply, cache)):
                     break  # the cache is failing or its breaker is open: the rest waits too
                 del taken[name]
             with self._owed_lock:  # what could not be applied is owed still, with what was written meanwhile
-                owed = self._owed[cache.tier]
+                owed = self._owed[cache.layer]
                 for name, refresh in taken.items():
                     owed[name] = refresh.merged(owed.get(name))
         with self._owed_lock:
@@ -107,7 +107,7 @@ class TieredOnlineStore(OnlineStore):
         *,
         caches: bool = True,
     ) -> list[FeatureValues]:
-        """Every key answered, by the first tier that holds it. ``caches=False``: the caller already asked
+        """Every key answered, by the first layer that holds it. ``caches=False``: the caller already asked
         `get_cached` about these keys; read the primary only (filling the caches)."""
         table.check_features(features)
         depths = range(0 if caches else len(self.caches), len(self.caches) + 1)
@@ -132,7 +132,7 @@ class TieredOnlineStore(OnlineStore):
     def _walk(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int, depths: range
     ) -> tuple[list[FeatureValues | None], list[int], bool]:
-        """Ask the tiers at ``depths`` in turn for the keys still missing; rows found below the top fill the caches
+        """Ask the layers at ``depths`` in turn for the keys still missing; rows found below the top fill the caches
         above. Returns the answers (None where missing), the missing indexes and whether the primary failed."""
         every_feature = list(table.features)
         whole_rows = set(features) == table.features.keys()  # rows read below the top need no projection
@@ -144,22 +144,22 @@ class TieredOnlineStore(OnlineStore):
         answers: list[FeatureValues | None] = [None] * len(keys)
         pending = list(range(len(keys)))
         primary_failed = False
-        tiers = [*self.caches, self.primary]
+        layers = [*self.caches, self.primary]
         for depth in depths:
-            store = tiers[depth]
-            wanted = features if depth == 0 else every_feature  # only rows found below the top tier fill caches
+            store = layers[depth]
+            wanted = features if depth == 0 else every_feature  # only rows found below the top layer fill caches
             asked = keys if len(pending) == len(keys) else [keys[i] for i in pending]
             got = self._guarded(store, "get", partial(self._hits, depth, table, asked, wanted, read_ts))
             if got is None:
                 primary_failed = store is self.primary
                 continue
             found = [v for v in got if v is not None]
-            self.served[store.tier] += len(found)
+            self.served[store.layer] += len(found)
             if found and fill and depth:
                 for cache, started in zip(self.caches[:depth], read_started, strict=False):
                     self._guarded(cache, "fill", partial(cache.put, table, found, started))
             if len(found) == len(keys) and (depth == 0 or whole_rows):
-                return got, [], False  # the first tier asked answered every key
+                return got, [], False  # the first layer asked answered every key
             pending = _placed(answers, pending, got, None if depth == 0 or whole_rows else features)
             if not pending:
                 break
@@ -168,22 +168,22 @@ class TieredOnlineStore(OnlineStore):
     def _hits(
         self, depth: int, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues | None]:
-        """The answers of the tier at ``depth``, None for a key it does not hold."""
+        """The answers of the layer at ``depth``, None for a key it does not hold."""
         if depth < len(self.caches):
             return self.caches[depth].hits(table, keys, features, read_ts)
         return [None if v.feature_ts is None else v for v in self.primary.get(table, keys, features, read_ts)]
 
     def _guarded(self, store: OnlineStore, action: str, call: Callable[[], T]) -> T | None:
         """Run a backend call through its breaker; None when the breaker is open or the call failed."""
-        breaker = self.breakers[store.tier]
+        breaker = self.breakers[store.layer]
         if not breaker.allow():
             return None
         try:
             result = call()
         except Exception as error:  # a backend outage must never fail a read: log, count, carry on
             breaker.record_failure()
-            self.errors[store.tier] += 1
-            LOG.warning("%s %s failed: %s", store.tier, action, error)
+            self.errors[store.layer] += 1
+            LOG.warning("%s %s failed: %s", store.layer, action, error)
             return None
         breaker.record_success()
         return result
@@ -192,7 +192,7 @@ class TieredOnlineStore(OnlineStore):
         self.primary.prune(table, keys, before_ts)
 
     def breaker_states(self) -> dict[str, str]:
-        return {tier: str(breaker.state) for tier, breaker in self.breakers.items()}
+        return {layer: str(breaker.state) for layer, breaker in self.breakers.items()}
 
     def teardown(self, table: OnlineTable) -> None:
         for cache in self.caches:
@@ -223,7 +223,7 @@ def _placed(
 
 def _projected(values: FeatureValues, features: Sequence[str]) -> FeatureValues:
     return FeatureValues(
-        values.key, values.feature_ts, {name: values.values.get(name) for name in features}, values.tier
+        values.key, values.feature_ts, {name: values.values.get(name) for name in features}, values.layer
     )
 
 
@@ -253,7 +253,7 @@ class OwedRefresh:
             self.add(newer.rows.values())
         return self
 
-    def apply(self, cache: CacheTier) -> bool:
+    def apply(self, cache: CacheLayer) -> bool:
         if self.clear_table:
             cache.teardown(self.table)
         else:

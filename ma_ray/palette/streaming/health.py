@@ -88,9 +88,7 @@ class FileHealthBoard:
 
 def open_health_board(settings: Settings) -> HealthBoard:
     """The board of the settings' backends: files embedded, Redis with the production online store."""
-    from ma_ray.config import backend_class
-
-    board: HealthBoard = backend_class("stream_health", settings.online_store.value).from_settings(settings)
+    board: HealthBoard = settings.online_store.build("health_board", settings)
     return board
 
 

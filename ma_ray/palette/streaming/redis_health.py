@@ -22,7 +22,7 @@ class RedisHealthBoard:
         from ma_ray.connections import redis_client
 
         # Keys carry the keyspace, as the online cache's do: one Redis may serve several deployments.
-        return cls(redis_client(settings), prefix=f"mr:{settings.cassandra_keyspace}:stream_health")
+        return cls(redis_client(settings), prefix=f"mr:{settings.cassandra.keyspace}:stream_health")
 
     def _key(self, catalog: str, group: str) -> str:
         return f"{self.prefix}:{catalog}:{group}"
