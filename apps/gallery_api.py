@@ -5,7 +5,6 @@ Run with `serve run apps.gallery_api:app`; the prediction application mounts the
 No `from __future__ import annotations` here: FastAPI reads the request models from the real annotations.
 """
 
-import hmac
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException
@@ -13,17 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
 from ma_ray.config import load_settings
-from ma_ray.gallery import (
-    AliasConflictError,
-    DeploymentFailedError,
-    DeploymentInProgressError,
-    Gallery,
-    GalleryError,
-    NothingToRollBackError,
-    UnknownAliasError,
-    UnknownModelError,
-    UnknownVersionError,
-)
+from ma_ray.gallery import Gallery, GalleryError, admin_refusal, error_status
 from ma_ray.serving import Rollout, ServePool
 
 api = FastAPI(title="ma-ray Gallery admin API", version="1", description="Models, versions and aliases.")
@@ -55,21 +44,13 @@ class AdminGallery:
         self.token = token
 
     def authorize(self, authorization: str | None) -> None:
-        if not self.token:
-            raise HTTPException(403, "admin writes are disabled: set MA_RAY_ADMIN_TOKEN on the server")
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self.token.encode()):
-            raise HTTPException(401, "admin writes need 'Authorization: Bearer <MA_RAY_ADMIN_TOKEN>'")
+        refusal = admin_refusal(self.token, authorization)
+        if refusal is not None:
+            raise HTTPException(*refusal)
 
 
 def _http_error(error: Exception) -> HTTPException:
-    if isinstance(error, UnknownModelError | UnknownVersionError | UnknownAliasError):
-        return HTTPException(404, str(error))
-    if isinstance(error, AliasConflictError | NothingToRollBackError | DeploymentInProgressError):
-        return HTTPException(409, str(error))
-    if isinstance(error, DeploymentFailedError):
-        return HTTPException(422, str(error))
-    return HTTPException(400, str(error))
+    return HTTPException(error_status(error), str(error))
 
 
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.1})

@@ -8,12 +8,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from ma_ray.config import ServiceName, load_settings
+from ma_ray.config import ServiceName, load_settings, setting_rows
 from ma_ray.gallery.cli import add_commands as add_gallery_commands
 from ma_ray.jobs.cli import add_commands as add_job_commands
 from ma_ray.palette.cli import add_commands as add_palette_commands
 from ma_ray.services import ALL_SERVICES, ServiceError, ServiceLauncher, ServiceStatus
 from ma_ray.text_table import format_table
+from ma_ray.ui.cli import add_commands as add_ui_commands
 
 
 def _services(names: str) -> tuple[ServiceName, ...]:
@@ -52,7 +53,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(values, indent=2))
     else:
-        print(format_table(sorted(values.items()), ["setting", "value"]))
+        rows = [(".".join(path), "-" if value is None else value, env) for path, value, env in setting_rows(values)]
+        print(format_table(rows, ["setting", "value", "environment variable"]))
     return 0
 
 
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_palette_commands(nouns)
     add_gallery_commands(nouns)
     add_job_commands(nouns)
+    add_ui_commands(nouns)
 
     # add_help=False: `ma-ray demo --help` reaches apps.demo, which owns the demo's options
     demo = nouns.add_parser(

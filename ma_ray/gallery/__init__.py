@@ -11,6 +11,7 @@ Model flavors (`ma_ray.gallery.flavors`) and stores (`ma_ray.gallery.store`) hav
 `ma-ray gallery` commands are in `ma_ray.gallery.cli`.
 """
 
+from ma_ray.gallery.admin import admin_refusal, error_status
 from ma_ray.gallery.artifacts import MANIFEST, ArtifactStore, Manifest, PublishedArtifact
 from ma_ray.gallery.broadcast import AliasBus, AliasChange, InProcessAliasBus, Propagation, RedisAliasBus
 from ma_ray.gallery.bus_factory import open_alias_bus
@@ -90,6 +91,8 @@ __all__ = [
     "UnknownVersionError",
     "UnsafeFactoryError",
     "VersionSpec",
+    "admin_refusal",
+    "error_status",
     "open_alias_bus",
     "open_gallery_store",
 ]

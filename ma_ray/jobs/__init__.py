@@ -10,8 +10,9 @@ Two modules are imported by their own path: `ma_ray.jobs.workflow`, the job stat
 from ma_ray.jobs.baseline import FifoScheduler
 from ma_ray.jobs.clusters import Cluster, ClusterRegistry, CostClass, Node
 from ma_ray.jobs.entrypoint import job_python, training_entrypoint
+from ma_ray.jobs.fault_hooks import Faults, allowed_faults, fault_refusals
 from ma_ray.jobs.handoff import portable_settings, settings_env, settings_fingerprint
-from ma_ray.jobs.job_store import job_status, known_job, open_job_store
+from ma_ray.jobs.job_store import JobStore, job_status, known_job, open_job_store
 from ma_ray.jobs.packing import Placement, Pool, total_workers
 from ma_ray.jobs.registration import register_in_gallery
 from ma_ray.jobs.resources import Resources
@@ -19,7 +20,6 @@ from ma_ray.jobs.scheduler import Decision, ImpossibleJobError, JobRequest, Pree
 from ma_ray.jobs.simulation import SimJob, SimulationReport, simulate
 from ma_ray.jobs.spec import (
     ClusterSpec,
-    Faults,
     NodeSpec,
     SpecError,
     TrainingJobSpec,
@@ -47,6 +47,7 @@ __all__ = [
     "JobRecord",
     "JobRequest",
     "JobState",
+    "JobStore",
     "Node",
     "NodeSpec",
     "Placement",
@@ -61,6 +62,8 @@ __all__ = [
     "TieredScheduler",
     "TrainingJobSpec",
     "ValidatedJob",
+    "allowed_faults",
+    "fault_refusals",
     "job_python",
     "job_request",
     "job_status",

@@ -17,7 +17,7 @@ from ma_ray.palette.catalog import (
     UnknownFeatureError,
     check_input_refs,
 )
-from ma_ray.palette.lineage import Direction
+from ma_ray.palette.lineage import Direction, LineageTree
 from ma_ray.palette.materialize import load_snapshot
 from ma_ray.palette.registry import FeatureRegistry, registered_repository
 from ma_ray.palette.repository import RepositoryError, load_repository
@@ -33,6 +33,7 @@ __all__ = [
     "FeatureRegistry",
     "FeatureRepository",
     "FeatureType",
+    "LineageTree",
     "RepositoryError",
     "SourceKind",
     "UnknownFeatureError",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from ma_ray.config import ServiceName, Settings
 from ma_ray.connections import redis_client
+from ma_ray.services.debian import install_debian_packages
 from ma_ray.services.errors import ServiceError
 from ma_ray.services.packaged_service import InitSystem, detect_init, free_command, stop_and_disable
 from ma_ray.services.process import say
@@ -30,14 +29,14 @@ class RedisServer:
         self.marker = "redis-server"
 
     def endpoints(self) -> list[tuple[str, int, str]]:
-        host, port = self.settings.redis_host_port
+        host, port = self.settings.redis.host_port
         return [(host, port, "MA_RAY_REDIS_URL")]
 
     def prepare(self) -> list[str]:
         binary = _redis_binary()
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
-        host, port = self.settings.redis_host_port
+        host, port = self.settings.redis.host_port
         return [
             binary,
             "--bind",
@@ -107,27 +106,11 @@ def _redis_binary() -> str:
     )
     if found:
         return found
-    _install_from_debian()
+    instead = ", or point MA_RAY_REDIS_URL at an existing Redis and add redis to MA_RAY_EXTERNAL_SERVICES"
+    install_debian_packages("redis-server", instead=instead)
     found = shutil.which("redis-server")
     if found is None:
         raise ServiceError("redis-server is still missing after apt-get install; install Debian's redis-server")
     # The package starts its own service on 6379 when the host's init system lets it: ma-ray runs its own.
     say(stop_and_disable(PACKAGED_UNIT, detect_init(PACKAGED_UNIT)))
     return found
-
-
-def _install_from_debian() -> None:
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        raise ServiceError(
-            "redis-server is not installed. Install it with `sudo apt-get install redis-server`, "
-            "or point MA_RAY_REDIS_URL at an existing Redis and add redis to MA_RAY_EXTERNAL_SERVICES."
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "-q", "--no-install-recommends", "redis-server"]
-    if subprocess.run(install, env=env, capture_output=True, check=False).returncode == 0:
-        return
-    subprocess.run([apt, "update", "-q"], env=env, capture_output=True, check=False)
-    result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ServiceError("apt-get install redis-server failed:\n" + result.stderr[-2000:])

@@ -44,7 +44,7 @@ from ma_ray.serving.placement import (
     ModelProfile,
     PlacementPlanner,
     group_sizes,
-    pool_deployment,
+    pool_serve_deployment,
 )
 from ma_ray.serving.precision import PRECISIONS, Precision, apply_precision, check_precision, input_dtype
 from ma_ray.serving.resolution import MetaColumn, Resolution
@@ -56,6 +56,8 @@ from ma_ray.serving.stage_timing import (
     PARSING,
     ROUTING,
     SERIALIZATION,
+    STAGE_SECONDS,
+    STAGES,
     TIMING_HEADER,
     TRANSFORMATION,
     decode_timing,
@@ -81,6 +83,8 @@ __all__ = [
     "PRECISIONS",
     "ROUTING",
     "SERIALIZATION",
+    "STAGES",
+    "STAGE_SECONDS",
     "TIER1_GROUP",
     "TIMING_HEADER",
     "TRANSFORMATION",
@@ -123,7 +127,7 @@ __all__ = [
     "lookup_stage",
     "model_metadata",
     "parse_infer_request",
-    "pool_deployment",
+    "pool_serve_deployment",
     "preemptive_loads",
     "request_rows",
     "serving_framework",

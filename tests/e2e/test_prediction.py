@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,8 @@ from ma_ray.gallery import Gallery, InputSignature
 from ma_ray.serving.stage_timing import REQUEST_SECONDS, STAGE_SECONDS, STAGES, TIMING_HEADER, decode_timing
 from ma_ray.training.trainers.tiny_lm import build_tiny_lm
 from ma_ray.training.trainers.torch_trainer import mlp
+from tests.browser import chromium, console_errors, screenshots, ui_server, which_cli
+from tests.e2e.conftest import newcomer_env
 from tests.polling import wait_for
 from tests.ports import free_port
 from tests.rideshare_data import load_sample
@@ -65,6 +68,7 @@ class Service:
     boosters: dict[int, object]
     sizes: dict[str, int] = field(default_factory=dict)
     grpc_port: int = 0
+    state_dir: str = ""
 
     def body(self, drivers: int = 3) -> dict:
         return {"rows": [{"driver_id": d, "request_ts": REQUEST_TS} for d in self.snapshot.index[:drivers]]}
@@ -109,7 +113,8 @@ def service(ray_cluster: str, raw_uri: str, tmp_path_factory: pytest.TempPathFac
     serve.start(http_options={"host": "127.0.0.1", "port": port}, grpc_options=grpc_options)
     serve.run(build_app({"settings": overrides, "serving": serving}), name=APP, route_prefix="/predict")
     try:
-        yield Service(f"http://127.0.0.1:{port}/predict/v1/models", snapshot, boosters, sizes, grpc_port)
+        url = f"http://127.0.0.1:{port}/predict/v1/models"
+        yield Service(url, snapshot, boosters, sizes, grpc_port, str(overrides["state_dir"]))
     finally:
         serve.delete(APP)
         serve.shutdown()
@@ -380,3 +385,54 @@ def test_tritonclient_grpc_predicts_and_bad_input_is_a_grpc_error(service: Servi
     with pytest.raises(InferenceServerException) as unknown:
         client.infer("nope", [tensor("driver_id", drivers[:1])])
     assert unknown.value.status() == "StatusCode.NOT_FOUND"
+
+
+def test_an_alias_moved_and_rolled_back_in_the_web_ui_is_what_predictions_use(
+    service: Service, ray_cluster: str, tmp_path: Path
+) -> None:
+    """In headless Chromium on `ma-ray ui` (the newcomer's environment, this service's state, the cluster's
+    address): set eta's production alias to v2 with the admin token, then roll it back; each time the prediction
+    service answers with the version the browser chose (its alias resolver re-reads within its TTL). The Serving
+    page then shows each stage's latency from the service's own histogram."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    token = "ui-e2e-admin"
+    cluster = {"RAY_AUTH_MODE": "token", "MA_RAY_RAY_ADDRESS": ray_cluster}  # the README's cluster shell
+    env = {**newcomer_env(Path(service.state_dir)), **cluster, "MA_RAY_ADMIN_TOKEN": token}
+
+    def served_version() -> int:
+        return int(requests.post(f"{service.url}/eta:predict", json=service.body(1), timeout=60).json()["version"])
+
+    def submit(browser: object, action: str, version: int | None = None) -> str:
+        browser.get(f"{ui}/models/eta")  # type: ignore[attr-defined]
+        form = browser.find_element(By.CSS_SELECTOR, "#alias-production form")  # type: ignore[attr-defined]
+        form.find_element(By.NAME, "token").send_keys(token)
+        if version is not None:
+            Select(form.find_element(By.NAME, "version")).select_by_value(str(version))
+        form.find_element(By.CSS_SELECTOR, f"button[value={action}]").click()
+        if action == "rollback":
+            browser.switch_to.alert.accept()  # type: ignore[attr-defined]
+        notice = wait_for(lambda: browser.find_elements(By.ID, "notice"), 30, f"the {action} notice")  # type: ignore[attr-defined]
+        assert console_errors(browser) == []
+        return str(notice[0].text)
+
+    def latency_rows(browser: object) -> dict[str, list[str]]:
+        browser.get(f"{ui}/serving")  # type: ignore[attr-defined]
+        rows = browser.find_elements(By.CSS_SELECTOR, "#latency tbody tr")  # type: ignore[attr-defined]
+        cells = [[c.text for c in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+        return {row[0]: row[1:] for row in cells if len(row) == 5}
+
+    assert served_version() == 1
+    with ui_server(which_cli(), env, free_port()) as ui, chromium() as browser:
+        assert submit(browser, "set", 2) == "production: version 1 -> 2"
+        wait_for(lambda: served_version() == 2, 30, "predictions served by v2 after the UI set it")
+        assert submit(browser, "rollback") == "production: version 2 -> 1"
+        wait_for(lambda: served_version() == 1, 30, "predictions served by v1 after the UI rolled back")
+        browser.save_screenshot(str(screenshots(tmp_path) / "model.png"))  # type: ignore[attr-defined]
+        # Ray exports the histograms every few seconds: the stages appear once it has
+        latency = wait_for(lambda: {"parsing", "inference"} <= latency_rows(browser).keys() and latency_rows(browser),
+                           60, "the stages on the Serving page")  # fmt: skip
+        assert int(latency["inference"][0]) > 0 and float(latency["inference"][1]) > 0  # observed, p50 ms
+        assert console_errors(browser) == []
+        browser.save_screenshot(str(screenshots(tmp_path) / "serving.png"))  # type: ignore[attr-defined]

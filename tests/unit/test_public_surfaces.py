@@ -35,6 +35,8 @@ PACKAGES: dict[str, frozenset[str]] = {
     "ma_ray.datagen": frozenset(),
     "ma_ray.services": frozenset(),
     "ma_ray.storage": frozenset(),
+    "ma_ray.config": frozenset(),
+    "ma_ray.ui": frozenset({"cli"}),
 }
 
 

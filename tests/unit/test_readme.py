@@ -4,6 +4,7 @@ reach routes that exist, its catalog sample, settings table and tier values are 
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,12 +45,32 @@ def _table_settings() -> set[str]:
 
 
 def test_settings_table_lists_every_setting() -> None:
-    from ma_ray.config import ENV_PREFIX, Settings
+    from ma_ray.config import env_names
 
-    fields = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    fields = env_names()
     listed = _table_settings()
     assert not fields - listed, f"add to the README's Settings table: {sorted(fields - listed)}"
     assert not listed - fields, f"the README's Settings table names no such setting: {sorted(listed - fields)}"
+
+
+def test_settings_yaml_sample_and_quoted_errors_are_the_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ma_ray.config import CassandraOnlineStoreConfig, Settings, SettingsError, load_settings
+
+    sample = tmp_path / "sample.yaml"
+    sample.write_text(re.search(r"```yaml\n(.*?)```", _section("Settings"), flags=re.S)[1])
+    settings = Settings.from_yaml(sample)
+    assert isinstance(settings.online_store, CassandraOnlineStoreConfig) and settings.cassandra.local_dc == "dc1"
+    quoted = re.findall(r"e\.g\. `(.*?)` or\s+`(.*?)`", _section("Settings"), flags=re.S)[0]
+    for env, message in zip(
+        ({"MA_RAY_ONLINE_STORE": "mysql"}, {"MA_RAY_REDIS_CACHE_TTL_S": "60"}), quoted, strict=True
+    ):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(SettingsError) as caught:
+            load_settings()
+        assert " ".join(message.split()) in str(caught.value)
+        for name in env:
+            monkeypatch.delenv(name)
 
 
 # --- Online features: every tier value the code reports is listed --------------------------------------------
@@ -60,9 +81,9 @@ def _reported_tiers() -> set[str]:
     from ma_ray.palette.online.tiered import UNAVAILABLE, TieredOnlineStore
 
     stores = "".join(p.read_text() for p in (ROOT / "ma_ray" / "palette" / "online").glob("*.py"))
-    store_tiers = set(re.findall(r'^\s+tier = "(\w+)"', stores, flags=re.M)) - {TieredOnlineStore.tier}  # a composite
+    store_tiers = set(re.findall(r'^\s+layer = "(\w+)"', stores, flags=re.M)) - {TieredOnlineStore.layer}  # a composite
     resolver = (ROOT / "ma_ray" / "serving" / "feature_resolver.py").read_text()
-    resolver_tiers = set(re.findall(r'tier=\[?(?:answer\.tier or )?"(\w+)"', resolver))
+    resolver_tiers = set(re.findall(r'tier=\[?(?:answer\.layer or )?"(\w+)"', resolver))
     assert {"sqlite", "l1"} <= store_tiers and {"deadline", "dsl"} <= resolver_tiers  # the patterns still match
     return store_tiers | resolver_tiers | {UNAVAILABLE}
 
@@ -140,8 +161,11 @@ def _served(method: str, path: str, mounts: dict[str, str]) -> bool:
 
     prefix = max((p for p in mounts if path == p or path.startswith(p.rstrip("/") + "/")), key=len)
     scope = {"type": "http", "method": method, "path": path[len(prefix.rstrip("/")) :] or "/", "root_path": ""}
-    api = importlib.import_module(mounts[prefix]).api
-    return any(route.matches(scope)[0] is Match.FULL for route in api.routes)
+    module = mounts[prefix]
+    # the UI's app is built on its replica (it needs the settings); its routes are the module-level router's
+    routes = importlib.import_module("ma_ray.ui.app").router.routes if module == "apps.ui" else None
+    routes = routes or importlib.import_module(module).api.routes
+    return any(route.matches(scope)[0] is Match.FULL for route in routes)
 
 
 def test_readme_curls_reach_routes_that_exist() -> None:
