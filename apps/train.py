@@ -79,12 +79,6 @@ def build_table(spec: TrainingJobSpec, settings: Settings) -> pa.Table:
     return pa.table({**columns, **{c: table[c] for c in keep}})
 
 
-def injected_faults(record_faults: dict[str, Any], settings: Settings) -> FaultInjection:
-    """The faults a job's record carries (a test hook) when the settings allow test hooks; none otherwise."""
-    faults = allowed_faults(record_faults, settings)
-    return FaultInjection(fail_at_step=faults.fail_at_step, preempt_at_step=faults.preempt_at_step)
-
-
 def training_run(
     spec: TrainingJobSpec,
     settings: Settings,
@@ -190,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         record = store.get(args.job_id)
         if record is None:
             raise SystemExit(f"no job {args.job_id!r} in the job store ({settings.meta_store.type})")
-        faults = injected_faults(record.faults, settings)
+        faults = allowed_faults(record.faults, settings)
         result = train(parse_spec(record.spec), settings, record.job_id, args.workers, faults)
         store.put_outcome(record.job_id, args.attempt, result)
     finally:

@@ -14,13 +14,14 @@ from actors.job_controller.actor import NAME, NAMESPACE, PREEMPT_GRACE_S, JobCon
 from ma_ray.config import Settings
 from ma_ray.jobs import (
     ClusterSpec,
-    Faults,
     JobRecord,
     SpecError,
     TrainingJobSpec,
     portable_settings,
+    recorded_faults,
     settings_fingerprint,
 )
+from ma_ray.training import FaultInjection
 
 
 class ControllerConflictError(RuntimeError):
@@ -65,11 +66,10 @@ def record_of(data: dict[str, Any]) -> JobRecord:
     return JobRecord.from_dict({k: v for k, v in data.items() if k in names})
 
 
-def submit(controller: Any, spec: TrainingJobSpec, faults: Faults | None = None) -> JobRecord:
+def submit(controller: Any, spec: TrainingJobSpec, faults: FaultInjection | None = None) -> JobRecord:
     """Submit through the controller; ``SpecError`` (raised here, with every reason) if it refused the spec.
     ``faults`` is a test hook, refused unless the controller's settings turn test hooks on."""
-    hooks = faults.model_dump(exclude_none=True) if faults else None
-    answer = ray.get(controller.submit.remote(spec.model_dump(mode="json"), hooks))
+    answer = ray.get(controller.submit.remote(spec.model_dump(mode="json"), recorded_faults(faults)))
     if "refused" in answer:
         raise SpecError(answer["refused"])
     return JobRecord.from_dict(answer["job"])

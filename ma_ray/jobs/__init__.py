@@ -10,7 +10,7 @@ Two modules are imported by their own path: `ma_ray.jobs.workflow`, the job stat
 from ma_ray.jobs.baseline import FifoScheduler
 from ma_ray.jobs.clusters import Cluster, ClusterRegistry, CostClass, Node
 from ma_ray.jobs.entrypoint import job_python, training_entrypoint
-from ma_ray.jobs.fault_hooks import Faults, allowed_faults, fault_refusals
+from ma_ray.jobs.fault_hooks import allowed_faults, fault_refusals, recorded_faults
 from ma_ray.jobs.handoff import portable_settings, settings_env, settings_fingerprint
 from ma_ray.jobs.job_store import JobStore, job_status, known_job, open_job_store
 from ma_ray.jobs.packing import Placement, Pool, total_workers
@@ -41,7 +41,6 @@ __all__ = [
     "CostClass",
     "Decision",
     "Draining",
-    "Faults",
     "FifoScheduler",
     "ImpossibleJobError",
     "JobRecord",
@@ -76,6 +75,7 @@ __all__ = [
     "open_labels",
     "parse_spec",
     "portable_settings",
+    "recorded_faults",
     "register_in_gallery",
     "settings_env",
     "settings_fingerprint",

@@ -1,23 +1,24 @@
-"""Fault injection, a test hook kept out of the job spec: a test hands `Faults` to the controller's ``submit``
-beside the spec, the job's record carries them to the training entrypoint, and both refuse or ignore them unless
-the settings turn ``test_hooks`` on (``MA_RAY_TEST_HOOKS``). A user's spec file cannot name them."""
+"""Fault injection, a test hook kept out of the job spec: a test hands a `FaultInjection` (the trainers' own) to
+the controller's ``submit`` beside the spec, the job's record carries it to the training entrypoint, and both
+refuse or ignore it unless the settings turn ``test_hooks`` on (``MA_RAY_TEST_HOOKS``). A user's spec file
+cannot name it."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import TypeAdapter
 
 from ma_ray.config import Settings
+from ma_ray.training import FaultInjection
+
+_RECORDED = TypeAdapter(FaultInjection)
 
 
-class Faults(BaseModel):
-    """Fail rank 0 once at a step (a lost worker), or deliver a preemption notice at a step."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    fail_at_step: int | None = Field(default=None, ge=1)
-    preempt_at_step: int | None = Field(default=None, ge=1)
+def recorded_faults(faults: FaultInjection | None) -> dict[str, Any]:
+    """What a job's record keeps of ``faults``: the steps set, nothing for none."""
+    return {k: v for k, v in asdict(faults).items() if v is not None} if faults else {}
 
 
 def fault_refusals(faults: dict[str, Any], settings: Settings) -> list[str]:
@@ -28,7 +29,7 @@ def fault_refusals(faults: dict[str, Any], settings: Settings) -> list[str]:
             "test_hooks (MA_RAY_TEST_HOOKS=1, for tests only)"]  # fmt: skip
 
 
-def allowed_faults(faults: dict[str, Any], settings: Settings) -> Faults:
+def allowed_faults(faults: dict[str, Any], settings: Settings) -> FaultInjection:
     """The faults a job's record carries, if the settings allow test hooks; none otherwise (the controller
     refuses them first: this keeps a record written another way from killing workers)."""
-    return Faults.model_validate(faults) if settings.test_hooks else Faults()
+    return _RECORDED.validate_python(faults) if settings.test_hooks and faults else FaultInjection()

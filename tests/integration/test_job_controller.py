@@ -33,13 +33,14 @@ from ma_ray.config import Settings, load_settings
 from ma_ray.datagen import read_raw
 from ma_ray.datagen.rideshare_features import driver_stats
 from ma_ray.gallery import Gallery
-from ma_ray.jobs import ClusterSpec, Faults, NodeSpec, TrainingJobSpec, parse_spec
+from ma_ray.jobs import ClusterSpec, NodeSpec, TrainingJobSpec, parse_spec
 from ma_ray.jobs.cli import add_commands
 from ma_ray.jobs.workflow import CONTROLLER_NAME, CONTROLLER_NAMESPACE, JobState
 from ma_ray.palette.lineage import Direction, model_node, snapshot_node
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.offline import OfflineStore
 from ma_ray.palette.registry import FeatureRegistry
+from ma_ray.training import FaultInjection
 from ma_ray.training.checkpoint_store import CheckpointStore, checkpoint_root
 from ma_ray.training.trainers.preemption import ControlNotice
 from ma_ray.training.trainers.run_log import RunLog
@@ -210,7 +211,7 @@ def assert_failed_once_then_resumed(controller: Any, job_id: str, attempts: int 
 def test_xgboost_job_fails_once_is_preempted_once_resumes_each_time_and_registers(
     controller: Any, settings: Settings, raw_uri: str
 ) -> None:
-    job = submit(controller, spec(raw_uri), Faults(fail_at_step=5, preempt_at_step=9))
+    job = submit(controller, spec(raw_uri), FaultInjection(fail_at_step=5, preempt_at_step=9))
     queued = submit(controller, spec(raw_uri, resources={"workers": 2, "cpus_per_worker": 1}))
     assert ray.get(controller.status.remote(queued.job_id))["state"] == "pending"  # the first holds the cluster
     cancelled = record_of(ray.get(controller.cancel.remote(queued.job_id)))
@@ -237,7 +238,7 @@ def test_a_restarted_controller_reloads_its_jobs_and_finishes_monitoring(
             hyperparameters={"hidden": [8], "epochs": 2, "batch_size": 256, "lr": 0.01},
             checkpoint_every_steps=3,
         ),
-        Faults(fail_at_step=4),
+        FaultInjection(fail_at_step=4),
     )
     wait_while(controller, job.job_id, ("pending",))
     kill(controller)
@@ -395,7 +396,7 @@ def test_deepspeed_job_fails_once_resumes_from_its_checkpoint_and_registers(
             hyperparameters={"epochs": 1, "batch_size": 8, "seq_len": 32},
             checkpoint_every_steps=5,
         ),
-        Faults(fail_at_step=12),
+        FaultInjection(fail_at_step=12),
     )
     done = wait(controller, job.job_id, JOB_TIMEOUT_S)
     assert done.state is JobState.SUCCEEDED, done.message

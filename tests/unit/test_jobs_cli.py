@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ma_ray import cli
-from ma_ray.jobs import Faults, fault_refusals, load_spec
+from ma_ray.jobs import allowed_faults, fault_refusals, load_spec, recorded_faults
 from ma_ray.jobs import cli as jobs_cli
 from ma_ray.jobs.validation import ValidatedJob
 from ma_ray.training.run import FaultInjection
@@ -145,16 +145,16 @@ def test_fault_injection_is_a_test_hook_refused_unless_the_settings_allow_it(tmp
 
     settings = load_settings(state_dir=tmp_path, test_hooks=hooks_on)
     assert fault_refusals({}, settings) == []
-    refused = fault_refusals(Faults(fail_at_step=3).model_dump(exclude_none=True), settings)
+    refused = fault_refusals(recorded_faults(FaultInjection(fail_at_step=3)), settings)
     assert (refused == []) is hooks_on
     assert all(r.startswith("faults: fault injection is a test hook") for r in refused)
 
 
 def test_the_training_entrypoint_ignores_faults_without_test_hooks(tmp_path: Path) -> None:
-    from apps.train import injected_faults
     from ma_ray.config import load_settings
 
-    recorded = {"fail_at_step": 3, "preempt_at_step": 5}  # what a job's record carries
-    assert injected_faults(recorded, load_settings(state_dir=tmp_path)) == FaultInjection()
-    hooked = injected_faults(recorded, load_settings(state_dir=tmp_path, test_hooks=True))
-    assert (hooked.fail_at_step, hooked.preempt_at_step) == (3, 5)
+    recorded = recorded_faults(FaultInjection(fail_at_step=3, preempt_at_step=5))  # what a job's record carries
+    assert recorded == {"fail_at_step": 3, "preempt_at_step": 5}
+    assert allowed_faults(recorded, load_settings(state_dir=tmp_path)) == FaultInjection()
+    hooked = allowed_faults(recorded, load_settings(state_dir=tmp_path, test_hooks=True))
+    assert hooked == FaultInjection(fail_at_step=3, preempt_at_step=5)
