@@ -106,7 +106,7 @@ def main() -> None:
         model, job = seed(settings, args.models, args.jobs)
         group, label = "driver_stats", f"{args.models} models, {args.jobs} jobs"
     root = FastAPI()
-    root.mount("/ui", build_ui(settings, metrics_urls=list))
+    root.mount("/ui", build_ui(settings, metrics_urls=list, pool_states=list))
     features_size = 0
 
     @root.get("/floor", response_class=HTMLResponse)

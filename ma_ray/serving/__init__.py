@@ -11,7 +11,7 @@ from ma_ray.serving.artifact_cache import DEFAULT_ROOT, LocalArtifact, LocalArti
 from ma_ray.serving.batching import infer_grouped
 from ma_ray.serving.coalescing import RequestCoalescer
 from ma_ray.serving.feature_answer import FeatureAnswer
-from ma_ray.serving.feature_metrics import FeatureMetrics, LookupRecord, shared_feature_metrics
+from ma_ray.serving.feature_metrics import STALENESS_SECONDS, FeatureMetrics, LookupRecord, shared_feature_metrics
 from ma_ray.serving.feature_resolver import EntityKeyError, FeatureResolver, ServingCatalog, UnknownReferenceError
 from ma_ray.serving.frameworks import DEEP_FRAMEWORKS, Predictor, serving_framework
 from ma_ray.serving.model_cache import (
@@ -85,6 +85,7 @@ __all__ = [
     "SERIALIZATION",
     "STAGES",
     "STAGE_SECONDS",
+    "STALENESS_SECONDS",
     "TIER1_GROUP",
     "TIMING_HEADER",
     "TRANSFORMATION",

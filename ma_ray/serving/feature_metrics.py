@@ -30,7 +30,7 @@ class LookupRecord:
     seconds: float
     served: Counter[str] = field(default_factory=Counter)
     defaults: Counter[str] = field(default_factory=Counter)
-    oldest_s: list[float] = field(default_factory=list)
+    oldest_s: dict[str, float] = field(default_factory=dict)  # "catalog.group" -> age of its oldest value
     stream_fallback: tuple[str, ...] = ()
 
 
@@ -54,7 +54,8 @@ class FeatureMetrics:
             STALENESS_SECONDS,
             "Age of the oldest stored value served per request and feature group (now - feature timestamp)",
             STALENESS_BOUNDARIES_S,
-        ).bound({})
+            ("group",),
+        )
         self.breaker_open = backend.gauge(BREAKER_OPEN, "1 while a backend's circuit breaker is open", ("backend",))
         self.stream_fallback = backend.counter(
             STREAM_FALLBACK_TOTAL, "Lookups served a streaming group's batch values (stream past its SLA)", ("group",)
@@ -67,8 +68,8 @@ class FeatureMetrics:
             self.values.bound({"tier": tier}).record(count)
         for reason, count in lookup.defaults.items():
             self.defaults.bound({"reason": reason}).record(count)
-        for seconds in lookup.oldest_s:
-            self.staleness.record(seconds)
+        for group, seconds in lookup.oldest_s.items():
+            self.staleness.bound({"group": group}).record(seconds)
         for group in lookup.stream_fallback:
             self.stream_fallback.bound({"group": group}).record(1)
         for backend, state in breakers.items():

@@ -156,6 +156,11 @@ class GroupRead:
     def names(self) -> list[str]:
         return [feature.name for feature in self.features]
 
+    @property
+    def name(self) -> str:
+        """``catalog.group``: the ``group`` label of the staleness histogram."""
+        return f"{self.table.catalog}.{self.table.group}"
+
 
 @dataclass(frozen=True)
 class ReadPlan:
@@ -358,7 +363,7 @@ class FeatureResolver:
         lookup = LookupRecord(seconds, stream_fallback=fallback)
         for group in plan.groups:
             if group.requested:
-                _count_group(lookup, meta[group.refs[0]], group.requested)
+                _count_group(lookup, meta[group.refs[0]], group.requested, group.name)
         metrics.record(lookup, self.breaker_states())
 
     def breaker_states(self) -> dict[str, str]:
@@ -513,14 +518,14 @@ def _columns(got: list[FeatureValues] | None, row_keys: list[Any], group: GroupR
     ]
 
 
-def _count_group(lookup: LookupRecord, meta: MetaColumn, features: int) -> None:
+def _count_group(lookup: LookupRecord, meta: MetaColumn, features: int, group: str) -> None:
     """Add one group's values to the request's counts: per tier served, per default reason, the oldest age."""
     if not meta.tier:  # a request of no rows
         return
     if not any(meta.defaulted):
         for tier, rows in Counter(meta.tier).items():
             lookup.served[tier] += rows * features
-        lookup.oldest_s.append(max(cast("list[float]", meta.staleness_s)))  # no default: every age is set
+        lookup.oldest_s[group] = max(cast("list[float]", meta.staleness_s))  # no default: every age is set
         return
     for tier, defaulted in zip(meta.tier, meta.defaulted, strict=True):
         if defaulted:
@@ -529,7 +534,7 @@ def _count_group(lookup: LookupRecord, meta: MetaColumn, features: int) -> None:
             lookup.served[tier] += features
     ages = [age for age in meta.staleness_s if age is not None]
     if ages:
-        lookup.oldest_s.append(max(ages))
+        lookup.oldest_s[group] = max(ages)
 
 
 _PYTHON_TYPES: dict[FeatureType, tuple[type[Any], ...]] = {

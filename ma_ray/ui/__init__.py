@@ -5,7 +5,7 @@ from ma_ray.ui.app import PAGES, build_ui, ray_metrics_urls
 from ma_ray.ui.chart import Chart, training_curve
 from ma_ray.ui.csrf import csrf_problem
 from ma_ray.ui.graph import GraphLayout, layout
-from ma_ray.ui.serving import latency_table, quantile_ms
+from ma_ray.ui.serving import latency_table, quantile, staleness_table
 from ma_ray.ui.views import schema_diff
 
 __all__ = [
@@ -16,8 +16,9 @@ __all__ = [
     "csrf_problem",
     "latency_table",
     "layout",
-    "quantile_ms",
+    "quantile",
     "ray_metrics_urls",
     "schema_diff",
+    "staleness_table",
     "training_curve",
 ]

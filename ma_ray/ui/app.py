@@ -29,7 +29,7 @@ from ma_ray.palette.offline import OfflineStore
 from ma_ray.palette.streaming import HealthBoard, open_health_board
 from ma_ray.ui import views
 from ma_ray.ui.csrf import COOKIE, FIELD, csrf_problem, new_token
-from ma_ray.ui.serving import latency_table
+from ma_ray.ui.serving import latency_table, serve_pool_states, staleness_table
 
 HERE = Path(__file__).parent
 PAGES = ("features", "lineage", "models", "jobs", "serving")
@@ -47,9 +47,15 @@ class Backends:
     meta: MetaStore
     admin_token: str | None
     metrics_urls: Callable[[], list[str]]
+    pool_states: Callable[[], list[tuple[str, list[dict[str, Any]]]]]
 
     @classmethod
-    def open(cls, settings: Settings, metrics_urls: Callable[[], list[str]]) -> Backends:
+    def open(
+        cls,
+        settings: Settings,
+        metrics_urls: Callable[[], list[str]],
+        pool_states: Callable[[], list[tuple[str, list[dict[str, Any]]]]],
+    ) -> Backends:
         meta = open_meta_store(settings)
         token = settings.admin_token.get_secret_value() if settings.admin_token else None
         return cls(
@@ -61,6 +67,7 @@ class Backends:
             meta,
             token,
             metrics_urls,
+            pool_states,
         )
 
     def close(self) -> None:
@@ -83,6 +90,22 @@ def ray_metrics_urls() -> list[str]:
     ]
 
 
+def _duration(seconds: float) -> str:
+    """An age as people read it: 850 ms, 42 s, 12 min, 5.5 h, 28 d."""
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds * 1000:.3g} ms"
+
+
+def _size(count: float) -> str:
+    """A byte count as people read it: 512 B, 16.3 KiB, 1.2 GiB."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= size:
+            return f"{count / size:.3g} {unit}"
+    return f"{count:.0f} B"
+
+
 def _timestamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -96,6 +119,8 @@ class UiState:
         self.lock = threading.Lock()
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
         env.filters["timestamp"] = _timestamp
+        env.filters["duration"] = _duration
+        env.filters["size"] = _size
         env.filters["aggregation"] = views.aggregation_text
         self.templates = Jinja2Templates(env=env)
 
@@ -152,7 +177,9 @@ def group(request: Request, catalog: str, group: str, version: int | None = None
             data = views.group_page(b.registry, b.offline, b.board, catalog, group, version)
     except (LookupError, ValueError) as error:
         return failed(request, error, 404)
-    return page(request, "group", data)
+    texts, urls, _ = read_metrics(_ui(request).backends)
+    served_age = staleness_table(texts).get(f"{catalog}.{group}")
+    return page(request, "group", {**data, "served_age": served_age, "metrics_urls": urls})
 
 
 @router.get("/lineage", response_class=HTMLResponse)
@@ -230,9 +257,9 @@ def job(request: Request, job_id: str) -> Response:
     return page(request, "job", data)
 
 
-@router.get("/serving", response_class=HTMLResponse)
-def serving(request: Request) -> Response:
-    urls = _ui(request).backends.metrics_urls()
+def read_metrics(backends: Backends) -> tuple[list[str], list[str], list[str]]:
+    """(exposition texts, endpoints asked, endpoints that did not answer) of the Ray metrics endpoints."""
+    urls = backends.metrics_urls()
     texts, unreachable = [], []
     for url in urls:
         try:
@@ -240,12 +267,24 @@ def serving(request: Request) -> Response:
                 texts.append(answer.read().decode())
         except OSError as error:
             unreachable.append(f"{url}: {error}")
-    return page(request, "serving", {"rows": latency_table(texts), "urls": urls, "unreachable": unreachable})
+    return texts, urls, unreachable
 
 
-def build_ui(settings: Settings, metrics_urls: Callable[[], list[str]] = ray_metrics_urls) -> FastAPI:
-    """The UI app; its links are relative to where it is mounted (the request's ``root_path``)."""
-    backends = Backends.open(settings, metrics_urls)
+@router.get("/serving", response_class=HTMLResponse)
+def serving(request: Request) -> Response:
+    texts, urls, unreachable = read_metrics(_ui(request).backends)
+    data = {"rows": latency_table(texts), "urls": urls, "unreachable": unreachable}
+    return page(request, "serving", {**data, "pools": _ui(request).backends.pool_states()})
+
+
+def build_ui(
+    settings: Settings,
+    metrics_urls: Callable[[], list[str]] = ray_metrics_urls,
+    pool_states: Callable[[], list[tuple[str, list[dict[str, Any]]]]] = serve_pool_states,
+) -> FastAPI:
+    """The UI app; its links are relative to where it is mounted (the request's ``root_path``). The Serving page
+    reads ``metrics_urls`` (Prometheus text) and ``pool_states`` (each pool replica's state)."""
+    backends = Backends.open(settings, metrics_urls, pool_states)
     app = FastAPI(title="ma-ray UI", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ui = UiState(backends)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

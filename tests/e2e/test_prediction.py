@@ -393,7 +393,8 @@ def test_an_alias_moved_and_rolled_back_in_the_web_ui_is_what_predictions_use(
     """In headless Chromium on `ma-ray ui` (the newcomer's environment, this service's state, the cluster's
     address): set eta's production alias to v2 with the admin token, then roll it back; each time the prediction
     service answers with the version the browser chose (its alias resolver re-reads within its TTL). The Serving
-    page then shows each stage's latency from the service's own histogram."""
+    page then shows each stage's latency from the service's own histogram, and each pool replica's resident
+    models and circuit breakers; the feature group's page, the age of the values its lookups served."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -434,5 +435,10 @@ def test_an_alias_moved_and_rolled_back_in_the_web_ui_is_what_predictions_use(
         latency = wait_for(lambda: {"parsing", "inference"} <= latency_rows(browser).keys() and latency_rows(browser),
                            60, "the stages on the Serving page")  # fmt: skip
         assert int(latency["inference"][0]) > 0 and float(latency["inference"][1]) > 0  # observed, p50 ms
+        pools = {p.find_element(By.TAG_NAME, "h3").text.split()[0]: p.text
+                 for p in browser.find_elements(By.CSS_SELECTOR, "section.pool")}  # fmt: skip
+        assert "eta:1" in pools["ModelPoolTier1"] and "closed" in pools["ModelPoolTier1"]  # resident, breakers
         assert console_errors(browser) == []
         browser.save_screenshot(str(screenshots(tmp_path) / "serving.png"))  # type: ignore[attr-defined]
+        browser.get(f"{ui}/features/rideshare/driver_stats")
+        assert "lookups" in browser.find_element(By.ID, "served-age").text  # the age of the values predictions read

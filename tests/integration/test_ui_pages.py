@@ -81,7 +81,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     settings = load_settings(state_dir=tmp_path_factory.mktemp("ui_state"), admin_token=TOKEN)
     job_id = seed_state(settings)
     root = FastAPI()
-    root.mount("/ui", build_ui(settings, metrics_urls=list))
+    root.mount("/ui", build_ui(settings, metrics_urls=list, pool_states=list))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -108,6 +108,7 @@ def test_every_page_shows_its_key_content(ui: Ui) -> None:
     assert "trip_count_7d" in get(ui, "/features?q=7d").text and "acceptance_rate" not in get(ui, "/features?q=7d").text
     group = get(ui, "/features/rideshare/driver_stats").text
     assert "v2 of 2" in group and 'id="diff"' in group and "trip_count_90d" in group and "added" in group
+    assert "no Ray here" in group  # served values' age comes from the cluster's metrics
     assert "v1 of 2" in get(ui, "/features/rideshare/driver_stats?version=1").text
     lineage = get(ui, "/lineage?node=group:rideshare:driver_stats&direction=downstream").text
     assert 'id="lineage-graph"' in lineage and "@palette:rideshare:driver_stats:trip_count_7d:driver_id" in lineage
@@ -120,7 +121,8 @@ def test_every_page_shows_its_key_content(ui: Ui) -> None:
     assert ui.job_id in jobs and "Tier 1" in jobs
     job = get(ui, f"/jobs/{ui.job_id}").text
     assert 'id="training-curve"' in job and "train-rmse" in job and "valid-rmse" in job and "c/5" in job
-    assert 'id="no-ray"' in get(ui, "/serving").text
+    serving = get(ui, "/serving").text
+    assert 'id="no-ray"' in serving and 'id="no-pools"' in serving
 
 
 def test_unknown_names_answer_404_with_what_was_asked(ui: Ui) -> None:

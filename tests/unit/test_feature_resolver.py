@@ -146,7 +146,7 @@ def test_metrics_record_tiers_defaults_staleness_and_breakers() -> None:
     assert sample("ma_ray_feature_values_total", tier="l1") == 1
     assert sample("ma_ray_feature_defaults_total", reason="missing") == 1
     assert sample("ma_ray_feature_lookup_seconds_count", cache="hit") == 1
-    assert sample("ma_ray_feature_staleness_seconds_count") == 1
+    assert sample("ma_ray_feature_staleness_seconds_count", group="rideshare.driver_stats") == 1
     assert sample("ma_ray_feature_store_breaker_open", backend="deadline") == 0
 
 

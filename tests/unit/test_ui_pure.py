@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ma_ray.palette.lineage import LineageTree
-from ma_ray.ui import csrf_problem, latency_table, layout, quantile_ms, schema_diff, training_curve
+from ma_ray.ui import csrf_problem, latency_table, layout, quantile, schema_diff, staleness_table, training_curve
 from ma_ray.ui.graph import COLUMN_WIDTH_PX, ROW_HEIGHT_PX
 
 pytestmark = pytest.mark.unit
@@ -72,8 +72,13 @@ def test_latency_quantiles_as_prometheus_histogram_quantile_computes_them() -> N
     assert p50 == pytest.approx(1.0)  # the 50th of 100 at the first bucket's top
     assert p95 == pytest.approx(3.0)  # halfway through the (2, 4] ms bucket
     assert p99 == pytest.approx(3.8)
-    assert quantile_ms(0.5, {float("inf"): 0.0}) is None
-    assert quantile_ms(0.99, {0.001: 1.0, float("inf"): 10.0}) == pytest.approx(1.0)  # past the last bound
+    assert quantile(0.5, {float("inf"): 0.0}) is None
+    assert quantile(0.99, {0.001: 1.0, float("inf"): 10.0}) == pytest.approx(0.001)  # past the last bound
+    staleness = EXPOSITION.replace("prediction_stage_seconds", "feature_staleness_seconds").replace(
+        'stage="parsing",pool=""', 'group="rideshare.driver_stats"'
+    )
+    [(count, (p50, _, _))] = staleness_table([staleness]).values()
+    assert count == 100 and p50 == pytest.approx(0.001)  # seconds
 
 
 def test_schema_diff_names_each_added_removed_and_changed_feature() -> None:
