@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
+from functools import cached_property, partial
 from operator import attrgetter, itemgetter
 from typing import Any, Protocol, cast
 
@@ -156,9 +156,9 @@ class GroupRead:
     def names(self) -> list[str]:
         return [feature.name for feature in self.features]
 
-    @property
+    @cached_property
     def name(self) -> str:
-        """``catalog.group``: the ``group`` label of the staleness histogram."""
+        """``catalog.group``: the ``group`` label of the staleness histogram (made once per plan, not per request)."""
         return f"{self.table.catalog}.{self.table.group}"
 
 

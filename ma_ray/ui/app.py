@@ -150,7 +150,7 @@ def page(request: Request, name: str, data: dict[str, Any], status: int = 200) -
 
 def failed(request: Request, error: Exception, status: int | None = None) -> Response:
     """The error page: 404 for an unknown name, a Gallery error's own status otherwise."""
-    status = status or (404 if isinstance(error, KeyError | LookupError) else error_status(error))
+    status = status or (404 if isinstance(error, LookupError) else error_status(error))
     message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
     title = "not found" if status == 404 else "refused" if status in (401, 403) else "error"
     return page(request, "error", {"message": message, "title": title}, status)
