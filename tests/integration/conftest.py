@@ -4,8 +4,10 @@ Cassandra (with Redis in front of the online store), each test (or module, for G
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,41 +17,44 @@ from ma_ray.gallery import GalleryStore
 from ma_ray.palette.meta_store import MetaStore
 
 
-@pytest.fixture(params=["sqlite", "cassandra"])
-def meta_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetaStore]:
+def store_per_backend(
+    request: pytest.FixtureRequest, sqlite: Callable[[], Any], cassandra: Callable[[Settings, str], Any], name: str
+) -> Iterator[Any]:
+    """The body of a fixture parametrised over ``sqlite`` / ``cassandra``: the embedded store, or one on the
+    session's Cassandra in a keyspace of its own (``test_<name>_<random>``, dropped after); closed either way."""
     if request.param == "sqlite":
-        from ma_ray.palette.meta_store.sqlite import SqliteMetaStore
-
-        store = SqliteMetaStore(tmp_path / "meta.sqlite")
+        store = sqlite()
         yield store
         store.close()
         return
-    from ma_ray.palette.meta_store.cassandra import CassandraMetaStore
-
-    settings = request.getfixturevalue("services")
-    store = CassandraMetaStore(settings, keyspace=f"test_meta_{uuid.uuid4().hex[:10]}")
+    store = cassandra(request.getfixturevalue("services"), f"test_{name}_{uuid.uuid4().hex[:10]}")
     yield store
     store.drop()
     store.close()
 
 
+@pytest.fixture(params=["sqlite", "cassandra"])
+def meta_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetaStore]:
+    from ma_ray.palette.meta_store.cassandra import CassandraMetaStore
+    from ma_ray.palette.meta_store.sqlite import SqliteMetaStore
+
+    sqlite = partial(SqliteMetaStore, tmp_path / "meta.sqlite")
+    yield from store_per_backend(request, sqlite, lambda s, keyspace: CassandraMetaStore(s, keyspace=keyspace), "meta")
+
+
 @pytest.fixture(scope="module", params=["sqlite", "cassandra"])
 def gallery_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GalleryStore]:
     """One Gallery store per backend for the module; tests isolate by model name."""
-    if request.param == "sqlite":
-        from ma_ray.gallery.store.sqlite import SqliteGalleryStore
-
-        sqlite_store = SqliteGalleryStore(tmp_path_factory.mktemp("gallery") / "gallery.sqlite")
-        yield sqlite_store
-        sqlite_store.close()
-        return
     from ma_ray.gallery.store.cassandra import CassandraGalleryStore
+    from ma_ray.gallery.store.sqlite import SqliteGalleryStore
 
-    settings = request.getfixturevalue("services")
-    cassandra_store = CassandraGalleryStore(settings, keyspace=f"test_gallery_{uuid.uuid4().hex[:10]}")
-    yield cassandra_store
-    cassandra_store.drop()
-    cassandra_store.close()
+    def sqlite() -> SqliteGalleryStore:
+        return SqliteGalleryStore(tmp_path_factory.mktemp("gallery") / "gallery.sqlite")
+
+    def cassandra(settings: Settings, keyspace: str) -> CassandraGalleryStore:
+        return CassandraGalleryStore(settings, keyspace=keyspace)
+
+    yield from store_per_backend(request, sqlite, cassandra, "gallery")
 
 
 def online_settings(services: Settings | None, state_dir: Path, **overrides: object) -> Settings:

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from ma_ray.jobs.job_store import CassandraJobStore, JobStore, SqliteJobStore, open_job_store
 from ma_ray.jobs.workflow import JobRecord, JobState, started
+from tests.integration.conftest import store_per_backend
 
 
 @pytest.fixture(params=["sqlite", "cassandra"])
 def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    if request.param == "sqlite":
-        store = SqliteJobStore(tmp_path / "jobs.sqlite")
-        yield store
-        store.close()
-        return
-    settings = request.getfixturevalue("services")
-    cassandra = CassandraJobStore(settings, keyspace=f"test_jobs_{uuid.uuid4().hex[:10]}")
-    yield cassandra
-    cassandra.drop()
-    cassandra.close()
+    sqlite = partial(SqliteJobStore, tmp_path / "jobs.sqlite")
+    yield from store_per_backend(request, sqlite, lambda s, keyspace: CassandraJobStore(s, keyspace=keyspace), "jobs")
 
 
 def record(job_id: str, created_at: float) -> JobRecord:
