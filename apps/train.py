@@ -2,8 +2,9 @@
 as a Ray job) or ``python -m apps.train --spec job.yaml`` (a spec run directly, e.g. with ``ray job submit``).
 
 It loads the spec, builds the point-in-time training table (labels from the spec's label source joined with the
-offline feature snapshots, DSL transforms applied), trains with the framework's trainer (``run_id`` = the job
-id, so a retried attempt resumes from the newest valid checkpoint), publishes the model artifact and writes the
+offline feature snapshots, DSL transforms applied), trains with the framework's trainer on the engine the job's
+size picks (`ma_ray.training.engine_choice`; ``--engine`` overrides the spec's) with ``run_id`` = the job id, so a
+retried attempt resumes from the newest valid checkpoint, publishes the model artifact and writes the
 attempt's outcome to the job store, where the controller reads it to register the model in Gallery.
 """
 
@@ -23,9 +24,18 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from ma_ray.config import Settings, load_settings
+from ma_ray.engine import Engine, EngineChoice
 from ma_ray.jobs import TrainingJobSpec, allowed_faults, label_types, load_spec, open_labels, parse_spec
 from ma_ray.palette import BASIS_PREFIX, FeatureRef
-from ma_ray.training import FaultInjection, TrainingOutcome, TrainingRun, checkpoint_root
+from ma_ray.training import (
+    FaultInjection,
+    TrainingOutcome,
+    TrainingRun,
+    TrainingShape,
+    checkpoint_root,
+    local_refusal,
+    training_engine,
+)
 
 
 def column_name(ref: str) -> str:
@@ -79,6 +89,39 @@ def build_table(spec: TrainingJobSpec, settings: Settings) -> pa.Table:
     return pa.table({**columns, **{c: table[c] for c in keep}})
 
 
+def largest_node_cpus() -> float:
+    """The CPUs of the cluster's largest live node (what one process can hold at most)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init()
+    return max((float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]), default=0.0)
+
+
+def training_shape(spec: TrainingJobSpec, rows: int, workers: int | None) -> TrainingShape:
+    """What the engine choice looks at, for ``rows`` rows and ``workers`` workers (default: the spec's)."""
+    resources = spec.resources
+    workers = workers or resources.workers
+    return TrainingShape(spec.trainer_framework, rows, workers * resources.cpus_per_worker,
+                         workers * resources.gpus_per_worker, largest_node_cpus())  # fmt: skip
+
+
+def pick_engine(spec: TrainingJobSpec, rows: int, workers: int, engine: str | None = None) -> Engine:
+    """The engine that trains ``rows`` rows with ``workers`` workers: ``engine`` (a CLI override), else the spec's
+    (auto: one process when the job can run so, below ``local_below_rows``)."""
+    choice = EngineChoice(engine or spec.engine, spec.local_below_rows, Engine.RAY_TRAIN)
+    return training_engine(choice, training_shape(spec, rows, workers))
+
+
+def warm_up_local_engine(spec: TrainingJobSpec, workers: int | None, engine: str | None) -> None:
+    """When the job may train in one process, start that process while the table is built."""
+    from ma_ray.training.trainers import warm_up_single_process
+
+    shape = training_shape(spec, 0, workers)
+    if (engine or spec.engine) != Engine.RAY_TRAIN and local_refusal(shape) is None:
+        warm_up_single_process(shape.cpus)
+
+
 def training_run(
     spec: TrainingJobSpec,
     settings: Settings,
@@ -86,23 +129,23 @@ def training_run(
     table: pa.Table,
     workers: int | None = None,
     faults: FaultInjection | None = None,
+    engine: str | None = None,
 ) -> TrainingRun:
     """The trainer's input: a time-ordered split (the newest ``validation_fraction`` validates); ``workers``
-    overrides the spec's count (the scheduler may start an elastic job with fewer)."""
-    import ray.data
-
+    overrides the spec's count (the scheduler may start an elastic job with fewer), ``engine`` the spec's."""
     cut = int(table.num_rows * (1 - spec.validation_fraction))
     valid = table.slice(cut) if spec.validation_fraction and cut < table.num_rows else None
     resources = spec.resources
+    workers = workers or resources.workers
     return TrainingRun(
         run_id=run_id,
         checkpoint_uri=checkpoint_root(settings),
-        train=ray.data.from_arrow(table.slice(0, cut)),
-        valid=ray.data.from_arrow(valid) if valid is not None else None,
+        train=table.slice(0, cut),
+        valid=valid,
         label_column=spec.label.name,
         feature_columns=tuple(column_name(c) for c in spec.feature_columns),
         params=dict(spec.hyperparameters),
-        num_workers=workers or resources.workers,
+        num_workers=workers,
         cpus_per_worker=resources.cpus_per_worker,
         use_gpu=resources.gpus_per_worker > 0,
         estimated_duration_s=spec.estimated_duration_s,
@@ -110,6 +153,7 @@ def training_run(
         max_failures=spec.max_failures,
         faults=faults or FaultInjection(),
         text_column=spec.label.text,
+        engine=pick_engine(spec, cut, workers, engine),
     )
 
 
@@ -138,15 +182,19 @@ def train(
     run_id: str,
     workers: int | None = None,
     faults: FaultInjection | None = None,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """Train one attempt of ``run_id`` and publish its model; returns the outcome as JSON-able data."""
     from ma_ray.training.trainers import fit
 
     started = time.time()
+    warm_up_local_engine(spec, workers, engine)
     table = build_table(spec, settings)
     if table.num_rows == 0:
         raise ValueError(f"no label rows in {spec.label.table} between {spec.data.bounds()[0]} and the window's end")
-    outcome = fit(spec.trainer_framework, training_run(spec, settings, run_id, table, workers, faults))
+    run = training_run(spec, settings, run_id, table, workers, faults, engine)
+    print(f"training on {run.engine.value}: {table.num_rows} rows, {run.num_workers} x {run.cpus_per_worker:g} CPUs")
+    outcome = fit(spec.trainer_framework, run)
     for line in outcome.log_lines:
         print(line)
     result: dict[str, Any] = {
@@ -157,6 +205,7 @@ def train(
         "checkpoints": list(outcome.checkpoints),
         "history": list(outcome.history)[-50:],  # the progress curve, newest steps
         "rows": table.num_rows,
+        "engine": run.engine.value,
         "seconds": time.time() - started,
     }
     if outcome.status == "succeeded":
@@ -171,11 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--spec", help="a job spec YAML file, run without the controller")
     parser.add_argument("--attempt", type=int, default=1, help="the attempt number the outcome is recorded under")
     parser.add_argument("--workers", type=int, default=None, help="workers to train with (default: the spec's)")
+    engines = [e.value for e in (Engine.AUTO, Engine.LOCAL, Engine.RAY_TRAIN)]
+    parser.add_argument(
+        "--engine", choices=engines, help="the engine to train on (default: the spec's, auto unless set)"
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.spec:
         spec = load_spec(args.spec)
-        print(json.dumps(train(spec, settings, f"{spec.name}-{int(time.time())}", args.workers), indent=2))
+        run_id = f"{spec.name}-{int(time.time())}"
+        print(json.dumps(train(spec, settings, run_id, args.workers, engine=args.engine), indent=2))
         return 0
     from ma_ray.jobs import open_job_store
 
@@ -185,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         if record is None:
             raise SystemExit(f"no job {args.job_id!r} in the job store ({settings.meta_store.type})")
         faults = allowed_faults(record.faults, settings)
-        result = train(parse_spec(record.spec), settings, record.job_id, args.workers, faults)
+        result = train(parse_spec(record.spec), settings, record.job_id, args.workers, faults, args.engine)
         store.put_outcome(record.job_id, args.attempt, result)
     finally:
         store.close()

@@ -16,6 +16,7 @@ label: {uri: /data/raw, table: trips, timestamp: requested_at, name: minutes,
 data: {start: 2026-01-02T00:00:00Z, end: 2026-01-07T00:00:00Z}   # or {snapshot: 2026-01-06}
 hyperparameters: {max_depth: 6, eta: 0.2, num_boost_round: 60}
 resources: {workers: 2, cpus_per_worker: 1, gpus_per_worker: 0, memory_gb_per_worker: 1}
+engine: auto                      # auto | local (one process) | ray_train; auto: local below local_below_rows
 estimated_duration_s: 600
 cluster: {location: us-east}         # data locality
 ```
@@ -28,11 +29,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ma_ray.gallery import NAME_PATTERN
 from ma_ray.jobs.clusters import Cluster, ClusterRegistry, CostClass, Node
 from ma_ray.jobs.resources import Resources
+from ma_ray.training import GPU_REFUSAL, LOCAL_BELOW_ROWS, framework_refusal
 
 SPEC_FRAMEWORKS: dict[str, str] = {"xgboost": "xgboost", "torch": "pytorch", "deepspeed": "deepspeed"}
 """Framework as a spec names it -> as the trainers and Gallery name it."""
@@ -180,6 +182,12 @@ class TrainingJobSpec(_Model):
     data: DataWindow
     hyperparameters: dict[str, JsonScalar | list[JsonScalar]] = {}
     resources: JobResources = JobResources()
+    engine: Literal["auto", "local", "ray_train"] = Field(
+        default="auto",
+        description="local: one process with every CPU of `resources` (XGBoost on CPUs); ray_train: a Ray Train "
+        "worker group; auto: local when the job can run so and has fewer than local_below_rows training rows",
+    )
+    local_below_rows: int = Field(default=LOCAL_BELOW_ROWS, ge=0, description="training rows below which auto is local")
     estimated_duration_s: float = Field(default=600.0, gt=0)
     cluster: ClusterPreference = ClusterPreference()
     max_attempts: int = Field(default=3, ge=1, le=20, description="Ray job submissions before the job fails")
@@ -219,6 +227,20 @@ class TrainingJobSpec(_Model):
                 "optimizer state restores only with the worker count it was saved with"
             )
         return self
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, engine: str, info: ValidationInfo) -> str:
+        # framework and resources come before engine: validated already, when they are valid
+        framework, resources = info.data.get("framework"), info.data.get("resources")
+        if engine != "local" or framework is None:
+            return engine
+        refused = framework_refusal(SPEC_FRAMEWORKS[framework])
+        if refused is None and resources is not None and resources.gpus_per_worker > 0:
+            refused = GPU_REFUSAL
+        if refused is not None:
+            raise ValueError(refused)
+        return engine
 
     @property
     def trainer_framework(self) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ma_ray.engine import Engine
 from ma_ray.training.checkpoint_policy import CheckpointPolicy
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import ray.data
 
 
@@ -31,12 +33,14 @@ class FaultInjection:
 @dataclass(frozen=True)
 class TrainingRun:
     """Everything a trainer needs. ``train``/``valid`` hold ``feature_columns`` plus ``label_column``
-    (the language-model trainer reads ``text_column`` instead)."""
+    (the language-model trainer reads ``text_column`` instead); each is a Ray Dataset or an Arrow table, which each
+    engine takes as it needs. ``engine``: a Ray Train worker group, or one process (`Engine.LOCAL`, XGBoost only)
+    with ``num_workers * cpus_per_worker`` CPUs."""
 
     run_id: str
     checkpoint_uri: str
-    train: ray.data.Dataset
-    valid: ray.data.Dataset | None
+    train: ray.data.Dataset | pa.Table
+    valid: ray.data.Dataset | pa.Table | None
     label_column: str
     feature_columns: tuple[str, ...]
     params: dict[str, Any] = field(default_factory=dict)
@@ -49,6 +53,12 @@ class TrainingRun:
     max_failures: int = 2
     faults: FaultInjection = field(default_factory=FaultInjection)
     text_column: str | None = None
+    engine: Engine = Engine.RAY_TRAIN
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "engine", Engine(self.engine))
+        if self.engine not in (Engine.LOCAL, Engine.RAY_TRAIN):
+            raise ValueError(f"a training run's engine is local or ray_train, not {self.engine.value!r}")
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,7 @@ def test_xgboost_job_fails_once_is_preempted_once_resumes_each_time_and_register
     assert any(e["message"] == "attempt 2 preempted; queued to resume" for e in status["events"])
     assert status["outcome"]["resumed_from_step"] == 9  # the checkpoint taken on the preemption notice
     assert status["outcome"]["final_step"] == 12 and status["outcome"]["metrics"]
+    assert status["outcome"]["engine"] == "local"  # a small XGBoost job trains in one process
     assert_registered(settings, done, "eta_minutes")
 
 
@@ -271,7 +272,8 @@ def event_at(status: dict[str, Any], prefix: str) -> float:
 def test_a_tier1_job_preempts_a_running_job_which_checkpoints_on_the_notice_and_resumes_from_it(
     controller: Any, settings: Settings, raw_uri: str, job_server: str
 ) -> None:
-    """The cluster (2 CPUs) holds the tier-3 job (2 x 0.5 CPU) or the tier-1 job (2 x 1 CPU), not both."""
+    """The cluster (2 CPUs) holds the tier-3 job (2 x 0.5 CPU) or the tier-1 job (2 x 1 CPU), not both. The tier-3
+    job trains on Ray Train, so the controller's notice is shared by a worker group's ranks."""
     low = submit(
         controller,
         spec(
@@ -281,6 +283,7 @@ def test_a_tier1_job_preempts_a_running_job_which_checkpoints_on_the_notice_and_
             hyperparameters={"max_depth": 2, "eta": 0.01, "num_boost_round": 6000},
             resources={"workers": 2, "cpus_per_worker": 0.5, "memory_gb_per_worker": 0.5},
             checkpoint_every_steps=1000,
+            engine="ray_train",  # the notice reaches both workers of a group (the other jobs here train in one process)
         ),
     )
     wait_for(lambda: checkpointed(controller, settings, low.job_id), JOB_TIMEOUT_S, "no checkpoint yet")  # boosting
@@ -292,6 +295,7 @@ def test_a_tier1_job_preempts_a_running_job_which_checkpoints_on_the_notice_and_
     assert done.state is JobState.SUCCEEDED, done.message
 
     status = resumed_at_the_notice(controller, settings, low.job_id, f"preempted by {urgent.job_id}", 6000)
+    assert status["outcome"]["engine"] == "ray_train"
     messages = [e["message"] for e in status["events"]]
     assert f"preemption notice sent (by {urgent.job_id}); checkpointing, stopped after 120s otherwise" in messages
     requeued = f"attempt 1 preempted; queued to resume: checkpointed on the notice (preempted by {urgent.job_id})"

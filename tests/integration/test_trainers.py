@@ -6,6 +6,7 @@ Per framework, two runs of one ``run_id`` cover the seed's recovery rows with li
 2. the newest checkpoint (the one from the notice) is corrupted, and the same run is started again with a worker
    killed at step 8: it resumes from step 6 (the corrupt one rejected), Ray Train restarts the killed worker
    group, which resumes from step 6 again (still the newest valid), and the run finishes.
+XGBoost runs the same two on its single-process engine too, where Ray retries the killed task.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ma_ray.engine import Engine
 from ma_ray.training.checkpoint_policy import CheckpointPolicy
 from ma_ray.training.checkpoint_store import MANIFEST
 from ma_ray.training.run import FaultInjection, TrainingOutcome, TrainingRun
@@ -34,7 +36,7 @@ def _tabular(rows: int, seed: int) -> list[dict[str, float]]:
     return [{**dict(zip(FEATURES, map(float, r), strict=True)), "y": float(t)} for r, t in zip(x, y, strict=True)]
 
 
-def _run(framework: str, root: Path, faults: FaultInjection) -> TrainingRun:
+def _run(framework: str, root: Path, faults: FaultInjection, engine: Engine = Engine.RAY_TRAIN) -> TrainingRun:
     import ray.data
 
     params: dict[str, dict[str, Any]] = {
@@ -51,7 +53,7 @@ def _run(framework: str, root: Path, faults: FaultInjection) -> TrainingRun:
         train, valid = ray.data.from_items(_tabular(320, 0)), ray.data.from_items(_tabular(80, 1))
         label, features, text = "y", FEATURES, None
     return TrainingRun(
-        run_id=f"{framework}-run",
+        run_id=f"{framework}-{engine}-run",
         checkpoint_uri=str(root),
         train=train,
         valid=valid,
@@ -64,6 +66,7 @@ def _run(framework: str, root: Path, faults: FaultInjection) -> TrainingRun:
         checkpoint_every_steps=3,
         faults=faults,
         text_column=text,
+        engine=engine,
     )
 
 
@@ -137,22 +140,27 @@ def _check_model(framework: str, outcome: TrainingOutcome, tmp_path: Path) -> No
     assert float(np.sqrt(np.mean((predicted - y) ** 2))) < float(np.std(y))
 
 
-@pytest.mark.parametrize("framework", list(FRAMEWORKS))
-def test_preemption_corruption_and_worker_loss_recover(framework: str, ray_cluster: str, tmp_path: Path) -> None:
-    preempted = fit(framework, _run(framework, tmp_path, FaultInjection(preempt_at_step=7)))
+ENGINES = [(framework, Engine.RAY_TRAIN) for framework in FRAMEWORKS] + [("xgboost", Engine.LOCAL)]
+
+
+@pytest.mark.parametrize(("framework", "engine"), ENGINES, ids=[f"{f}-{e}" for f, e in ENGINES])
+def test_preemption_corruption_and_worker_loss_recover(
+    framework: str, engine: Engine, ray_cluster: str, tmp_path: Path
+) -> None:
+    preempted = fit(framework, _run(framework, tmp_path, FaultInjection(preempt_at_step=7), engine))
     assert preempted.status == "preempted" and preempted.final_step == 7
     assert [Path(c).name.split("-")[1] for c in preempted.checkpoints] == ["0000000003", "0000000006", "0000000007"]
     assert "Preemption notice at step 7: checkpoint_now" in preempted.log_lines
 
     corrupt = _corrupt_newest(preempted)
-    finished = fit(framework, _run(framework, tmp_path, FaultInjection(fail_at_step=8)))
+    finished = fit(framework, _run(framework, tmp_path, FaultInjection(fail_at_step=8), engine))
     assert finished.status == "succeeded" and finished.final_step == 12
     assert finished.resumed_from_step == 6
     rerun = finished.log_lines[finished.log_lines.index("Preemption notice at step 7: checkpoint_now") :]
     assert any(line.startswith(f"Rejected checkpoint {corrupt}") for line in rerun)
-    # Once when the rerun started, once after Ray Train restarted the killed worker group.
+    # Once when the rerun started, once after Ray Train restarted the killed worker group (Ray the killed task).
     assert rerun.count("Resumed from step 6") == 2
-    assert (tmp_path / f"{framework}-run" / "_faults" / "fail").is_file()
+    assert (tmp_path / f"{framework}-{engine}-run" / "_faults" / "fail").is_file()
     assert len(finished.checkpoints) == 3  # keep_last
     assert finished.metrics and all(math.isfinite(v) for v in finished.metrics.values())
     _check_model(framework, finished, tmp_path)
@@ -161,3 +169,22 @@ def test_preemption_corruption_and_worker_loss_recover(framework: str, ray_clust
 def test_unknown_framework_names_the_known_ones(ray_cluster: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="deepspeed, pytorch, xgboost"):
         fit("sklearn", _run("xgboost", tmp_path, FaultInjection()))
+
+
+def test_the_single_process_engine_refuses_other_frameworks(ray_cluster: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="the single-process engine trains xgboost only, not pytorch"):
+        fit("pytorch", _run("pytorch", tmp_path, FaultInjection(), Engine.LOCAL))
+
+
+def test_the_single_process_engine_takes_arrow_tables_and_ray_datasets_alike(ray_cluster: str, tmp_path: Path) -> None:
+    """The same rows as Arrow tables (what `apps.train` hands over) or Ray Datasets give the same model."""
+    import dataclasses
+
+    import pyarrow as pa
+
+    base = _run("xgboost", tmp_path, FaultInjection(), Engine.LOCAL)
+    arrow = dataclasses.replace(base, run_id="arrow", train=pa.Table.from_pylist(_tabular(320, 0)),
+                                valid=pa.Table.from_pylist(_tabular(80, 1)))  # fmt: skip
+    from_tables, from_datasets = fit("xgboost", arrow), fit("xgboost", base)
+    assert from_tables.final_step == from_datasets.final_step == 12
+    assert from_tables.history == from_datasets.history and "valid_rmse" in from_tables.metrics

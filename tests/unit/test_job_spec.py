@@ -135,3 +135,15 @@ def test_a_relative_label_uri_is_taken_from_where_the_spec_is_loaded(
     assert load_spec("job.yaml").label.uri == str(tmp_path / "raw")
     path.write_text(yaml.safe_dump(minimal(label={**minimal()["label"], "uri": "s3://bucket/raw"})))
     assert load_spec(path).label.uri == "s3://bucket/raw"
+
+
+def test_the_engine_is_auto_by_default_and_local_only_for_what_one_process_trains() -> None:
+    spec = parse_spec(minimal())
+    assert (spec.engine, spec.local_below_rows) == ("auto", 10_000_000)
+    assert parse_spec(minimal(engine="local", local_below_rows=0)).engine == "local"
+    (torch,) = refused(minimal(framework="torch", engine="local"))
+    assert torch.startswith("engine:") and "trains xgboost only, not pytorch" in torch
+    (gpu,) = refused(minimal(engine="local", resources={"gpus_per_worker": 1}))
+    assert "trains on CPUs only" in gpu
+    assert any(r.startswith("engine:") for r in refused(minimal(engine="spark")))
+    assert any("local_below_rows" in r for r in refused(minimal(local_below_rows=-1)))

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ma_ray.training.checkpoint_policy import (
     CheckpointManifest,
@@ -57,18 +58,25 @@ class Resume:
         return None if self.manifest is None else self.manifest.step
 
 
-def resume(store: CheckpointStore, rank: int, into: Path, log: RunLog) -> Resume:
-    """Rank 0 picks the newest valid checkpoint and tells the others which; every rank restores it into
-    ``into``. Logs 'Resumed from step N' (and every checkpoint rejected on the way)."""
+def broadcast_from_rank_zero(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank of a Ray Train worker group."""
     import ray.train.collective
 
+    return ray.train.collective.broadcast_from_rank_zero(value)
+
+
+def resume(store: CheckpointStore, rank: int, into: Path, log: RunLog,
+           share: Callable[[Any], Any] = broadcast_from_rank_zero) -> Resume:  # fmt: skip
+    """Rank 0 picks the newest valid checkpoint and tells the others which (``share``: rank 0's value on every
+    rank; Ray Train's broadcast by default); every rank restores it into ``into``. Logs 'Resumed from step N'
+    (and every checkpoint rejected on the way)."""
     chosen_id: str | None = None
     if rank == 0:
         selection = store.latest_valid()
         for checkpoint_id, reasons in selection.rejected.items():
             log.add(f"Rejected checkpoint {checkpoint_id}: {'; '.join(reasons)}")
         chosen_id = selection.chosen.checkpoint_id if selection.chosen else None
-    chosen_id = ray.train.collective.broadcast_from_rank_zero(chosen_id)
+    chosen_id = share(chosen_id)
     if chosen_id is None:
         log.add("No valid checkpoint: starting from scratch")
         return Resume(None, None)

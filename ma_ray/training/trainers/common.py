@@ -84,12 +84,19 @@ def scaling_config(run: TrainingRun) -> Any:
 
 
 def datasets(run: TrainingRun) -> dict[str, Any]:
-    return {"train": run.train} | ({"valid": run.valid} if run.valid is not None else {})
+    """The run's datasets as Ray Datasets (an Arrow table becomes one), by name."""
+    import pyarrow as pa
+    import ray.data
+
+    named = {"train": run.train} | ({"valid": run.valid} if run.valid is not None else {})
+    return {k: ray.data.from_arrow(v) if isinstance(v, pa.Table) else v for k, v in named.items()}
 
 
-def outcome(framework: str, result: Any, store: CheckpointStore, model: Any, **extra: Any) -> TrainingOutcome:
-    """Turn rank 0's last report (a Ray Train ``Result``) into the outcome."""
-    reported = dict(result.metrics or {})
+def outcome(framework: str, reported: dict[str, Any] | None, store: CheckpointStore, model: Any,
+            **extra: Any) -> TrainingOutcome:  # fmt: skip
+    """Turn rank 0's last report (a Ray Train ``Result``'s metrics, or the single-process engine's `summary`) into
+    the outcome."""
+    reported = dict(reported or {})
     manifests, _ = store.manifests()
     history = tuple(reported.pop("history", ()))
     lines = tuple(RunLog.read(store))

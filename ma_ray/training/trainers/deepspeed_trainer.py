@@ -213,6 +213,6 @@ def fit(run: TrainingRun) -> TrainingOutcome:
 
     factory = {"factory": f"{build_tiny_lm.__module__}:{build_tiny_lm.__qualname__}",
                "factory_kwargs": LMParams.of(spec.params).model_config()}  # fmt: skip
-    done = outcome("deepspeed", result, store, local / DS_DIR, save_options=factory)
+    done = outcome("deepspeed", result.metrics, store, local / DS_DIR, save_options=factory)
     done.metrics["wall_time_s"] = time.monotonic() - started
     return done

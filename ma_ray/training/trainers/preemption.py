@@ -73,19 +73,20 @@ class ControlNotice:
 
 
 def preemption_seconds_left(faults: FaultInjector, notice: ControlNotice, step: int, rank: int,
-                            agree: Callable[[Any], Any],
-                            notice_every: int = PREEMPTION_POLL_STEPS) -> float | None:  # fmt: skip
+                            agree: Callable[[Any], Any], notice_every: int = PREEMPTION_POLL_STEPS,
+                            in_ray_train: bool = True) -> float | None:  # fmt: skip
     """Seconds until the worker group must stop, when a notice arrived (simulated, the job controller's, or Ray
     Train's own); None otherwise. Every rank must call it at every step with the same ``step``: the controller's
     notice is read by rank 0 every ``notice_every`` steps and shared with ``agree`` (rank 0's value on every
-    rank, a collective); Ray Train is asked every `PREEMPTION_POLL_STEPS` steps (a collective too)."""
+    rank, a collective); Ray Train is asked every `PREEMPTION_POLL_STEPS` steps (a collective too), unless the
+    run is not ``in_ray_train`` (the single-process engine: a lost node kills its task, which Ray retries)."""
     if faults.simulated_notice(step, rank):
         return math.inf
     if step % notice_every == 0:
         left: float | None = agree(notice.seconds_left() if rank == 0 else None)
         if left is not None:
             return left
-    if step % PREEMPTION_POLL_STEPS:
+    if not in_ray_train or step % PREEMPTION_POLL_STEPS:
         return None
     import ray.train
 

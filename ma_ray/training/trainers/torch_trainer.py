@@ -219,6 +219,6 @@ def fit(run: TrainingRun) -> TrainingOutcome:
         module.load_state_dict(torch.load(Path(tmp) / MODEL_FILE, map_location="cpu", weights_only=True))
     module.eval()
     options = {"factory": f"{mlp.__module__}:{mlp.__qualname__}", "factory_kwargs": factory_kwargs}
-    done = outcome("pytorch", result, store, module, save_options=options)
+    done = outcome("pytorch", result.metrics, store, module, save_options=options)
     done.metrics["wall_time_s"] = time.monotonic() - started
     return done
