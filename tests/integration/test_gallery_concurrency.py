@@ -25,6 +25,7 @@ from ma_ray.gallery import (
 )
 from ma_ray.gallery.models import Lease, utc_now
 from ma_ray.gallery.store import GalleryStore
+from tests.polling import wait_for
 
 
 @pytest.fixture
@@ -110,15 +111,29 @@ def test_twenty_concurrent_deployment_lock_attempts_exactly_one_proceeds(gallery
     assert DeploymentLock(gallery_store, model, "next").acquire()
 
 
+LEASE_S = 3.0
+
+
+def _took_over(lock: DeploymentLock) -> bool:
+    try:
+        lock.acquire()
+    except DeploymentInProgressError:
+        return False
+    return True
+
+
 def test_an_expired_lease_is_taken_over(gallery_store: GalleryStore) -> None:
     model = f"deploy_{uuid.uuid4().hex[:8]}"
-    crashed = DeploymentLock(gallery_store, model, "crashed", lease_s=1)
+    # A lease long enough that the refusal below always comes within it on a loaded box (1 s did not, once).
+    crashed = DeploymentLock(gallery_store, model, "crashed", lease_s=LEASE_S)
+    lapses_at = time.monotonic() + LEASE_S  # at the earliest: the lease starts once acquire() is called
     crashed.acquire()
     with pytest.raises(DeploymentInProgressError, match="crashed"):
         DeploymentLock(gallery_store, model, "next", lease_s=60).acquire()
-    time.sleep(1.5)  # the crashed holder never releases; its lease lapses (a Cassandra TTL, a SQLite expiry)
+    # The crashed holder never releases; its lease lapses (a Cassandra TTL, a SQLite expiry), and not before.
     taker = DeploymentLock(gallery_store, model, "next", lease_s=60)
-    taker.acquire()
+    wait_for(lambda: _took_over(taker), LEASE_S + 10, "the lapsed lease was never taken over")
+    assert time.monotonic() >= lapses_at - 0.5  # not taken while it held (0.5 s: the stores' clocks and ours)
     assert gallery_store.current_lease(model).holder == "next"
     assert not crashed.release()  # the old token no longer holds anything
     assert gallery_store.current_lease(model).holder == "next"
