@@ -489,11 +489,16 @@ def _group_meta(
         return meta
     answers = _aligned(got, row_keys)
     feature_ts = [answer.feature_ts for answer in answers]
+    tier = [answer.layer or "none" for answer in answers]
+    if None not in feature_ts:  # every key found, the common case: no per-value test for a missing one
+        ages = [(read_ts - ts) / 1_000_000 for ts in cast("list[int]", feature_ts)]
+        return MetaColumn(feature_ts, cast("list[float | None]", ages), tier, [False] * len(ages),
+                          [age > ttl_s for age in ages], batch_fallback)  # fmt: skip
     staleness_s = [None if ts is None else (read_ts - ts) / 1_000_000 for ts in feature_ts]
     return MetaColumn(
         feature_ts=feature_ts,
         staleness_s=staleness_s,
-        tier=[answer.layer or "none" for answer in answers],
+        tier=tier,
         defaulted=[ts is None for ts in feature_ts],
         stale=[age is not None and age > ttl_s for age in staleness_s],
         batch_fallback=batch_fallback,

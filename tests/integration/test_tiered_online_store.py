@@ -92,6 +92,20 @@ def test_l1_expires_and_stays_bounded() -> None:
         InProcessCache(ttl_s=0)
 
 
+def test_l1_tables_share_the_budget_and_the_largest_gives_way() -> None:
+    busy, quiet, l1 = table(), table(), InProcessCache(ttl_s=60, max_entries=4)
+    l1.put(busy, [EntityRow(f"d{i}", T0, {"trips": i}) for i in range(4)])
+    l1.get(busy, ["d0"], ["trips"], now_us())  # d0 used again: d1 is now the busy table's least recently used
+    l1.put(quiet, [EntityRow(f"q{i}", T0, {"trips": i}) for i in range(2)])
+    assert len(l1) == 4
+    found = [a.found for a in l1.get(busy, ["d0", "d1", "d2", "d3"], ["trips"], now_us())]
+    assert found == [True, False, False, True]
+    assert all(a.found for a in l1.get(quiet, ["q0", "q1"], ["trips"], now_us()))
+    l1.invalidate(quiet, ["q0", "nobody"])
+    l1.teardown(busy)
+    assert len(l1) == 1 and l1.get(quiet, ["q1"], ["trips"], now_us())[0].values == {"trips": 1}
+
+
 def test_redis_down_is_bypassed(tmp_path: Path) -> None:
     dead = RedisCache(redis_client(load_settings(redis_url="redis://127.0.0.1:1/0"), timeout_s=0.2), prefix="dead")
     store, t = tiered(tmp_path, InProcessCache(ttl_s=60), dead), table()

@@ -93,8 +93,15 @@ def _stored_row(table: OnlineTable, row: EntityRow | FeatureValues) -> dict[str,
     return stored
 
 
+Entry = tuple[float, int, dict[str, Any] | None]  # (expires at, feature_ts, the stored row or _MARKER)
+
+
 class InProcessCache(CacheLayer):
-    """L1: a bounded LRU dict with a short TTL (the seed's 100 ms, 10,000 entries), safe across threads."""
+    """L1: bounded LRU dicts with a short TTL (the seed's 100 ms, 10,000 entries in all), safe across threads.
+
+    One LRU per table, keyed by the entity key alone: a read of 100 keys then makes no (table, key) tuple per key
+    and hashes no tuple (a third of the layer's cost). The tables share the budget: past it, the largest table
+    gives up its least recently used entries, so under pressure the tables in use end up with even shares."""
 
     layer = "l1"
     local = True
@@ -107,7 +114,8 @@ class InProcessCache(CacheLayer):
         self.ttl_s = ttl_s
         self.clock = clock  # seconds, monotonic: what entries expire by
         self.max_entries = max_entries
-        self._rows: OrderedDict[tuple[str, EntityKey], tuple[float, int, dict[str, Any] | None]] = OrderedDict()
+        self._tables: dict[str, OrderedDict[EntityKey, Entry]] = {}
+        self._size = 0
         self._lock = threading.Lock()
 
     def update(self, table: OnlineTable) -> None:
@@ -131,69 +139,90 @@ class InProcessCache(CacheLayer):
     def _write(
         self, table: OnlineTable, rows: Sequence[EntityRow | FeatureValues], refresh: bool, since: float
     ) -> None:
-        expires, name, entries = since + self.ttl_s, table.name, self._rows
+        expires = since + self.ttl_s
         # A fill's row holding exactly the table's features, none to convert, is kept as it is (entries never
         # change in place; answers are read-only). Every entry holds exactly the names of the table it was
         # written for, so `hits` only counts them (a table's schema change clears its entries: `update`).
         columns = None if refresh or table.timestamp_features else table.features.keys()
         written = cast("Sequence[EntityRow]", rows)  # found answers (never a miss) carry a timestamp, as rows do
-        get, move_to_end = entries.get, entries.move_to_end
         with self._lock:
+            entries = self._tables.get(table.name)
+            if entries is None:
+                entries = self._tables[table.name] = OrderedDict()
+            get, move_to_end, before = entries.get, entries.move_to_end, len(entries)
             for row in written:
-                slot = (name, row.key)
-                current = get(slot)
+                key = row.key
+                current = get(key)
                 if current is not None and current[1] > row.feature_ts:
                     continue
                 values: dict[str, Any] | None = row.values
                 if row.values.keys() != columns:  # never equal to None: every refresh, and fills to convert
                     values = _MARKER if refresh and current is None else _stored_row(table, row)
-                entries[slot] = (expires, row.feature_ts, values)
+                entries[key] = (expires, row.feature_ts, values)
                 if current is not None:  # a new entry is at the LRU's end already
-                    move_to_end(slot)
-            for _ in range(len(entries) - self.max_entries):
-                entries.popitem(last=False)
+                    move_to_end(key)
+            self._size += len(entries) - before
+            if self._size > self.max_entries:
+                self._evict(self._size - self.max_entries)
+
+    def _evict(self, count: int) -> None:
+        """Drop ``count`` entries, each the least recently used of the largest table (the lock is held)."""
+        tables = self._tables
+        for _ in range(count):
+            largest = max(tables.values(), key=len)
+            largest.popitem(last=False)
+        self._size -= count
 
     def hits(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues | None]:
         """``get`` with None for a miss (no object made for it)."""
-        now, name, layer, rows = self.clock(), table.name, self.layer, self._rows
+        now, layer = self.clock(), self.layer
         # Entries answer as they are when the whole row is asked (read-only: entries never change in place); an
         # entry of another size was written for another schema of the table.
         whole = len(table.features) if not table.timestamp_features and set(features) == table.features.keys() else -1
-        slots = [(name, key) for key in keys]
-        move_to_end = rows.move_to_end
         with self._lock:
-            answers: list[Any] = [rows.get(slot) for slot in slots]  # entries first: most are misses or hits
+            entries = self._tables.get(table.name)
+            if entries is None:
+                return [None] * len(keys)
+            answers: list[Any] = list(map(entries.get, keys))  # entries first: most are misses or hits
+            move_to_end = entries.move_to_end
             for i, entry in enumerate(answers):
                 if entry is None:
                     continue
                 answers[i] = None
                 if entry[0] > now and entry[1] <= read_ts and entry[2] is not _MARKER:
-                    move_to_end(slots[i])
+                    key = keys[i]
+                    move_to_end(key)
                     stored = entry[2]
                     if len(stored) == whole:
-                        answers[i] = FeatureValues(keys[i], entry[1], stored, layer)
+                        answers[i] = FeatureValues(key, entry[1], stored, layer)
                     else:
-                        answers[i] = _project(table, keys[i], entry[1], stored, features, layer)
+                        answers[i] = _project(table, key, entry[1], stored, features, layer)
         return answers
 
     def invalidate(self, table: OnlineTable, keys: Sequence[EntityKey]) -> None:
         with self._lock:
+            entries = self._tables.get(table.name)
+            if entries is None:
+                return
+            before = len(entries)
             for key in keys:
-                self._rows.pop((table.name, key), None)
+                entries.pop(key, None)
+            self._size -= before - len(entries)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._size
 
     def teardown(self, table: OnlineTable) -> None:
         with self._lock:
-            for slot in [s for s in self._rows if s[0] == table.name]:
-                del self._rows[slot]
+            entries = self._tables.pop(table.name, None)
+            self._size -= len(entries) if entries is not None else 0
 
     def close(self) -> None:
         with self._lock:
-            self._rows.clear()
+            self._tables.clear()
+            self._size = 0
 
 
 class RedisCache(CacheLayer):

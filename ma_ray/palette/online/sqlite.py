@@ -90,7 +90,7 @@ class SqliteOnlineStore(OnlineStore):
                     f'SELECT entity_key, MAX(feature_ts), {columns} FROM "{table.name}" '
                     f"WHERE entity_key IN ({', '.join('?' * len(chunk))}) AND feature_ts <= ? GROUP BY entity_key"
                 )
-                found.update((row[0], row) for row in self._reader.execute(sql, (*chunk, read_ts)))
+                found.update({row[0]: row for row in self._reader.execute(sql, (*chunk, read_ts))})
         converted = [(name, table.features[name]) for name in features if table.features[name] in _CONVERTED]
         if converted:
             return [self._answer(key, features, found.get(key), converted) for key in keys]
