@@ -113,13 +113,15 @@ def pick_engine(spec: TrainingJobSpec, rows: int, workers: int, engine: str | No
     return training_engine(choice, training_shape(spec, rows, workers))
 
 
-def warm_up_local_engine(spec: TrainingJobSpec, workers: int | None, engine: str | None) -> None:
-    """When the job may train in one process, start that process while the table is built."""
+def warm_up_local_engine(spec: TrainingJobSpec, workers: int | None, engine: str | None) -> Any:
+    """When the job may train in one process, start that process while the table is built; the warm-up task's
+    ref (None: no warm-up), for the caller to cancel if the job trains on Ray Train after all."""
     from ma_ray.training.trainers import warm_up_single_process
 
     shape = training_shape(spec, 0, workers)
-    if (engine or spec.engine) != Engine.RAY_TRAIN and local_refusal(shape) is None:
-        warm_up_single_process(shape.cpus)
+    if (engine or spec.engine) == Engine.RAY_TRAIN or local_refusal(shape) is not None:
+        return None
+    return warm_up_single_process(shape.cpus)
 
 
 def training_run(
@@ -188,11 +190,15 @@ def train(
     from ma_ray.training.trainers import fit
 
     started = time.time()
-    warm_up_local_engine(spec, workers, engine)
+    warming = warm_up_local_engine(spec, workers, engine)
     table = build_table(spec, settings)
     if table.num_rows == 0:
         raise ValueError(f"no label rows in {spec.label.table} between {spec.data.bounds()[0]} and the window's end")
     run = training_run(spec, settings, run_id, table, workers, faults, engine)
+    if warming is not None and run.engine is not Engine.LOCAL:
+        import ray
+
+        ray.cancel(warming)  # its CPUs go to the worker group (a no-op once it has run)
     print(f"training on {run.engine.value}: {table.num_rows} rows, {run.num_workers} x {run.cpus_per_worker:g} CPUs")
     outcome = fit(spec.trainer_framework, run)
     for line in outcome.log_lines:

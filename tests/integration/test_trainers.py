@@ -188,3 +188,39 @@ def test_the_single_process_engine_takes_arrow_tables_and_ray_datasets_alike(ray
     from_tables, from_datasets = fit("xgboost", arrow), fit("xgboost", base)
     assert from_tables.final_step == from_datasets.final_step == 12
     assert from_tables.history == from_datasets.history and "valid_rmse" in from_tables.metrics
+
+
+def _spec(**changes: Any) -> Any:
+    from ma_ray.jobs import parse_spec
+
+    data: dict[str, Any] = {
+        "name": "eta_minutes",
+        "framework": "xgboost",
+        "tier": 2,
+        "features": ["@palette:rideshare:driver_stats:trip_count_7d:driver_id"],
+        "label": {"uri": "/raw", "table": "trips", "timestamp": "requested_at", "value": "@basis:duration_s / 60"},
+        "data": {"snapshot": "2026-01-06"},
+        "resources": {"workers": 2, "cpus_per_worker": 0.5},
+    }
+    return parse_spec({**data, **changes})
+
+
+def test_a_job_picks_its_engine_on_the_cluster_it_runs_on_and_warms_the_single_process_one(ray_cluster: str) -> None:
+    """`apps.train` as a job runs it: one process below the spec's threshold when the job fits a node of this Ray;
+    the warm-up task (started while the table is built) runs in a worker that can import the trainer."""
+    import ray
+
+    from apps.train import largest_node_cpus, pick_engine, warm_up_local_engine
+
+    spec, node_cpus = _spec(local_below_rows=1000), largest_node_cpus()
+    assert node_cpus >= 1
+    assert pick_engine(spec, 999, 2) is Engine.LOCAL
+    assert pick_engine(spec, 1000, 2) is Engine.RAY_TRAIN  # at the threshold
+    assert pick_engine(spec, 999, int(node_cpus / 0.5) + 1) is Engine.RAY_TRAIN  # more CPUs than a node has
+    assert pick_engine(spec, 10**9, 2, engine="local") is Engine.LOCAL  # the CLI's override wins
+    assert pick_engine(_spec(framework="torch"), 10, 2) is Engine.RAY_TRAIN
+    with pytest.raises(ValueError, match="one process cannot hold them; use engine ray_train"):
+        pick_engine(_spec(engine="local"), 10, int(node_cpus / 0.5) + 1)
+    assert warm_up_local_engine(_spec(engine="ray_train"), None, None) is None
+    assert warm_up_local_engine(spec, None, "ray_train") is None
+    ray.get(warm_up_local_engine(spec, None, None), timeout=120)
