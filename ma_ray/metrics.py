@@ -23,6 +23,19 @@ class Instrument(Protocol):
         """The instrument with ``tags`` fixed, made once per tag set: hot paths record without a label lookup."""
 
 
+class ByLabel(dict[str, BoundInstrument]):
+    """An instrument bound per value of one label, each made on first use: ``by_tier["l1"].record(n)`` costs one
+    dict lookup, where ``bound({"tier": "l1"})`` builds and sorts a tag key per call."""
+
+    def __init__(self, instrument: Instrument, label: str) -> None:
+        super().__init__()
+        self.instrument, self.label = instrument, label
+
+    def __missing__(self, value: str) -> BoundInstrument:
+        bound = self[value] = self.instrument.bound({self.label: value})
+        return bound
+
+
 class MetricsBackend(Protocol):
     def counter(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument: ...
 

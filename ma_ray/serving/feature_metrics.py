@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 
-from ma_ray.metrics import MetricsBackend, default_backend
+from ma_ray.metrics import ByLabel, MetricsBackend, default_backend
 
 # Seconds: the seed's feature lookup budget is 0.5-10 ms, the request timeout 100 ms.
 LATENCY_BOUNDARIES_S = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
@@ -60,20 +60,29 @@ class FeatureMetrics:
         self.stream_fallback = backend.counter(
             STREAM_FALLBACK_TOTAL, "Lookups served a streaming group's batch values (stream past its SLA)", ("group",)
         )
+        self._by_cache = ByLabel(self.lookup_seconds, "cache")
+        self._by_tier = ByLabel(self.values, "tier")
+        self._by_reason = ByLabel(self.defaults, "reason")
+        self._staleness_by_group = ByLabel(self.staleness, "group")
+        self._fallback_by_group = ByLabel(self.stream_fallback, "group")
+        self._breaker_by_backend = ByLabel(self.breaker_open, "backend")
+        self._breakers_recorded: dict[str, str] = {}
 
     def record(self, lookup: LookupRecord, breakers: dict[str, str]) -> None:
         cache = "hit" if lookup.served and all(tier in CACHE_TIERS for tier in lookup.served) else "miss"
-        self.lookup_seconds.bound({"cache": cache}).record(lookup.seconds)
+        self._by_cache[cache].record(lookup.seconds)
         for tier, count in lookup.served.items():
-            self.values.bound({"tier": tier}).record(count)
+            self._by_tier[tier].record(count)
         for reason, count in lookup.defaults.items():
-            self.defaults.bound({"reason": reason}).record(count)
+            self._by_reason[reason].record(count)
         for group, seconds in lookup.oldest_s.items():
-            self.staleness.bound({"group": group}).record(seconds)
+            self._staleness_by_group[group].record(seconds)
         for group in lookup.stream_fallback:
-            self.stream_fallback.bound({"group": group}).record(1)
-        for backend, state in breakers.items():
-            self.breaker_open.bound({"backend": backend}).record(1.0 if state == "open" else 0.0)
+            self._fallback_by_group[group].record(1)
+        if breakers != self._breakers_recorded:  # a gauge holds its value: set it when a breaker changes state
+            for backend, state in breakers.items():
+                self._breaker_by_backend[backend].record(1.0 if state == "open" else 0.0)
+            self._breakers_recorded = dict(breakers)
 
 
 @cache

@@ -166,12 +166,14 @@ class InProcessCache(CacheLayer):
                 self._evict(self._size - self.max_entries)
 
     def _evict(self, count: int) -> None:
-        """Drop ``count`` entries, each the least recently used of the largest table (the lock is held)."""
-        tables = self._tables
-        for _ in range(count):
-            largest = max(tables.values(), key=len)
-            largest.popitem(last=False)
-        self._size -= count
+        """Drop ``count`` entries, the least recently used of the largest table (the lock is held)."""
+        while count > 0:
+            largest = max(self._tables.values(), key=len)  # once per fill: the fill's excess comes from one table
+            take = min(count, len(largest))
+            for _ in range(take):
+                largest.popitem(last=False)
+            self._size -= take
+            count -= take
 
     def hits(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
