@@ -2,10 +2,10 @@
 Train worker group.
 
 On one node one process is faster at every size measured (bench/results/training_xgboost.json: Ray Train pays
-about 5 s to start its worker group, and its workers split rounds that one process's threads do alone), so AUTO
-trains in one process whenever it can: an XGBoost job on CPUs whose CPUs fit on one node, below
-`LOCAL_BELOW_ROWS` training rows. Above that a job's data is large enough to be worth spreading over nodes' memory;
-a spec's ``engine`` and ``local_below_rows`` override the choice.
+5-16 s, by day, to start its worker group, and its workers split rounds that one process's threads do alone),
+so AUTO trains in one process whenever it can: an XGBoost job on CPUs whose CPUs fit on one node, below
+`LOCAL_BELOW_ROWS` training rows. Above that a job's data is large enough to be worth spreading over nodes'
+memory; a spec's ``engine`` and ``local_below_rows`` override the choice.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from ma_ray.training.checkpoint_policy import CheckpointPolicy
 from ma_ray.training.checkpoint_store import MANIFEST
 from ma_ray.training.run import FaultInjection, TrainingOutcome, TrainingRun
 from ma_ray.training.trainers import FRAMEWORKS, fit
+from tests.job_specs import minimal_spec
 
 FEATURES = ("f0", "f1", "f2", "f3")
 WEIGHTS = np.array([1.0, -2.0, 0.5, 3.0])
@@ -193,16 +194,7 @@ def test_the_single_process_engine_takes_arrow_tables_and_ray_datasets_alike(ray
 def _spec(**changes: Any) -> Any:
     from ma_ray.jobs import parse_spec
 
-    data: dict[str, Any] = {
-        "name": "eta_minutes",
-        "framework": "xgboost",
-        "tier": 2,
-        "features": ["@palette:rideshare:driver_stats:trip_count_7d:driver_id"],
-        "label": {"uri": "/raw", "table": "trips", "timestamp": "requested_at", "value": "@basis:duration_s / 60"},
-        "data": {"snapshot": "2026-01-06"},
-        "resources": {"workers": 2, "cpus_per_worker": 0.5},
-    }
-    return parse_spec({**data, **changes})
+    return parse_spec(minimal_spec(resources={"workers": 2, "cpus_per_worker": 0.5}, **changes))
 
 
 def test_a_job_picks_its_engine_on_the_cluster_it_runs_on_and_warms_the_single_process_one(ray_cluster: str) -> None:

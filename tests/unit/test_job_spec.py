@@ -12,21 +12,12 @@ import yaml
 from ma_ray.jobs.clusters import CostClass
 from ma_ray.jobs.resources import Resources
 from ma_ray.jobs.spec import SpecError, TrainingJobSpec, load_clusters, load_spec, parse_spec
+from tests.job_specs import minimal_spec
 
 JOBS_DIR = Path(__file__).resolve().parents[2] / "clusters" / "jobs"
 
 
-def minimal(**changes: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "name": "eta_minutes",
-        "framework": "xgboost",
-        "tier": 2,
-        "features": ["@palette:rideshare:driver_stats:trip_count_7d:driver_id"],
-        "label": {"uri": "/raw", "table": "trips", "timestamp": "requested_at", "value": "@basis:duration_s / 60"},
-        "data": {"snapshot": "2026-01-06"},
-    }
-    spec.update(changes)
-    return spec
+minimal = minimal_spec
 
 
 def refused(data: Any) -> list[str]:

@@ -1,7 +1,7 @@
 """XGBoost's single-process engine: one Ray task that holds every CPU the run asked for (workers x CPUs per
-worker, so on one node) boosts with that many threads. A Ray Train worker group costs about 5 s before its first
-round, whatever the data (bench/training_xgboost.py), and its workers split rounds that one process can do alone
-on one node; this engine pays a task instead.
+worker, so on one node) boosts with that many threads. A Ray Train worker group costs 5-16 s (by day, on 2
+cores) before its first round, whatever the data (bench/training_xgboost.py), and its workers split rounds that
+one process can do alone on one node; this engine pays a task instead.
 
 The task gets the datasets' Arrow blocks straight from the object store, resumes from the run's newest valid
 checkpoint as a Ray Train worker does, and checkpoints and stops on the job controller's notice the same way. A
