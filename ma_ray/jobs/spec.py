@@ -24,6 +24,7 @@ cluster: {location: us-east}         # data locality
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from ma_ray.gallery import NAME_PATTERN
 from ma_ray.jobs.clusters import Cluster, ClusterRegistry, CostClass, Node
 from ma_ray.jobs.resources import Resources
-from ma_ray.training import GPU_REFUSAL, LOCAL_BELOW_ROWS, framework_refusal
+from ma_ray.training import LOCAL_BELOW_ROWS, TrainingShape, local_refusal
 
 SPEC_FRAMEWORKS: dict[str, str] = {"xgboost": "xgboost", "torch": "pytorch", "deepspeed": "deepspeed"}
 """Framework as a spec names it -> as the trainers and Gallery name it."""
@@ -235,9 +236,9 @@ class TrainingJobSpec(_Model):
         framework, resources = info.data.get("framework"), info.data.get("resources")
         if engine != "local" or framework is None:
             return engine
-        refused = framework_refusal(SPEC_FRAMEWORKS[framework])
-        if refused is None and resources is not None and resources.gpus_per_worker > 0:
-            refused = GPU_REFUSAL
+        gpus = resources.gpus_per_worker if resources is not None else 0.0
+        # the cluster is not known here: the node-size check waits for the job's run (`apps.train`)
+        refused = local_refusal(TrainingShape(SPEC_FRAMEWORKS[framework], 0, 0.0, gpus, math.inf))
         if refused is not None:
             raise ValueError(refused)
         return engine

@@ -6,7 +6,6 @@ of verified checkpoints, the retention and recovery policy). The framework train
 from ma_ray.training.checkpoint_policy import CheckpointPolicy
 from ma_ray.training.checkpoint_store import MANIFEST, CheckpointStore, checkpoint_root
 from ma_ray.training.engine_choice import (
-    GPU_REFUSAL,
     LOCAL_BELOW_ROWS,
     LOCAL_FRAMEWORKS,
     TrainingShape,
@@ -18,7 +17,6 @@ from ma_ray.training.run import FaultInjection, TrainingOutcome, TrainingRun
 from ma_ray.training.training_data import training_table
 
 __all__ = [
-    "GPU_REFUSAL",
     "LOCAL_BELOW_ROWS",
     "LOCAL_FRAMEWORKS",
     "MANIFEST",

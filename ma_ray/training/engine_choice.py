@@ -17,7 +17,6 @@ from ma_ray.engine import Engine, EngineChoice
 LOCAL_BELOW_ROWS = 10_000_000
 LOCAL_FRAMEWORKS = frozenset({"xgboost"})
 """The frameworks (as the trainers name them) with a single-process engine."""
-GPU_REFUSAL = "the single-process engine trains on CPUs only: ask for no GPUs, or for engine ray_train"
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ def local_refusal(shape: TrainingShape) -> str | None:
     if (refused := framework_refusal(shape.framework)) is not None:
         return refused
     if shape.gpus > 0:
-        return GPU_REFUSAL
+        return "the single-process engine trains on CPUs only: ask for no GPUs, or for engine ray_train"
     if shape.cpus > shape.largest_node_cpus:
         return (f"the job asks for {shape.cpus:g} CPUs and the largest node has {shape.largest_node_cpus:g}: one "
                 "process cannot hold them; use engine ray_train")  # fmt: skip
@@ -61,7 +60,6 @@ def training_engine(choice: EngineChoice, shape: TrainingShape) -> Engine:
 
 
 __all__ = [
-    "GPU_REFUSAL",
     "LOCAL_BELOW_ROWS",
     "LOCAL_FRAMEWORKS",
     "TrainingShape",
