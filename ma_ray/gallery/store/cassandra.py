@@ -237,4 +237,6 @@ class CassandraGalleryStore:
 
 
 def _ttl_s(lease: Lease) -> int:
-    return max(1, math.ceil((lease.expires_at - lease.acquired_at).total_seconds()))
+    # Cassandra counts a TTL from the whole second the write lands in, so a row could vanish up to 1 s before
+    # expires_at; one more second keeps it until then, and the record's own clock decides the takeover.
+    return max(1, math.ceil((lease.expires_at - lease.acquired_at).total_seconds())) + 1
