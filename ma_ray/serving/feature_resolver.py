@@ -480,6 +480,9 @@ def _aligned(got: list[FeatureValues], row_keys: list[Any]) -> list[FeatureValue
     return [by_key[key] for key in row_keys]
 
 
+_FEATURE_TS, _LAYER = attrgetter("feature_ts"), attrgetter("layer")
+
+
 def _group_meta(
     got: list[FeatureValues] | None, row_keys: list[Any], read_ts: int, ttl_s: float, batch_fallback: bool
 ) -> MetaColumn:
@@ -488,12 +491,17 @@ def _group_meta(
         meta.batch_fallback = batch_fallback
         return meta
     answers = _aligned(got, row_keys)
-    feature_ts = [answer.feature_ts for answer in answers]
-    tier = [answer.layer or "none" for answer in answers]
-    if None not in feature_ts:  # every key found, the common case: no per-value test for a missing one
+    feature_ts: list[int | None] = list(map(_FEATURE_TS, answers))
+    try:  # every key found, the common case: no per-value test for a missing one (a None fails the subtraction)
         ages = [(read_ts - ts) / 1_000_000 for ts in cast("list[int]", feature_ts)]
-        return MetaColumn(feature_ts, cast("list[float | None]", ages), tier, [False] * len(ages),
-                          [age > ttl_s for age in ages], batch_fallback)  # fmt: skip
+    except TypeError:
+        ages = None
+    if ages is not None:
+        n = len(ages)
+        stale = [False] * n if not ages or max(ages) <= ttl_s else [age > ttl_s for age in ages]
+        tier = list(map(_LAYER, answers))  # a found answer always names its layer
+        return MetaColumn(feature_ts, cast("list[float | None]", ages), tier, [False] * n, stale, batch_fallback)
+    tier = [answer.layer or "none" for answer in answers]
     staleness_s = [None if ts is None else (read_ts - ts) / 1_000_000 for ts in feature_ts]
     return MetaColumn(
         feature_ts=feature_ts,

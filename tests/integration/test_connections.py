@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 from cassandra.query import SimpleStatement
@@ -11,11 +12,11 @@ from confluent_kafka.admin import NewTopic
 from ma_ray.config import Settings
 from ma_ray.connections import (
     ONLINE_READ_PROFILE,
+    RedisReader,
     cassandra_cluster,
     kafka_admin,
     kafka_consumer_config,
     kafka_producer_config,
-    mget,
     redis_client,
 )
 from tests.tcp_cut import TcpCut
@@ -39,8 +40,17 @@ def test_lean_mget_answers_as_the_clients_mget(services: Settings) -> None:
     keys = [f"test:{uuid.uuid4().hex}" for _ in range(5)]
     try:
         client.mset({keys[0]: bytes(range(256)), keys[2]: b"", keys[4]: "é".encode()})
-        assert mget(client, keys) == client.mget(keys) == [bytes(range(256)), None, b"", None, "é".encode()]
-        assert mget(client, [keys[1]]) == [None]
+        reader = RedisReader(client)
+        assert reader.mget(keys) == client.mget(keys) == [bytes(range(256)), None, b"", None, "é".encode()]
+        assert reader.mget([keys[1]]) == [None]
+        other_thread: list[list[bytes | None]] = []
+        thread = threading.Thread(target=lambda: other_thread.append(reader.mget([keys[0]])))
+        thread.start()
+        thread.join(timeout=10)
+        assert other_thread == [[bytes(range(256))]]
+        reader.close()
+        assert reader.mget([keys[4]]) == ["é".encode()]  # a closed reader's thread connects again
+        reader.close()
     finally:
         client.delete(*keys)
         client.close()
@@ -57,16 +67,17 @@ def test_lean_mget_times_out_and_never_reads_a_late_reply_as_the_next_ones(servi
     first, second = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
     direct.mset({first: b"first", second: b"second"})
     try:
-        assert mget(client, [first]) == [b"first"]
+        reader = RedisReader(client)
+        assert reader.mget([first]) == [b"first"]
         cut.stall()
         try:
-            mget(client, [first])
+            reader.mget([first])
             raise AssertionError("a hung server's read returned")
         except redis.TimeoutError:
             pass
         finally:
             cut.resume()
-        assert mget(client, [second]) == [b"second"]
+        assert reader.mget([second]) == [b"second"]
     finally:
         direct.delete(first, second)
         client.close()

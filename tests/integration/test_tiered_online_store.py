@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from ma_ray.config import Settings, load_settings
@@ -67,6 +68,34 @@ def test_caches_never_replace_newer_with_older(l2: RedisCache) -> None:
         cache.put(t, [EntityRow("d1", T0, {"trips": 0, "rating": 0.0})])
         assert cache.get(t, ["d1"], ["trips"], now_us())[0].values == {"trips": 10}
         assert not cache.get(t, ["d1"], ["trips"], T0 + 9)[0].found  # the cached row is newer than read_ts
+
+
+def test_redis_entries_of_an_older_release_read_as_misses_and_give_way(l2: RedisCache) -> None:
+    """Entries written as "<ts>|<msgpack row>" (before entries became one msgpack array) are misses, whatever
+    else the same read finds, and any fill or refresh replaces them."""
+    t = table()
+    old = f"{T0 + 100}|".encode() + msgpack.packb({"trips": 7, "rating": 1.0})
+    l2.client.set(f"{l2.prefix}:{t.name}:old", old)
+    l2.put(t, [EntityRow("new", T0, {"trips": 1, "rating": 2.0})])
+    assert [a.values if a.found else None for a in l2.get(t, ["old", "new"], ["trips"], now_us())] == [
+        None,
+        {"trips": 1},
+    ]
+    l2.put(t, [EntityRow("old", T0, {"trips": 3, "rating": 3.0})])  # older than the old entry's ts: still wins
+    assert l2.get(t, ["old"], ["trips"], now_us())[0].values == {"trips": 3}
+    l2.client.set(f"{l2.prefix}:{t.name}:old", old)
+    l2.refresh(t, [EntityRow("old", T0, {"trips": 4, "rating": 4.0})])
+    assert l2.get(t, ["old"], ["trips"], now_us())[0].values == {"trips": 4}
+
+
+def test_a_refresh_of_an_uncached_key_leaves_a_marker_that_refuses_older_fills(l2: RedisCache) -> None:
+    t = table()
+    l2.refresh(t, [EntityRow("d1", T0 + 10, {"trips": 10, "rating": 1.0})])
+    assert not l2.get(t, ["d1"], ["trips"], now_us())[0].found  # a marker is a miss
+    l2.put(t, [EntityRow("d1", T0 + 5, {"trips": 5, "rating": 0.5})])  # read before that write: refused
+    assert not l2.get(t, ["d1"], ["trips"], now_us())[0].found
+    l2.put(t, [EntityRow("d1", T0 + 10, {"trips": 10, "rating": 1.0})])
+    assert l2.get(t, ["d1"], ["trips"], now_us())[0].values == {"trips": 10}
 
 
 def test_historical_reads_do_not_fill_caches(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from typing import Any, cast
 import msgpack
 
 from ma_ray.config import Settings
-from ma_ray.connections import mget
+from ma_ray.connections import RedisReader
 from ma_ray.palette.online.base import (
     CacheLayer,
     EntityKey,
@@ -36,39 +36,47 @@ from ma_ray.palette.online.base import (
 )
 from ma_ray.palette.types import FeatureType
 
-# KEYS = cache keys; ARGV = ts_1, payload_1, ..., ts_n, payload_n, ttl_s. Values are "<feature_ts>|<msgpack>".
-_SET_IF_NEWER = """
+# A Redis entry is one msgpack array, [feature_ts, row] (row nil in a marker), with feature_ts always packed as an
+# int64 (0x92 0xd3 + 8 bytes big-endian): a read decodes all its entries in one unpack, and the scripts below read
+# the timestamp at a fixed offset. An entry of any other shape (an older release's) counts as older than anything.
+# KEYS = cache keys; ARGV = ts_1, entry_1, ..., ts_n, entry_n, ttl_s.
+_TS_OF = """
+local function ts_of(entry)
+  if #entry >= 10 and string.sub(entry, 1, 2) == '\\146\\211' then return struct.unpack('>i8', entry, 3) end
+  return nil
+end
+"""
+_SET_IF_NEWER = (
+    _TS_OF
+    + """
 local ttl = ARGV[#ARGV]
 for i, key in ipairs(KEYS) do
-  local ts = ARGV[2 * i - 1]
   local current = redis.call('GET', key)
-  local newer = true
-  if current then
-    local bar = string.find(current, '|', 1, true)
-    if bar and tonumber(string.sub(current, 1, bar - 1)) > tonumber(ts) then newer = false end
-  end
-  if newer then redis.call('SET', key, ts .. '|' .. ARGV[2 * i], 'EX', ttl) end
+  local held = current and ts_of(current)
+  if not held or held <= tonumber(ARGV[2 * i - 1]) then redis.call('SET', key, ARGV[2 * i], 'EX', ttl) end
 end
 return 0
 """
+)
 # The writers' refresh, same arguments: an entry as new or newer stays; an older one becomes the written row; a
-# missing one becomes the marker "<feature_ts>|" (no payload), which reads as a miss.
-_REFRESH = """
+# missing one becomes the marker [feature_ts, nil] (the entry's header and a msgpack nil), which reads as a miss.
+_REFRESH = (
+    _TS_OF
+    + """
 local ttl = ARGV[#ARGV]
 for i, key in ipairs(KEYS) do
-  local ts = ARGV[2 * i - 1]
   local current = redis.call('GET', key)
   if current then
-    local bar = string.find(current, '|', 1, true)
-    if not bar or tonumber(string.sub(current, 1, bar - 1)) <= tonumber(ts) then
-      redis.call('SET', key, ts .. '|' .. ARGV[2 * i], 'EX', ttl)
-    end
+    local held = ts_of(current)
+    if not held or held <= tonumber(ARGV[2 * i - 1]) then redis.call('SET', key, ARGV[2 * i], 'EX', ttl) end
   else
-    redis.call('SET', key, ts .. '|', 'EX', ttl)
+    redis.call('SET', key, string.sub(ARGV[2 * i], 1, 10) .. '\\192', 'EX', ttl)
   end
 end
 return 0
 """
+)
+_ENTRY_HEADER = b"\x92\xd3"  # a msgpack array of 2, then an int64
 _MARKER = None  # an L1 entry's row when it only records a written timestamp (see ``refresh``)
 
 
@@ -241,6 +249,7 @@ class RedisCache(CacheLayer):
             raise ValueError("Redis cache ttl_s must be at least 1 second")
         self.client = client
         self.read_client = read_client or client
+        self._reader = RedisReader(self.read_client)
         self.ttl_s = ttl_s
         self.prefix = prefix
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
@@ -285,7 +294,8 @@ class RedisCache(CacheLayer):
         for row in rows:
             stored = _stored_row(table, row)
             keys.append(self._key(table, row.key))
-            args += [str(row.feature_ts), msgpack.packb(stored)]
+            feature_ts = cast("int", row.feature_ts)  # rows, or found answers: never a miss
+            args += [str(feature_ts), _entry(feature_ts, stored)]
         script(keys=keys, args=[*args, self.ttl_s])
 
     def hits(
@@ -295,18 +305,18 @@ class RedisCache(CacheLayer):
         if not keys:
             return []
         prefix = f"{self.prefix}:{table.name}:"
-        raw = mget(self.read_client, [prefix + str(key) for key in keys])
-        columns, layer, unpack = table.features.keys(), self.layer, msgpack.unpackb
+        if table.key_type is FeatureType.STRING:
+            named = [prefix + key for key in cast("Sequence[str]", keys)]
+        else:
+            named = [prefix + str(key) for key in keys]
+        raw = self._reader.mget(named)
+        found = [i for i, entry in enumerate(raw) if entry is not None]
+        columns, layer = table.features.keys(), self.layer
         whole_rows = not table.timestamp_features and set(features) == columns  # a fill: rows kept as unpacked
         answers: list[FeatureValues | None] = [None] * len(keys)
-        for i, value in enumerate(raw):
-            if value is None:
+        for i, (feature_ts, stored) in zip(found, _entries([cast("bytes", raw[i]) for i in found]), strict=True):
+            if stored is None or feature_ts > read_ts:  # a marker, or too new
                 continue
-            written, _, payload = value.partition(b"|")
-            feature_ts = int(written)
-            if feature_ts > read_ts or not payload:  # too new, or a marker ("<ts>|")
-                continue
-            stored = unpack(payload)
             if whole_rows and stored.keys() == columns:
                 answers[i] = FeatureValues(keys[i], feature_ts, stored, layer)
             else:
@@ -322,9 +332,27 @@ class RedisCache(CacheLayer):
             self.client.delete(*batch)
 
     def close(self) -> None:
+        self._reader.close()
         self.client.close()
         if self.read_client is not self.client:
             self.read_client.close()
+
+
+def _entry(feature_ts: int, stored: dict[str, Any]) -> bytes:
+    row: bytes = msgpack.packb(stored)
+    return _ENTRY_HEADER + feature_ts.to_bytes(8, "big", signed=True) + row
+
+
+def _entries(raw: list[bytes]) -> list[tuple[int, dict[str, Any] | None]]:
+    """The (feature_ts, row) of each entry, decoded in one unpack; an entry of another shape (an older release's
+    "<ts>|<row>") decodes as (-1, None), a miss. Entries are whole msgpack objects, so one of another shape adds
+    objects and the one unpack fails rather than misreading: then each entry is decoded on its own."""
+    count = len(raw)
+    try:
+        decoded: list[Any] = msgpack.unpackb(b"\xdd" + count.to_bytes(4, "big") + b"".join(raw), use_list=False)
+    except ValueError:  # ExtraData, a truncated or malformed entry
+        decoded = [msgpack.unpackb(entry) if entry.startswith(_ENTRY_HEADER) else (-1, None) for entry in raw]
+    return decoded
 
 
 def _batched(items: Any, size: int) -> Any:

@@ -167,7 +167,7 @@ class CassandraOnlineStore(OnlineStore):
         if len(keys) == 1:
             statement = self._read_statement(table, features)
             row = self._session.execute(statement, (keys[0], read_ts), execution_profile=ONLINE_READ_PROFILE).one()
-            return [self._answer(table, keys[0], features, row)]
+            return [self._answer(table, keys[0], features, None if row is None else (keys[0], *row))]
         statement = self._multi_read_statement(table, features)
         futures = []
         for group in self._by_replica(table, list(dict.fromkeys(keys))):
@@ -176,14 +176,19 @@ class CassandraOnlineStore(OnlineStore):
                 futures.append(
                     self._session.execute_async(statement, (chunk, read_ts), execution_profile=ONLINE_READ_PROFILE)
                 )
-        rows = {row.entity_key: row for future in futures for row in future.result()}
+        rows = {row[0]: row for future in futures for row in future.result()}
         return [self._answer(table, key, features, rows.get(key)) for key in keys]
 
-    def _answer(self, table: OnlineTable, key: EntityKey, features: Sequence[str], row: Any) -> FeatureValues:
+    def _answer(
+        self, table: OnlineTable, key: EntityKey, features: Sequence[str], row: Sequence[Any] | None
+    ) -> FeatureValues:
+        """``row`` is (entity_key, feature_timestamp, *features); only timestamp features are converted."""
         if row is None:
             return FeatureValues(key, None, {}, self.layer)
-        values = {name: from_stored(table.features[name], getattr(row, name)) for name in features}
-        return FeatureValues(key, row.feature_timestamp, values, self.layer)
+        values = dict(zip(features, row[2:], strict=True))
+        for name in table.timestamp_features.intersection(features) if table.timestamp_features else ():
+            values[name] = from_stored(FeatureType.TIMESTAMP, values[name])
+        return FeatureValues(key, row[1], values, self.layer)
 
     def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
         """One range tombstone per key (cheap with leveled compaction), written concurrently."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,20 @@ _SQL_TYPES = {
 
 _CONVERTED = (FeatureType.BOOL, FeatureType.TIMESTAMP)  # stored as integers
 KEYS_PER_QUERY = 500  # well under SQLite's bound-parameter limit
+
+
+_KEY = itemgetter(0)
+
+
+@lru_cache(maxsize=1024)
+def _select(table: str, features: tuple[str, ...], keys: int) -> str:
+    """Each key's newest row at or before a timestamp: (key, feature_ts, *features). SQLite's max() takes the
+    other columns from the row holding the maximum (documented)."""
+    columns = ", ".join(f'"{n}"' for n in features)
+    return (
+        f'SELECT entity_key, MAX(feature_ts), {columns} FROM "{table}" '
+        f"WHERE entity_key IN ({', '.join('?' * keys)}) AND feature_ts <= ? GROUP BY entity_key"
+    )
 
 
 class SqliteOnlineStore(OnlineStore):
@@ -80,28 +96,24 @@ class SqliteOnlineStore(OnlineStore):
     ) -> list[FeatureValues]:
         """One query per ``KEYS_PER_QUERY`` keys: each key's newest row at or before ``read_ts``."""
         table.check_features(features)
-        columns = ", ".join(f'"{n}"' for n in features)
+        named = tuple(features)
         found: dict[EntityKey, tuple[Any, ...]] = {}
         with self._read_lock:
             for start in range(0, len(keys), KEYS_PER_QUERY):
                 chunk = keys[start : start + KEYS_PER_QUERY]
-                # max() makes SQLite take the other columns from the row holding the maximum (documented).
-                sql = (
-                    f'SELECT entity_key, MAX(feature_ts), {columns} FROM "{table.name}" '
-                    f"WHERE entity_key IN ({', '.join('?' * len(chunk))}) AND feature_ts <= ? GROUP BY entity_key"
-                )
-                found.update({row[0]: row for row in self._reader.execute(sql, (*chunk, read_ts))})
+                rows = self._reader.execute(_select(table.name, named, len(chunk)), (*chunk, read_ts)).fetchall()
+                found.update(zip(map(_KEY, rows), rows, strict=True))
         converted = [(name, table.features[name]) for name in features if table.features[name] in _CONVERTED]
         if converted:
             return [self._answer(key, features, found.get(key), converted) for key in keys]
-        layer, answers = self.layer, []
-        for key in keys:  # the common case, per key as little as it can be: one dict, one answer
-            row = found.get(key)
-            if row is None:
-                answers.append(FeatureValues(key, None, {}, layer))
-            else:  # the row is (key, ts, *features): zip needs no strictness
-                answers.append(FeatureValues(key, row[1], dict(zip(features, row[2:])), layer))  # noqa: B905
-        return answers
+        layer, get = self.layer, found.get
+        # the common case, per key as little as it can be: one dict, one answer (a row is (key, ts, *features))
+        return [
+            FeatureValues(key, None, {}, layer)
+            if (row := get(key)) is None
+            else FeatureValues(key, row[1], dict(zip(features, row[2:])), layer)  # noqa: B905
+            for key in keys
+        ]
 
     def _answer(
         self,

@@ -148,19 +148,23 @@ class TieredOnlineStore(OnlineStore):
         for depth in depths:
             store = layers[depth]
             wanted = features if depth == 0 else every_feature  # only rows found below the top layer fill caches
-            asked = keys if len(pending) == len(keys) else [keys[i] for i in pending]
+            first_ask = len(pending) == len(keys)
+            asked = keys if first_ask else [keys[i] for i in pending]
             got = self._guarded(store, "get", partial(self._hits, depth, table, asked, wanted, read_ts))
             if got is None:
                 primary_failed = store is self.primary
                 continue
-            found = [v for v in got if v is not None]
-            self.served[store.layer] += len(found)
-            if found and fill and depth:
+            still = [index for index, values in zip(pending, got, strict=True) if values is None]
+            self.served[store.layer] += len(pending) - len(still)
+            if fill and depth and len(still) < len(pending):
+                found = [values for values in got if values is not None]
                 for cache, started in zip(self.caches[:depth], read_started, strict=False):
                     self._guarded(cache, "fill", partial(cache.put, table, found, started))
-            if len(found) == len(keys) and (depth == 0 or whole_rows):
-                return got, [], False  # the first layer asked answered every key
-            pending = _placed(answers, pending, got, None if depth == 0 or whole_rows else features)
+            if first_ask and (depth == 0 or whole_rows):
+                answers = got  # answered in place, None where still missing
+            else:
+                _place(answers, pending, got, None if depth == 0 or whole_rows else features)
+            pending = still
             if not pending:
                 break
         return answers, pending, primary_failed
@@ -204,21 +208,17 @@ class TieredOnlineStore(OnlineStore):
             store.close()
 
 
-def _placed(
+def _place(
     answers: list[FeatureValues | None],
     pending: list[int],
     got: list[FeatureValues | None],
     projected_on: Sequence[str] | None,
-) -> list[int]:
+) -> None:
     """Put the found answers of the ``pending`` indexes in place (projected on the asked features when read
-    whole); returns the indexes still unanswered."""
-    still = []
+    whole)."""
     for index, values in zip(pending, got, strict=True):
-        if values is None:
-            still.append(index)
-        else:
+        if values is not None:
             answers[index] = values if projected_on is None else _projected(values, projected_on)
-    return still
 
 
 def _projected(values: FeatureValues, features: Sequence[str]) -> FeatureValues:
