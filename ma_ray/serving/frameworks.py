@@ -24,6 +24,7 @@ from ma_ray.serving.precision import SIZE_FACTOR, apply_precision, check_precisi
 if TYPE_CHECKING:
     from ma_ray.serving.artifact_cache import LocalArtifact
 
+PREDICT_THREADS = 1  # XGBoost threads per prediction in a replica (see `XGBoostServing.load`)
 MODEL_STATES = "mp_rank_00_model_states.pt"  # DeepSpeed's module weights, written by rank 0 of model parallel 0
 
 
@@ -58,7 +59,12 @@ class XGBoostServing:
         return max(artifact_bytes, 1)
 
     def load(self, artifact: LocalArtifact, device: str = "cpu", precision: str = "fp32") -> XGBoostPredictor:
-        return XGBoostPredictor(flavor_for(self.name).load(artifact.path, artifact.manifest.metadata))
+        booster = flavor_for(self.name).load(artifact.path, artifact.manifest.metadata)
+        # A request's few rows on one thread: XGBoost's OpenMP team waits for its slowest thread, and on a core a
+        # neighbour keeps busy that wait is a scheduler slice (`bench/xgboost_predict_threads.py`: single-row p99
+        # 0.3 ms on one thread, 21 ms on two with one busy process on two cores). Replicas are the parallelism.
+        booster.set_param({"nthread": PREDICT_THREADS})
+        return XGBoostPredictor(booster)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 from ma_ray.gallery.artifacts import ArtifactStore
 from ma_ray.gallery.flavors import flavor
 from ma_ray.serving.artifact_cache import LocalArtifact, LocalArtifactCache
-from ma_ray.serving.frameworks import DEEP_FRAMEWORKS, FRAMEWORKS, serving_framework
+from ma_ray.serving.frameworks import DEEP_FRAMEWORKS, FRAMEWORKS, PREDICT_THREADS, serving_framework
 from ma_ray.training.trainers.tiny_lm import build_tiny_lm, encode
 from tests.zero_checkpoint import LM_CONFIG, LM_FACTORY, zero_checkpoint
 
@@ -44,6 +44,18 @@ def test_xgboost_predicts_what_the_booster_does(tmp_path: Path) -> None:
     booster = xgb.train({"max_depth": 2, "nthread": 1}, xgb.DMatrix(x, label=x.sum(axis=1)), num_boost_round=3)
     predictor = serving_framework("xgboost").load(local(tmp_path, "xgboost", booster))
     assert predictor.predict(x[:4]) == booster.inplace_predict(x[:4]).tolist()
+
+
+def test_xgboost_predicts_on_one_thread_whatever_it_was_trained_with(tmp_path: Path) -> None:
+    """A replica's prediction never waits on an OpenMP team (see `XGBoostServing.load`)."""
+    import json
+
+    import xgboost as xgb
+
+    x = np.random.default_rng(0).random((32, 3))
+    booster = xgb.train({"max_depth": 2, "nthread": 2}, xgb.DMatrix(x, label=x.sum(axis=1)), num_boost_round=3)
+    loaded = serving_framework("xgboost").load(local(tmp_path, "xgboost", booster)).booster
+    assert json.loads(loaded.save_config())["learner"]["generic_param"]["nthread"] == str(PREDICT_THREADS) == "1"
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
