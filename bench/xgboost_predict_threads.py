@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from _harness import Result, interleaved_latencies_us, report
 
-from ma_ray.serving.frameworks import PREDICT_THREADS
+from ma_ray.serving import PREDICT_THREADS
 
 
 def boosters() -> tuple[object, object, np.ndarray]:

@@ -13,7 +13,7 @@ from ma_ray.serving.coalescing import RequestCoalescer
 from ma_ray.serving.feature_answer import FeatureAnswer
 from ma_ray.serving.feature_metrics import STALENESS_SECONDS, FeatureMetrics, LookupRecord, shared_feature_metrics
 from ma_ray.serving.feature_resolver import EntityKeyError, FeatureResolver, ServingCatalog, UnknownReferenceError
-from ma_ray.serving.frameworks import DEEP_FRAMEWORKS, Predictor, serving_framework
+from ma_ray.serving.frameworks import DEEP_FRAMEWORKS, PREDICT_THREADS, Predictor, serving_framework
 from ma_ray.serving.model_cache import (
     CacheFullError,
     LoadingPolicy,
@@ -81,6 +81,7 @@ __all__ = [
     "PARSING",
     "POOL_DEPLOYMENTS",
     "PRECISIONS",
+    "PREDICT_THREADS",
     "ROUTING",
     "SERIALIZATION",
     "STAGES",

@@ -11,8 +11,9 @@ import torch
 
 from ma_ray.gallery.artifacts import ArtifactStore
 from ma_ray.gallery.flavors import flavor
+from ma_ray.serving import PREDICT_THREADS
 from ma_ray.serving.artifact_cache import LocalArtifact, LocalArtifactCache
-from ma_ray.serving.frameworks import DEEP_FRAMEWORKS, FRAMEWORKS, PREDICT_THREADS, serving_framework
+from ma_ray.serving.frameworks import DEEP_FRAMEWORKS, FRAMEWORKS, serving_framework
 from ma_ray.training.trainers.tiny_lm import build_tiny_lm, encode
 from tests.zero_checkpoint import LM_CONFIG, LM_FACTORY, zero_checkpoint
 
