@@ -343,13 +343,13 @@ def _entry(feature_ts: int, stored: dict[str, Any]) -> bytes:
     return _ENTRY_HEADER + feature_ts.to_bytes(8, "big", signed=True) + row
 
 
-def _entries(raw: list[bytes]) -> list[tuple[int, dict[str, Any] | None]]:
+def _entries(raw: list[bytes]) -> Sequence[tuple[int, dict[str, Any] | None]]:
     """The (feature_ts, row) of each entry, decoded in one unpack; an entry of another shape (an older release's
     "<ts>|<row>") decodes as (-1, None), a miss. Entries are whole msgpack objects, so one of another shape adds
     objects and the one unpack fails rather than misreading: then each entry is decoded on its own."""
     count = len(raw)
     try:
-        decoded: list[Any] = msgpack.unpackb(b"\xdd" + count.to_bytes(4, "big") + b"".join(raw), use_list=False)
+        decoded: Sequence[Any] = msgpack.unpackb(b"\xdd" + count.to_bytes(4, "big") + b"".join(raw), use_list=False)
     except ValueError:  # ExtraData, a truncated or malformed entry
         decoded = [msgpack.unpackb(entry) if entry.startswith(_ENTRY_HEADER) else (-1, None) for entry in raw]
     return decoded
