@@ -43,7 +43,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 
-from apps.prediction import build_app
+from apps.prediction import REPLICA_ENV, build_app
 from apps.prediction.open_inference_grpc import SERVICER
 from ma_ray.config import load_settings
 from ma_ray.datagen import RideshareConfig, driver_stats, write_chunk, write_dimensions
@@ -79,15 +79,18 @@ STORES = {
     "cassandra": "Cassandra + Redis (1 s Redis TTL), a random driver per request (mostly misses)",
 }
 POOL_WORK, INGRESS_WORK = "pool work (the pool's stages of one request)", "ingress work (parsing+routing+serialization)"
+# The bare deployments run as the prediction pools do (their code on the replica's main loop: `REPLICA_ENV`), so
+# the floor differs from the prediction only by the work.
+BARE_ACTOR = {"num_cpus": 0.25, "runtime_env": {"env_vars": REPLICA_ENV}}
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+@serve.deployment(ray_actor_options=BARE_ACTOR, max_ongoing_requests=64)
 class Constant:
     async def __call__(self, request: object = None) -> dict:
         return {"predictions": [1.0]}
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+@serve.deployment(ray_actor_options=BARE_ACTOR, max_ongoing_requests=64)
 class BodyConstant:
     """A bare multiplexed deployment: reads and parses the request body, gets its model from Serve's multiplexed
     cache, returns a constant. Behind the default proxy a replica fetches a body with one more Ray call (Serve's
@@ -103,7 +106,7 @@ class BodyConstant:
         return {"predictions": [model] * len(rows)}
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+@serve.deployment(ray_actor_options=BARE_ACTOR, max_ongoing_requests=64)
 class Hop:
     def __init__(self, inner: DeploymentHandle) -> None:
         self.inner = inner

@@ -38,7 +38,7 @@ FastAPI app), ``front`` (routing, coalescing, `:predict`), ``open_inference`` (t
 ``builder`` (the application).
 """
 
-from apps.prediction.builder import GpuModelPool, ModelPool, ModelPoolTier1, application, build_app
+from apps.prediction.builder import REPLICA_ENV, GpuModelPool, ModelPool, ModelPoolTier1, application, build_app
 from apps.prediction.errors import ModelLoadError, PoolMissingError
 from apps.prediction.front import FrontReplica
 from apps.prediction.http import api
@@ -50,6 +50,7 @@ from ma_ray.serving import group_sizes
 app = application(AppArgs(), group_sizes([]))
 
 __all__ = [
+    "REPLICA_ENV",
     "AppArgs",
     "FrontReplica",
     "GpuModelPool",
