@@ -21,6 +21,7 @@ from ma_ray.palette.online.base import (
     to_stored,
 )
 from ma_ray.palette.types import FeatureType
+from ma_ray.sqlite_file import connect_wal
 
 _SQL_TYPES = {
     FeatureType.INT: "INTEGER",
@@ -59,9 +60,7 @@ class SqliteOnlineStore(OnlineStore):
         return cls(settings.state_dir.absolute() / "online.sqlite")
 
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect_wal(path)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.Lock()
         self._reader = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
