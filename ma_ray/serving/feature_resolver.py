@@ -33,6 +33,7 @@ from ma_ray.palette.online import (
     TieredOnlineStore,
     now_us,
 )
+from ma_ray.row_dicts import row_to_dict
 from ma_ray.serving.feature_metrics import FeatureMetrics, LookupRecord
 from ma_ray.serving.resolution import MetaColumn, Resolution
 
@@ -336,7 +337,7 @@ class FeatureResolver:
         for ref in self.catalog.basis:
             columns.setdefault(ref, [row.get(ref[len(BASIS_PREFIX) :]) for row in rows])
         env_columns = [columns[ref] for ref in env_refs]
-        envs = [dict(zip(env_refs, values, strict=True)) for values in zip(*env_columns, strict=True)]
+        envs = list(map(row_to_dict(tuple(env_refs), 0), zip(*env_columns, strict=True)))
         if not env_refs:  # an expression of constants alone
             envs = [{} for _ in rows]
         for ref in plan.derived:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ma_ray.palette import BASIS_PREFIX, FeatureType
 from ma_ray.palette.dsl import compile_expression
+from ma_ray.row_dicts import row_to_dict
 
 
 class ModelInputs:
@@ -49,7 +50,7 @@ class ModelInputs:
         if self.transforms:
             needed = self.needed_refs()
             by_row = zip(*(columns[ref] for ref in needed), strict=True)
-            rows = [dict(zip(needed, values, strict=True)) for values in by_row] if needed else [{}] * row_count
+            rows = list(map(row_to_dict(tuple(needed), 0), by_row)) if needed else [{}] * row_count
             for j, compiled in enumerate(self.transforms.values(), start=len(self.features)):
                 matrix[:, j] = [_as_float(compiled.scalar(row)) for row in rows]
         return matrix

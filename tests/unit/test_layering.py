@@ -27,7 +27,17 @@ LAYERS: tuple[frozenset[str], ...] = (
 # ma_ray's shared mechanisms, one neutral home each: settings, clients, metrics, storage URIs and digests, the
 # circuit breaker, the engine choice. A new top-level module or package must be placed in a layer above.
 CORE = frozenset(
-    {"config", "connections", "metrics", "engine", "sqlite_file", "text_table", "ray_runtime", "circuit_breaker"}
+    {
+        "config",
+        "connections",
+        "metrics",
+        "engine",
+        "sqlite_file",
+        "row_dicts",
+        "text_table",
+        "ray_runtime",
+        "circuit_breaker",
+    }
     | {"storage"}
 )
 LAYER_OF = {component: index for index, layer in enumerate(LAYERS) for component in layer}

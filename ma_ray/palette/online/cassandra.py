@@ -28,6 +28,7 @@ from ma_ray.palette.online.base import (
     to_stored,
 )
 from ma_ray.palette.types import FeatureType
+from ma_ray.row_dicts import RowToDict, row_to_dict
 
 _CQL_TYPES = {
     FeatureType.INT: "bigint",
@@ -167,7 +168,8 @@ class CassandraOnlineStore(OnlineStore):
         if len(keys) == 1:
             statement = self._read_statement(table, features)
             row = self._session.execute(statement, (keys[0], read_ts), execution_profile=ONLINE_READ_PROFILE).one()
-            return [self._answer(table, keys[0], features, None if row is None else (keys[0], *row))]
+            values_of = row_to_dict(tuple(features), 2)
+            return [self._answer(table, keys[0], features, values_of, None if row is None else (keys[0], *row))]
         statement = self._multi_read_statement(table, features)
         futures = []
         for group in self._by_replica(table, list(dict.fromkeys(keys))):
@@ -177,15 +179,21 @@ class CassandraOnlineStore(OnlineStore):
                     self._session.execute_async(statement, (chunk, read_ts), execution_profile=ONLINE_READ_PROFILE)
                 )
         rows = {row[0]: row for future in futures for row in future.result()}
-        return [self._answer(table, key, features, rows.get(key)) for key in keys]
+        values_of = row_to_dict(tuple(features), 2)
+        return [self._answer(table, key, features, values_of, rows.get(key)) for key in keys]
 
     def _answer(
-        self, table: OnlineTable, key: EntityKey, features: Sequence[str], row: Sequence[Any] | None
+        self,
+        table: OnlineTable,
+        key: EntityKey,
+        features: Sequence[str],
+        values_of: RowToDict,
+        row: Sequence[Any] | None,
     ) -> FeatureValues:
         """``row`` is (entity_key, feature_timestamp, *features); only timestamp features are converted."""
         if row is None:
             return FeatureValues(key, None, {}, self.layer)
-        values = dict(zip(features, row[2:], strict=True))
+        values = values_of(row)
         for name in table.timestamp_features.intersection(features) if table.timestamp_features else ():
             values[name] = from_stored(FeatureType.TIMESTAMP, values[name])
         return FeatureValues(key, row[1], values, self.layer)

@@ -21,6 +21,7 @@ from ma_ray.palette.online.base import (
     to_stored,
 )
 from ma_ray.palette.types import FeatureType
+from ma_ray.row_dicts import RowToDict, row_to_dict
 from ma_ray.sqlite_file import connect_wal
 
 _SQL_TYPES = {
@@ -102,28 +103,29 @@ class SqliteOnlineStore(OnlineStore):
                 chunk = keys[start : start + KEYS_PER_QUERY]
                 rows = self._reader.execute(_select(table.name, named, len(chunk)), (*chunk, read_ts)).fetchall()
                 found.update(zip(map(_KEY, rows), rows, strict=True))
+        values_of = row_to_dict(named, 2)  # a row is (key, ts, *features)
         converted = [(name, table.features[name]) for name in features if table.features[name] in _CONVERTED]
         if converted:
-            return [self._answer(key, features, found.get(key), converted) for key in keys]
+            return [self._answer(key, values_of, found.get(key), converted) for key in keys]
         layer, get = self.layer, found.get
-        # the common case, per key as little as it can be: one dict, one answer (a row is (key, ts, *features))
+        # the common case, per key as little as it can be: one dict, one answer
         return [
             FeatureValues(key, None, {}, layer)
             if (row := get(key)) is None
-            else FeatureValues(key, row[1], dict(zip(features, row[2:])), layer)  # noqa: B905
+            else FeatureValues(key, row[1], values_of(row), layer)
             for key in keys
         ]
 
     def _answer(
         self,
         key: EntityKey,
-        features: Sequence[str],
+        values_of: RowToDict,
         row: tuple[Any, ...] | None,
         converted: list[tuple[str, FeatureType]],
     ) -> FeatureValues:
         if row is None:
             return FeatureValues(key, None, {}, self.layer)
-        values = dict(zip(features, row[2:], strict=True))
+        values = values_of(row)
         for name, kind in converted:
             value = values[name]
             values[name] = bool(value) if kind is FeatureType.BOOL and value is not None else from_stored(kind, value)
