@@ -8,6 +8,12 @@ from typing import Any
 
 from ma_ray.config import Settings
 
+# Serve's ingress as ma-ray ships it, read by the processes Ray starts (so set where Ray starts: `ray start`'s
+# environment, the pods' `env`, before a local `ray.init`): HAProxy takes HTTP and hands it to the replicas
+# directly; a stopping replica stays reachable 2 s (Serve's default, 30 s, is for load balancers that need that
+# long to deregister it; HAProxy reloads within a second and retries a refused connection on another replica).
+SERVE_INGRESS_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
+
 
 def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
     """Arguments for `ray.init`: a cluster when `ray_address` is set, or when Ray runs this process as a job
@@ -35,6 +41,9 @@ def init_ray(settings: Settings) -> None:
     if ray.is_initialized():
         return
     kwargs = ray_init_kwargs(settings)
+    if "address" not in kwargs:  # a Ray of this process's own: Serve's ingress as the README's cluster runs it
+        for name, value in SERVE_INGRESS_ENV.items():
+            os.environ.setdefault(name, value)
     job_api = os.environ.get("RAY_ADDRESS", "")
     if not _names_job_api(job_api):
         ray.init(**kwargs)

@@ -15,12 +15,12 @@ import pytest
 from ma_ray.config import Settings, load_settings
 from ma_ray.services import ServiceLauncher
 from tests.ports import free_port
-from tests.ray_head import AUTH_ENV, RayHead, ray_head
+from tests.ray_head import CLUSTER_ENV, RayHead, ray_head
 
 ROOT = Path(__file__).resolve().parent.parent
-# The README's `export RAY_AUTH_MODE=token`, before anything reads Ray's config: the tests are a shell that talks to
-# the session's cluster, whose token authentication stays on.
-os.environ.update(AUTH_ENV)
+# The README's `export RAY_AUTH_MODE=token` and `export RAY_SERVE_ENABLE_HA_PROXY=1`, before anything reads Ray's
+# config: the tests are a shell that talks to the session's cluster, whose token authentication stays on.
+os.environ.update(CLUSTER_ENV)
 # Chosen before Ray starts: the session's Ray exports its Prometheus metrics here.
 RAY_METRICS_PORT = free_port()
 

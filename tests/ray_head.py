@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ma_ray.ray_runtime import SERVE_INGRESS_ENV
 from tests.ports import free_port
 
 
@@ -26,7 +27,8 @@ class RayHead:
     job_server: str  # http://...: the dashboard, the job-submission API
 
 
-AUTH_ENV = {"RAY_AUTH_MODE": "token"}  # what the README tells every shell that starts or talks to a cluster
+# What the README tells every shell that starts or talks to a cluster: Ray's token authentication, Serve's ingress.
+CLUSTER_ENV = {"RAY_AUTH_MODE": "token", **SERVE_INGRESS_ENV}
 
 
 def ensure_auth_token(env: dict[str, str] | None = None) -> None:
@@ -39,9 +41,9 @@ def ensure_auth_token(env: dict[str, str] | None = None) -> None:
 def ray_head(num_cpus: int, object_store_mb: int, metrics_export_port: int | None = None,
              env: dict[str, str] | None = None) -> Iterator[RayHead]:  # fmt: skip
     """Start a one-node cluster, wait until it runs a trivial job, yield its addresses, then stop it. `env` is the
-    environment of `ray start` (default: this process's, plus `AUTH_ENV`), which every job and Serve replica of
+    environment of `ray start` (default: this process's, plus `CLUSTER_ENV`), which every job and Serve replica of
     the cluster inherits (settings, PATH)."""
-    env = {**os.environ, **AUTH_ENV} if env is None else env
+    env = {**os.environ, **CLUSTER_ENV} if env is None else env
     ensure_auth_token(env)
     temp = tempfile.mkdtemp(prefix="mray_", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     gcs, dashboard = free_port(), free_port()

@@ -133,3 +133,24 @@ def test_serve_config_is_valid_and_its_import_paths_resolve() -> None:
         defined = {obj.name for obj in vars(module).values() if isinstance(obj, serve.Deployment)}
         configured = {d.name for d in application.deployments}
         assert configured <= defined, f"{application.name}: no deployment named {configured - defined}"
+
+
+def _cluster_specs() -> list[tuple[str, dict]]:
+    specs = [(name, doc["spec"]) for name, doc in RAY_DOCS if doc["kind"] == "RayCluster"]
+    specs += [(name, doc["spec"]["rayClusterConfig"]) for name, doc in RAY_DOCS if doc["kind"] == "RayService"]
+    specs += [(name, doc["spec"]["rayClusterSpec"]) for name, doc in RAY_DOCS if "rayClusterSpec" in doc["spec"]]
+    return specs
+
+
+def test_every_pod_runs_the_shipped_serve_ingress() -> None:
+    """Serve's ingress is chosen by environment where Ray starts: every head and worker pod carries the one the
+    README's cluster and a local Ray get (`SERVE_INGRESS_ENV`)."""
+    from ma_ray.ray_runtime import SERVE_INGRESS_ENV
+
+    specs = _cluster_specs()
+    assert {name.split("#")[0] for name, _ in specs} >= {"raycluster.yaml", "rayservice.yaml"}
+    for name, spec in specs:
+        groups = [spec["headGroupSpec"], *spec.get("workerGroupSpecs", [])]
+        for container in (c for group in groups for c in group["template"]["spec"]["containers"]):
+            env = {item["name"]: item.get("value") for item in container.get("env", [])}
+            assert env.items() >= SERVE_INGRESS_ENV.items(), f"{name}: {container['name']} lacks {SERVE_INGRESS_ENV}"

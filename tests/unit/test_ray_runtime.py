@@ -3,12 +3,13 @@ cluster a job-API address names, or a small local Ray."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from ma_ray.config import load_settings
-from ma_ray.ray_runtime import ray_init_kwargs
+from ma_ray.ray_runtime import SERVE_INGRESS_ENV, init_ray, ray_init_kwargs
 
 pytestmark = pytest.mark.unit
 
@@ -36,3 +37,35 @@ def test_the_settings_address_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")
     settings = load_settings(state_dir=tmp_path, ray_address="ray-head:6379")
     assert ray_init_kwargs(settings)["address"] == "ray-head:6379"
+
+
+@pytest.mark.parametrize("joins", [False, True])
+def test_a_ray_of_its_own_gets_the_shipped_ingress_a_joined_one_keeps_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, joins: bool
+) -> None:
+    """A local Ray inherits this process's environment: Serve's ingress as the README's cluster runs it (a user's own
+    setting stays); a cluster that is joined keeps the ingress it was started with."""
+    import ray
+
+    seen: list[dict[str, str | None]] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **_: seen.append({n: os.environ.get(n) for n in SERVE_INGRESS_ENV}))
+    for name in SERVE_INGRESS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    if joins:
+        monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    else:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    init_ray(load_settings(state_dir=tmp_path))
+    assert seen == [dict.fromkeys(SERVE_INGRESS_ENV) if joins else SERVE_INGRESS_ENV]
+    monkeypatch.setenv("RAY_SERVE_ENABLE_HA_PROXY", "0")
+    seen.clear()
+    init_ray(load_settings(state_dir=tmp_path))
+    assert seen[0]["RAY_SERVE_ENABLE_HA_PROXY"] == "0"
+
+
+def test_the_readme_cluster_exports_the_shipped_serve_ingress() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- readme-test: cluster-start -->", 1)[1].split("```", 2)[1]
+    for name, value in SERVE_INGRESS_ENV.items():
+        assert f"export {name}={value} " in block, f"the README's cluster-start block does not export {name}={value}"
