@@ -11,7 +11,7 @@ from ma_ray.config import Settings
 # Serve's ingress as ma-ray ships it, read by the processes Ray starts (so set where Ray starts: `ray start`'s
 # environment, the pods' `env`, before a local `ray.init`): HAProxy takes HTTP and hands it to the replicas
 # directly; a stopping replica stays reachable 2 s (Serve's default, 30 s, is for load balancers that need that
-# long to deregister it; HAProxy reloads within a second and retries a refused connection on another replica).
+# long to deregister it; HAProxy is reloaded when the replicas change and retries a refused connection elsewhere).
 SERVE_INGRESS_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
 
 
