@@ -18,7 +18,7 @@ from tests.ports import free_port
 from tests.ray_head import CLUSTER_ENV, RayHead, ray_head
 
 ROOT = Path(__file__).resolve().parent.parent
-# The README's `export RAY_AUTH_MODE=token` and `export RAY_SERVE_ENABLE_HA_PROXY=1`, before anything reads Ray's
+# The README's cluster exports (token authentication, Serve's ingress: `CLUSTER_ENV`), before anything reads Ray's
 # config: the tests are a shell that talks to the session's cluster, whose token authentication stays on.
 os.environ.update(CLUSTER_ENV)
 # Chosen before Ray starts: the session's Ray exports its Prometheus metrics here.
