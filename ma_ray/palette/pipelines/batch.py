@@ -292,18 +292,22 @@ def data_context() -> Iterator[None]:
     Measured on 2 cores over 280 raw files (1M trips): the file-listing read path of Ray 2.60's datasource v2
     spent ~14 s listing the explicit file list, and the actor-based hash shuffle ~4 s starting its
     aggregators per run; the classic Parquet read and the task-based sort shuffle take ~1 s for the whole job.
+    Per-operator resource reservation admitted these jobs' short tasks one at a time, on 2, 4 and 8 CPUs alike,
+    so a second CPU bought nothing (bench/scaling.py); these jobs run one fused operator at a time (a read and
+    its map; a repartition that finishes before the write), so there is no other operator to reserve for.
     """
     from ray.data import DataContext
     from ray.data.context import ShuffleStrategy
 
     context = DataContext.get_current()
-    saved = (context.use_datasource_v2, context.shuffle_strategy)
+    saved = (context.use_datasource_v2, context.shuffle_strategy, context.op_resource_reservation_enabled)
     context.use_datasource_v2 = False
     context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    context.op_resource_reservation_enabled = False
     try:
         yield
     finally:
-        context.use_datasource_v2, context.shuffle_strategy = saved
+        context.use_datasource_v2, context.shuffle_strategy, context.op_resource_reservation_enabled = saved
 
 
 def _partial_batch(batch: pa.Table, bound: BoundPlan, as_of: date, buckets: int) -> pa.Table:
