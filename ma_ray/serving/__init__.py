@@ -1,7 +1,8 @@
 """Prediction-path logic, below the Serve applications: feature resolution for request rows (`FeatureResolver`,
 its column-wise `Resolution` and `FeatureAnswer`, the lookup metrics), the tier-aware model cache and its
-loading policies, pool placement, request coalescing and grouped inference, the framework predictors and
-precision, the Open Inference Protocol (KServe V2) codec, per-stage timing, and alias rollouts to Serve pools.
+loading policies, pool placement, request coalescing and grouped inference, the framework predictors (a request's
+few rows walk XGBoost's trees in numpy) and precision, the Open Inference Protocol (KServe V2) codec, per-stage
+timing, and alias rollouts to Serve pools.
 
 Two modules are imported by their own path, so that importing this package stays free of Ray Serve and gRPC:
 `ma_ray.serving.multiplexer` (the replicas' model multiplexer, on Ray Serve's) and
@@ -65,6 +66,7 @@ from ma_ray.serving.stage_timing import (
     lookup_stage,
     shared_stage_metrics,
 )
+from ma_ray.serving.xgboost_trees import MAX_STEPS, XGBoostTrees
 
 __all__ = [
     "DATATYPES",
@@ -75,6 +77,7 @@ __all__ = [
     "INFERENCE",
     "LOAD_FAILURES_TOTAL",
     "LOWER_GROUP",
+    "MAX_STEPS",
     "MODEL_LOAD",
     "OUTPUT",
     "OUTPUT_DATATYPE",
@@ -116,6 +119,7 @@ __all__ = [
     "ServingCatalog",
     "TierAwareModelCache",
     "UnknownReferenceError",
+    "XGBoostTrees",
     "apply_precision",
     "check_precision",
     "decode_timing",
