@@ -239,7 +239,7 @@ def notes(lat: dict[str, np.ndarray], stages: dict[str, list], qps: dict[str, tu
         f"p50 predict {p50['predict']:.2f} ms vs {p50['body']:.2f} ms for a bare multiplexed deployment reading the "
         f"same body and {p50['bare']:.2f} ms for a bare constant: the front's own work is the pool stages "
         f"({server.get(POOL_WORK, 0.0):.2f} ms p50: model cache, feature lookup, DSL transforms, XGBoost; largest "
-        f"stage {biggest} {server.get(biggest, 0.0):.2f} ms) and FastAPI's handling "
+        f"stage {biggest} {server.get(biggest, 0.0):.2f} ms) and the HTTP handling "
         f"({server.get(INGRESS_WORK, 0.0):.2f} ms p50 of parsing+routing+serialization, parsing including the "
         "body fetch). The old two-hop shape "
         f"(a no-work chain) costs {p50['hop'] - p50['bare']:.2f} ms over bare. Throughput: "

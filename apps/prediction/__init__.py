@@ -34,8 +34,8 @@ outage serves defaults with ``degraded`` set; a model that cannot fit the cache 
 never an OOM.
 
 Modules: ``schemas`` (request, response, options), ``errors``, ``replica`` (a pool replica), ``http`` (the
-FastAPI app), ``front`` (routing, coalescing, `:predict`), ``open_inference`` (the KServe V2 routes),
-``builder`` (the application).
+FastAPI app), ``fast_path`` (`:predict` answered ahead of FastAPI), ``front`` (routing, coalescing, `:predict`),
+``open_inference`` (the KServe V2 routes), ``builder`` (the application).
 """
 
 from apps.prediction.builder import REPLICA_ENV, GpuModelPool, ModelPool, ModelPoolTier1, application, build_app

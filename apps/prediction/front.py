@@ -11,19 +11,20 @@ No `from __future__ import annotations` here: FastAPI reads the request models f
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Header, HTTPException, Query, Request, Response
+from fastapi import Header, Query, Request, Response
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
 from apps.prediction.errors import ERROR_TYPES, ModelLoadError, PoolMissingError, cause, message_of, status_of
+from apps.prediction.fast_path import error_body
 from apps.prediction.http import api
 from apps.prediction.open_inference import OpenInferenceRoutes
 from apps.prediction.open_inference_grpc import OpenInferenceGrpc
 from apps.prediction.replica import PoolReplica, elapsed_ms
-from apps.prediction.schemas import ErrorResponse, PredictRequest, PredictResponse, ServingOptions
+from apps.prediction.schemas import ErrorResponse, PredictQuery, PredictRequest, PredictResponse, ServingOptions
 from ma_ray.metrics import default_backend
 from ma_ray.serving import (
     LOAD_FAILURES_TOTAL,
@@ -143,18 +144,27 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
         model: str,
         request: PredictRequest,
         http: Request,
-        version: int | None = Query(default=None, ge=1, le=2**31 - 1, description="pin a version"),
-        alias: str = Query(default="production", description="resolve this alias when no version is pinned"),
+        query: Annotated[PredictQuery, Query()],
         timing_header: str | None = Header(
             default=None, alias=TIMING_HEADER, description="any value: return per-stage latency in this header"
         ),
     ) -> Response:
-        timing = {PARSING: elapsed_ms(getattr(http.state, "arrived", time.perf_counter()))}
+        """FastAPI's way in (the OpenAPI schema, bad input's 422); a replica's requests take `PredictFastPath`."""
+        arrived = getattr(http.state, "arrived", time.perf_counter())
+        status, body, headers = await self.predict_http(model, query, request, arrived, timing_header is not None)
+        return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+    async def predict_http(
+        self, model: str, query: PredictQuery, request: PredictRequest, arrived: float, timing_wanted: bool
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """A parsed `:predict`'s answer: status, JSON body (an error's is FastAPI's ``{"detail": ...}``) and the
+        timing header when asked for."""
+        timing = {PARSING: elapsed_ms(arrived)}
         started = time.perf_counter()
         try:
-            served, answer, warnings = await self._serve(model, version, alias, request.rows)
+            served, answer, warnings = await self._serve(model, query.version, query.alias, request.rows)
         except ERROR_TYPES as error:
-            raise HTTPException(status_of(error), message_of(error)) from None
+            return status_of(error), error_body(message_of(error)), {}
         timing[ROUTING] = elapsed_ms(started) - sum(answer["timing_ms"].values())
         timing.update(answer["timing_ms"])
         serialized = time.perf_counter()
@@ -169,5 +179,4 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
         ).model_dump_json()
         timing[SERIALIZATION] = elapsed_ms(serialized)
         self._observe(timing)
-        headers = {TIMING_HEADER: encode_timing(timing)} if timing_header is not None else None
-        return Response(body, media_type="application/json", headers=headers)
+        return 200, body.encode(), {TIMING_HEADER: encode_timing(timing)} if timing_wanted else {}

@@ -1,13 +1,14 @@
-"""The prediction service's FastAPI app: what every route shares (arrival stamps, the 422 body).
+"""The prediction service's FastAPI app: what every route shares (arrival stamps, the 422 body, `:predict`'s
+fast path).
 
 No `from __future__ import annotations` here: FastAPI reads the real annotations."""
-
-import time
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from ray.serve.exceptions import RayServeException
+
+from apps.prediction.fast_path import PredictFastPath, PredictHandler
 
 api = FastAPI(title="ma-ray prediction service", version="1", description="Online predictions by model alias.")
 
@@ -19,17 +20,15 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
     return JSONResponse({"detail": problems}, status_code=422)
 
 
-class _ArrivalTime:
-    """Stamps each request's arrival (parsing = arrival -> handler: body read + validation). A plain ASGI
-    middleware: Starlette's ``BaseHTTPMiddleware`` costs an extra task and body stream per request."""
+def _serving_replica() -> PredictHandler | None:
+    """The replica this request runs in (what Serve's class-based routes inject as ``self``), if any."""
+    from ray import serve
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            scope.setdefault("state", {})["arrived"] = time.perf_counter()
-        await self.app(scope, receive, send)
+    try:
+        replica = serve.get_replica_context().servable_object
+    except RayServeException:  # not in a replica: FastAPI serves alone
+        return None
+    return replica if isinstance(replica, PredictHandler) else None
 
 
-api.add_middleware(_ArrivalTime)
+api.add_middleware(PredictFastPath, replica=_serving_replica)

@@ -21,6 +21,13 @@ class PredictRequest(BaseModel):
     )
 
 
+class PredictQuery(BaseModel):
+    """`:predict`'s query parameters (names it does not know are ignored, as FastAPI's own parameters were)."""
+
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1, description="pin a version")
+    alias: str = Field(default="production", description="resolve this alias when no version is pinned")
+
+
 class PredictResponse(BaseModel):
     model: str
     version: int
