@@ -62,11 +62,30 @@ class RequestCoalescer:
 
     async def submit(self, key: Hashable, rows: Rows) -> Answer:
         state = self._keys.setdefault(key, _Key())
+        if state.in_flight < self.max_in_flight and not state.queue:
+            return await self._alone_at_once(key, state, rows)
         waiting = _Waiting(rows, asyncio.get_running_loop().create_future())
         state.queue.append(waiting)
         if state.in_flight < self.max_in_flight:
             self._dispatch(key, state)
         return await waiting.future
+
+    async def _alone_at_once(self, key: Hashable, state: _Key, rows: Rows) -> Answer:
+        """A free slot and no queue: the call is made in the request's own task (no future, no task to schedule:
+        the path of every request on a lightly loaded replica); requests arriving meanwhile queue as usual."""
+        state.in_flight += 1
+        self.calls += 1
+        try:
+            return await self._call(key, rows)
+        finally:
+            self._release(key, state)
+
+    def _release(self, key: Hashable, state: _Key) -> None:
+        state.in_flight -= 1
+        if state.queue:
+            self._dispatch(key, state)
+        elif state.in_flight == 0:
+            self._keys.pop(key, None)
 
     def _dispatch(self, key: Hashable, state: _Key) -> None:
         batch: list[_Waiting] = []
@@ -86,11 +105,7 @@ class RequestCoalescer:
         try:
             await self._answer(key, batch)
         finally:
-            state.in_flight -= 1
-            if state.queue:
-                self._dispatch(key, state)
-            elif state.in_flight == 0:
-                self._keys.pop(key, None)
+            self._release(key, state)
 
     async def _answer(self, key: Hashable, batch: list[_Waiting]) -> None:
         self.calls += 1

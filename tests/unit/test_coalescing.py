@@ -1,5 +1,6 @@
-"""Request coalescing: no wait when a slot is free, shared calls under load, each request its own rows' answers,
-a bad row failing only its request, whole-call errors given to all, and abandoned requests dropped."""
+"""Request coalescing: no wait (and no task) when a slot is free, shared calls under load, each request its own
+rows' answers, a bad row failing only its request, whole-call errors given to all, and abandoned requests
+dropped."""
 
 from __future__ import annotations
 
@@ -42,6 +43,31 @@ def test_a_request_that_finds_a_free_slot_goes_alone_at_once() -> None:
         coalescer = RequestCoalescer(pool, max_in_flight=2)
         assert (await coalescer.submit("m:1", [{"x": 1}, {"x": 2}]))["predictions"] == [2, 4]
         assert pool.calls == [[1, 2]]
+
+    asyncio.run(scenario())
+
+
+def test_a_request_alone_is_called_in_its_own_task() -> None:
+    """No future or task of its own: the call runs in the caller's task, so cancelling the request cancels its
+    call, and the slot is free again for the next request."""
+
+    async def scenario() -> None:
+        pool, tasks_seen = Pool(), []
+        pool.gate.clear()
+
+        async def call(key: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+            tasks_seen.append(asyncio.current_task())
+            return await pool(key, rows)
+
+        coalescer = RequestCoalescer(call, max_in_flight=1)
+        request = asyncio.create_task(coalescer.submit("m", [{"x": 1}]))
+        await asyncio.sleep(0)
+        assert tasks_seen == [request]
+        request.cancel()
+        await asyncio.gather(request, return_exceptions=True)
+        pool.gate.set()
+        assert (await coalescer.submit("m", [{"x": 2}]))["predictions"] == [4]
+        assert coalescer.calls == 2 and coalescer._keys == {}
 
     asyncio.run(scenario())
 
