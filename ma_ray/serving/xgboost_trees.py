@@ -129,7 +129,8 @@ class XGBoostTrees:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """One prediction per row of ``matrix`` (rows x inputs), as XGBoost's predictor gives it (float32)."""
-        x = np.asarray(matrix, dtype=np.float32)
+        with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, as XGBoost's own cast makes it
+            x = np.asarray(matrix, dtype=np.float32)
         node = np.broadcast_to(self.roots, (len(x), len(self.roots)))
         rows = np.arange(len(x))[:, None]
         for _ in range(self.depth):

@@ -4,6 +4,7 @@ boundaries, uneven trees, models it cannot reproduce, and the predictor's choice
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,16 @@ def test_deep_uneven_trees_and_split_boundaries() -> None:
     assert trees is not None
     probes = trees.probe_rows()  # rows at each split value, just below it, and NaN there
     np.testing.assert_array_equal(trees.predict(probes), booster.inplace_predict(probes))
+
+
+def test_infinite_and_out_of_float32_range_inputs_compare_as_xgboosts() -> None:
+    booster = _booster("reg:squarederror")
+    trees = XGBoostTrees.of(booster)
+    assert trees is not None
+    rows = np.array([[np.inf, -np.inf, 1e300, -1e300, 1e-300, 0.0]])  # 1e300 is inf in float32, as XGBoost casts it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no overflow warning per request
+        np.testing.assert_array_equal(trees.predict(rows), booster.inplace_predict(rows))
 
 
 def test_a_row_of_missing_inputs_follows_every_default_branch() -> None:
