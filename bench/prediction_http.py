@@ -12,10 +12,11 @@ against ``uncoalesced`` (the same prediction application with coalescing off), t
 The server-side stage timings come from each answer's ``X-MA-Timing`` header (all stages, serialization
 included). ``notes`` in the results file says what dominates.
 
-``--ingress haproxy`` starts Ray with ``RAY_SERVE_ENABLE_HA_PROXY=1`` (Serve's HAProxy with replicas taking HTTP
-directly) and writes ``prediction_http_haproxy.json``; the default is Serve's Python proxy.
+``--ingress haproxy`` (the default: the ingress ma-ray ships) starts Ray with ``RAY_SERVE_ENABLE_HA_PROXY=1``
+(Serve's HAProxy with replicas taking HTTP directly) and writes ``prediction_http_haproxy.json``; ``--ingress
+proxy`` starts it with ``0`` (Serve's Python proxy) and writes ``prediction_http.json``.
 
-Run alone: `python bench/prediction_http.py [--requests 1000] [--seconds 10] [--ingress proxy|haproxy]`
+Run alone: `python bench/prediction_http.py [--requests 1000] [--seconds 10] [--ingress haproxy|proxy]`
 (embedded defaults: SQLite features, local Ray on 2 CPUs; no servers). ``--address auto`` runs on a Ray started
 as the README's cluster path starts one (``ray start --head ...``, token authentication on) and writes
 ``prediction_http_cluster.json``.
@@ -255,14 +256,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000, help="sequential requests per endpoint")
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per endpoint, 16 clients")
-    parser.add_argument("--ingress", choices=("proxy", "haproxy"), default="proxy", help="Serve's ingress mode")
+    parser.add_argument("--ingress", choices=("haproxy", "proxy"), default="haproxy", help="Serve's ingress mode")
     parser.add_argument(
         "--store", choices=("sqlite", "cassandra"), default="sqlite", help="cassandra: random drivers, mostly misses"
     )
     parser.add_argument("--address", help="a running Ray (e.g. the README's `ray start --head ...`): run there")
     args = parser.parse_args()
-    if args.ingress == "haproxy":  # read by Serve's controller and proxies when Ray starts them
-        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+    # Read by Serve's controller and proxies when Ray starts them; set either way, so a shell's export cannot
+    # give a run the other ingress than its results file names.
+    os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if args.ingress == "haproxy" else "0"
     # Logical CPUs for placement only (two prediction apps, two bare ones); the box has 2 cores either way.
     if args.address:
         ray.init(address=args.address, log_to_driver=False)
