@@ -104,6 +104,16 @@ def interleaved_latencies_us(
     return samples
 
 
+def percentiles_vs(
+    metric: Callable[[int], str], samples: np.ndarray, baseline: np.ndarray, unit: str = "us"
+) -> list[Result]:
+    """p50 and p99 of ``samples`` against the same percentile of ``baseline``, each named ``metric(q)``."""
+    return [
+        Result(metric(q), float(np.percentile(samples, q)), unit, baseline=float(np.percentile(baseline, q)))
+        for q in (50, 99)
+    ]
+
+
 def report(name: str, results: list[Result], notes: str | None = None) -> Path:
     """Write the results file (with ``notes``: what the figures mean, what dominated them) and print the
     table; returns the file's path."""

@@ -11,7 +11,7 @@ import uuid
 
 import numpy as np
 import redis
-from _harness import Result, interleaved_latencies_us, report
+from _harness import Result, interleaved_latencies_us, percentiles_vs, report
 from cassandra.cluster import Cluster
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
@@ -28,11 +28,7 @@ from ma_ray.connections import (
 
 
 def percentile_results(service: str, samples: dict[str, np.ndarray]) -> list[Result]:
-    results = []
-    for q in (50, 99):
-        project, raw = np.percentile(samples["project"], q), np.percentile(samples["raw"], q)
-        results.append(Result(f"{service} round trip p{q}", project, "us", baseline=raw))
-    return results
+    return percentiles_vs(lambda q: f"{service} round trip p{q}", samples["project"], samples["raw"])
 
 
 def bench_redis(settings: Settings) -> list[Result]:

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from _harness import Result, interleaved_latencies_us, report
+from _harness import Result, interleaved_latencies_us, percentiles_vs, report
 
 from ma_ray.serving import PREDICT_THREADS, XGBoostTrees
 
@@ -47,15 +47,11 @@ def figures(model: str, depth: int, rounds: int, calls: int) -> list[Result]:
             calls,
         )
         used = "used" if trees.walks(matrix) else "not used: XGBoost's predictor serves"
-        for q in (50, 99):
-            results.append(
-                Result(
-                    f"{model}, {rows} row(s): numpy walk p{q} vs inplace_predict ({used})",
-                    float(np.percentile(samples["walk"], q)),
-                    "us",
-                    baseline=float(np.percentile(samples["xgboost"], q)),
-                )
-            )
+        results += percentiles_vs(
+            lambda q, r=rows, u=used: f"{model}, {r} row(s): numpy walk p{q} vs inplace_predict ({u})",
+            samples["walk"],
+            samples["xgboost"],
+        )
     return results
 
 

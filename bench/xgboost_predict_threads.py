@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _harness import Result, interleaved_latencies_us, report
+from _harness import Result, interleaved_latencies_us, percentiles_vs, report
 
 from ma_ray.serving import PREDICT_THREADS
 
@@ -36,17 +36,11 @@ def figures(label: str, calls: int) -> list[Result]:
     samples = interleaved_latencies_us(
         {"default": lambda: default.inplace_predict(row), "single": lambda: single.inplace_predict(row)}, calls
     )
-    results = []
-    for q in (50, 99):
-        results.append(
-            Result(
-                f"{label}: single-row inplace_predict p{q}, {PREDICT_THREADS} thread vs XGBoost's default threads",
-                float(np.percentile(samples["single"], q)),
-                "us",
-                baseline=float(np.percentile(samples["default"], q)),
-            )
-        )
-    return results
+    return percentiles_vs(
+        lambda q: f"{label}: single-row inplace_predict p{q}, {PREDICT_THREADS} thread vs XGBoost's default threads",
+        samples["single"],
+        samples["default"],
+    )
 
 
 def main() -> Path:
