@@ -1,9 +1,10 @@
-"""What an XGBoost prediction costs a replica per call: the numpy walk of the trees (`XGBoostTrees`, used up to
-``MAX_STEPS`` rows x trees x depth) against ``Booster.inplace_predict`` on one thread (what it replaced), at 1,
-16, 64 and 256 rows, for the prediction bench's model (10 inputs, 20 trees of depth 4) and a larger one (100
-trees of depth 6). A diagnosis figure for `XGBoostServing.load` and ``MAX_STEPS``; the call a user makes is
-timed in `bench/prediction_http.py`. The two are timed in alternation; both answers are checked equal first.
-Run alone: `python bench/xgboost_predict.py [--calls 3000]`.
+"""What an XGBoost prediction costs a replica per call: the walk of the trees (`XGBoostTrees`, used up to
+``MAX_STEPS`` rows x trees x depth; a Python loop up to ``PYTHON_WALK_STEPS``, numpy gathers past it) against
+``Booster.inplace_predict`` on one thread (what it replaced), at 1, 16, 64 and 256 rows, for the prediction bench's
+model (10 inputs, 20 trees of depth 4) and a larger one (100 trees of depth 6). A diagnosis figure for
+`XGBoostServing.load` and ``MAX_STEPS``; the call a user makes is timed in `bench/prediction_http.py`. The two are
+timed in alternation; both answers are checked equal first. Run alone: `python bench/xgboost_predict.py
+[--calls 3000]`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def figures(model: str, depth: int, rounds: int, calls: int) -> list[Result]:
         )
         used = "used" if trees.walks(matrix) else "not used: XGBoost's predictor serves"
         results += percentiles_vs(
-            lambda q, r=rows, u=used: f"{model}, {r} row(s): numpy walk p{q} vs inplace_predict ({u})",
+            lambda q, r=rows, u=used: f"{model}, {r} row(s): walk p{q} vs inplace_predict ({u})",
             samples["walk"],
             samples["xgboost"],
         )

@@ -48,7 +48,7 @@ class ServingFramework(Protocol):
 @dataclass(frozen=True)
 class XGBoostPredictor:
     booster: Any
-    trees: XGBoostTrees | None = None  # the booster walked in numpy, when that reproduces it
+    trees: XGBoostTrees | None = None  # the booster walked in Python and numpy, when that reproduces it
 
     def predict(self, matrix: np.ndarray) -> list[float]:
         if self.trees is not None and self.trees.walks(matrix):
@@ -70,7 +70,7 @@ class XGBoostServing:
         # neighbour keeps busy that wait is a scheduler slice (`bench/xgboost_predict_threads.py`: single-row p99
         # 0.3 ms on one thread, 21 ms on two with one busy process on two cores). Replicas are the parallelism.
         booster.set_param({"nthread": PREDICT_THREADS})
-        # A request's few rows skip XGBoost's per-call setup (0.2-0.5 ms) for a numpy walk of the same trees.
+        # A request's few rows skip XGBoost's per-call setup (0.2-0.5 ms) for a walk of the same trees.
         return XGBoostPredictor(booster, XGBoostTrees.of(booster))
 
 

@@ -1,8 +1,11 @@
-"""An XGBoost tree ensemble walked with numpy, for a request's few rows (up to ``MAX_STEPS`` rows x trees x depth).
+"""An XGBoost tree ensemble walked in Python and numpy, for a request's few rows (up to ``MAX_STEPS`` rows x trees
+x depth).
 
 ``Booster.inplace_predict`` costs 0.18 ms for one row on a quiet core and 0.5 ms in a busy replica
-(`bench/xgboost_predict.py`), whatever the trees: its per-call setup dwarfs 20-100 trees of a few levels. Here
-every tree of every row moves one level per step, a handful of numpy gathers per level.
+(`bench/xgboost_predict.py`), whatever the trees: its per-call setup dwarfs 20-100 trees of a few levels. Up to
+``PYTHON_WALK_STEPS`` each row goes down each tree in a Python loop over lists (about 60 ns a level, no per-call
+setup: 10 us for one row of 20 trees of depth 4); past it every tree of every row moves one level per step, a
+handful of numpy gathers per level (about 45 us whatever the rows, then slowly more).
 
 It computes what XGBoost computes: float32 inputs, ``x < split`` with NaN taking the node's default branch, the
 trees' leaves added one by one in XGBoost's order onto the base margin in float32, then the objective's link.
@@ -23,6 +26,9 @@ import numpy as np
 # Rows x trees x depth up to which the walk beats XGBoost's predictor (`bench/xgboost_predict.py`: 64 rows of 20
 # trees of depth 4 take 0.76x its time, 16 rows of 100 trees of depth 6 0.97x, 64 of those 2.2x); past it, XGBoost.
 MAX_STEPS = 8192
+# Rows x trees x depth up to which the Python loop beats the numpy gathers (1 row of 100 trees of depth 6: 41 us
+# against 68; 2 rows: 75 against 78; 16 rows of 20 trees of depth 4: 82 against 64).
+PYTHON_WALK_STEPS = 1024
 PROBED_SPLITS = 4096  # splits probed at load, drawn at random beyond this (a big ensemble's check stays ~0.1 s)
 PROBE_TOLERANCE = 1e-6  # relative: XGBoost's expf and numpy's may differ in the last bit of the link
 
@@ -71,6 +77,11 @@ class XGBoostTrees:
     base_margin: np.float32
     link: Link
     inputs: int
+    nodes: NodeLists
+
+    @property
+    def trees(self) -> int:
+        return len(self.roots)
 
     @classmethod
     def of(cls, booster: Any) -> XGBoostTrees | None:
@@ -120,6 +131,7 @@ class XGBoostTrees:
             base_margin=np.float32(link[0](base)),
             link=link[1],
             inputs=inputs,
+            nodes=NodeLists.of(np.where(leaf, -1, np.concatenate([t["split_indices"] for t in trees])), split, trees),
         )
 
     def walks(self, matrix: np.ndarray) -> bool:
@@ -131,17 +143,27 @@ class XGBoostTrees:
         """One prediction per row of ``matrix`` (rows x inputs), as XGBoost's predictor gives it (float32)."""
         with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, as XGBoost's own cast makes it
             x = np.asarray(matrix, dtype=np.float32)
-        node = np.broadcast_to(self.roots, (len(x), len(self.roots)))
+        if len(x) * self.trees * self.depth <= PYTHON_WALK_STEPS:
+            leaves = np.asarray(self.nodes.leaves(x.tolist()), np.float32).reshape(len(x), self.trees)
+        else:
+            leaves = self._numpy_leaves(x)
+        # XGBoost adds the trees one at a time onto the base margin, in float32: a running sum keeps that order
+        steps = np.empty((len(x), self.trees + 1), np.float32)
+        steps[:, 0] = self.base_margin
+        steps[:, 1:] = leaves
+        margins: np.ndarray = np.cumsum(steps, axis=1, dtype=np.float32)[:, -1]
+        return self.link(margins)
+
+    def _numpy_leaves(self, x: np.ndarray) -> np.ndarray:
+        """Each row's leaf value in each tree (rows x trees): every walk moves one level per step."""
+        node = np.broadcast_to(self.roots, (len(x), self.trees))
         rows = np.arange(len(x))[:, None]
         for _ in range(self.depth):
             value = x[rows, self.feature[node]]
             go_left = np.where(np.isnan(value), self.default_left[node], value < self.split[node])
             node = np.where(go_left, self.left[node], self.right[node])
-        leaves = self.leaf_value[node]
-        # XGBoost adds the trees one at a time onto the base margin, in float32: a running sum keeps that order
-        steps = np.concatenate([np.full((len(x), 1), self.base_margin, np.float32), leaves], axis=1)
-        margins: np.ndarray = np.cumsum(steps, axis=1, dtype=np.float32)[:, -1]
-        return self.link(margins)
+        leaves: np.ndarray = self.leaf_value[node]
+        return leaves
 
     def agrees_with(self, booster: Any) -> bool:
         """Whether this walk answers as XGBoost does on probe rows: each split value, just below it, and NaN."""
@@ -168,6 +190,55 @@ class XGBoostTrees:
         return base
 
 
+@dataclass(frozen=True, repr=False)
+class NodeLists:
+    """The nodes as Python lists, for the loop that walks a few rows: list indexing and float comparisons cost
+    tens of nanoseconds where a numpy call costs a microsecond. The splits are float32 values held exactly in
+    Python floats, and so are the inputs, so ``x < split`` answers as XGBoost's float32 comparison does."""
+
+    feature: list[int]  # -1 at leaves
+    split: list[float]
+    default_left: list[bool]
+    left: list[int]
+    right: list[int]
+    leaf_value: list[float]
+    roots: list[int]
+
+    @classmethod
+    def of(cls, feature: np.ndarray, split: np.ndarray, trees: list[dict[str, Any]]) -> NodeLists:
+        sizes = [len(tree["left_children"]) for tree in trees]
+        shift = np.repeat(np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes).astype(np.int64)
+        left = np.concatenate([np.asarray(t["left_children"], np.int64) for t in trees]) + shift
+        right = np.concatenate([np.asarray(t["right_children"], np.int64) for t in trees]) + shift
+        return cls(
+            feature=feature.astype(np.int64).tolist(),
+            split=split.tolist(),
+            default_left=np.concatenate([t["default_left"] for t in trees]).astype(bool).tolist(),
+            left=left.tolist(),
+            right=right.tolist(),
+            leaf_value=np.where(feature < 0, split, np.float32(0)).astype(np.float32).tolist(),
+            roots=np.cumsum([0, *sizes[:-1]]).astype(np.int64).tolist(),
+        )
+
+    def leaves(self, rows: list[list[float]]) -> list[float]:
+        """Each row's leaf value in each tree, row by row, trees in order."""
+        feature, split, left, right = self.feature, self.split, self.left, self.right
+        default_left, leaf_value, roots = self.default_left, self.leaf_value, self.roots
+        found = []
+        for row in rows:
+            for node in roots:
+                while (index := feature[node]) >= 0:
+                    value = row[index]
+                    if value < split[node]:
+                        node = left[node]
+                    elif value != value:  # NaN: the node's default branch
+                        node = left[node] if default_left[node] else right[node]
+                    else:
+                        node = right[node]
+                found.append(leaf_value[node])
+        return found
+
+
 def _base_score(text: str | float) -> float:
     """XGBoost 3 writes ``base_score`` as a one-element list in a string (``"[5E-1]"``), older ones as ``"5E-1"``."""
     value = json.loads(text) if isinstance(text, str) and text.startswith("[") else text
@@ -186,4 +257,4 @@ def _depth(left: list[int], right: list[int]) -> int:
     return deepest
 
 
-__all__ = ["LINKS", "MAX_STEPS", "XGBoostTrees"]
+__all__ = ["LINKS", "MAX_STEPS", "PYTHON_WALK_STEPS", "NodeLists", "XGBoostTrees"]

@@ -1,5 +1,6 @@
-"""The numpy walk of XGBoost trees answers as XGBoost does, or is not used: objectives, NaN defaults, split
-boundaries, uneven trees, models it cannot reproduce, and the predictor's choice between the two."""
+"""The walk of XGBoost trees (a Python loop for a few rows, numpy gathers for more) answers as XGBoost does, or
+is not used: objectives, NaN defaults, split boundaries, uneven trees, models it cannot reproduce, and the
+predictor's choice between the two."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import xgboost as xgb
 
 from ma_ray.serving.frameworks import XGBoostPredictor
-from ma_ray.serving.xgboost_trees import LINKS, MAX_STEPS, XGBoostTrees
+from ma_ray.serving.xgboost_trees import LINKS, MAX_STEPS, PYTHON_WALK_STEPS, XGBoostTrees
 
 pytestmark = pytest.mark.unit
 
@@ -57,22 +58,36 @@ def test_deep_uneven_trees_and_split_boundaries() -> None:
     np.testing.assert_array_equal(trees.predict(probes), booster.inplace_predict(probes))
 
 
-def test_infinite_and_out_of_float32_range_inputs_compare_as_xgboosts() -> None:
+def test_the_python_loop_and_the_numpy_gathers_answer_alike_at_every_split() -> None:
+    """A row alone takes the Python loop, the probes together the numpy walk: the same bits as XGBoost both ways."""
+    booster = _booster("reg:squarederror", depth=9, rounds=30, min_child_weight=5)
+    trees = XGBoostTrees.of(booster)
+    assert trees is not None
+    probes = trees.probe_rows()
+    assert trees.trees * trees.depth <= PYTHON_WALK_STEPS < len(probes) * trees.trees * trees.depth
+    alone = np.concatenate([trees.predict(probe[None, :]) for probe in probes])
+    np.testing.assert_array_equal(alone, booster.inplace_predict(probes))
+
+
+@pytest.mark.parametrize("copies", [1, 64])  # the Python loop, the numpy walk
+def test_infinite_and_out_of_float32_range_inputs_compare_as_xgboosts(copies: int) -> None:
     booster = _booster("reg:squarederror")
     trees = XGBoostTrees.of(booster)
     assert trees is not None
-    rows = np.array([[np.inf, -np.inf, 1e300, -1e300, 1e-300, 0.0]])  # 1e300 is inf in float32, as XGBoost casts it
+    row = [[np.inf, -np.inf, 1e300, -1e300, 1e-300, 0.0]]  # 1e300 is inf in float32, as XGBoost casts it
+    rows = np.array(row * copies)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # and no overflow warning per request
         np.testing.assert_array_equal(trees.predict(rows), booster.inplace_predict(rows))
 
 
-def test_a_row_of_missing_inputs_follows_every_default_branch() -> None:
+@pytest.mark.parametrize("copies", [1, 64])  # the Python loop, the numpy walk
+def test_a_row_of_missing_inputs_follows_every_default_branch(copies: int) -> None:
     booster = _booster("binary:logistic")
     trees = XGBoostTrees.of(booster)
     assert trees is not None
-    row = np.full((1, 6), np.nan)
-    np.testing.assert_allclose(trees.predict(row), booster.inplace_predict(row), rtol=1e-6)
+    rows = np.full((copies, 6), np.nan)
+    np.testing.assert_allclose(trees.predict(rows), booster.inplace_predict(rows), rtol=1e-6)
 
 
 @pytest.mark.parametrize(
