@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, partial
@@ -36,6 +36,9 @@ from ma_ray.palette.online import (
 from ma_ray.row_dicts import row_to_dict
 from ma_ray.serving.feature_metrics import FeatureMetrics, LookupRecord
 from ma_ray.serving.resolution import MetaColumn, Resolution
+
+# A store read in flight: on the resolver's pool (`resolve`) or on the event loop (`resolve_async`).
+ReadOutcome = concurrent.futures.Future[list[FeatureValues]] | asyncio.Future[list[FeatureValues]]
 
 
 class UnknownReferenceError(KeyError):
@@ -236,15 +239,22 @@ class FeatureResolver:
             Callable[[OnlineTable, Sequence[EntityKey], Sequence[str], int], list[FeatureValues | None]] | None
         )
         self._read_store: Callable[[OnlineTable, Sequence[EntityKey], Sequence[str], int], list[FeatureValues]]
+        # What `resolve_async` awaits: the tiered store's primary (its caches were asked), or the bare store.
+        self._read_store_async: Callable[
+            [OnlineTable, Sequence[EntityKey], Sequence[str], int], Coroutine[Any, Any, list[FeatureValues]]
+        ]
         if isinstance(store, TieredOnlineStore):
             tiered = store
             self._read_cached = tiered.get_cached
             self._read_store = partial(tiered.get, caches=False)
+            self._read_store_async = tiered.get_uncached_async
             self._read_inline = tiered.local
         else:
             self._read_cached = None
             self._read_store = store.get
+            self._read_store_async = store.get_async
             self._read_inline = False
+        self._late_reads: set[asyncio.Task[list[FeatureValues]]] = set()  # past the deadline, left to finish
 
     def resolve(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
         """Values of ``refs`` for each row; a row holds join keys (``driver_id``) and request fields."""
@@ -258,17 +268,29 @@ class FeatureResolver:
 
     async def resolve_async(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
         """`resolve` for an event loop: the caches are asked in this thread (each answers within the deadline), and a
-        remote primary's read is awaited rather than waited for, so other requests on the loop go on meanwhile."""
+        remote primary's read is awaited (Cassandra's with no thread between, the caches it fills filled off the
+        answer's path), so other requests on the loop go on meanwhile. A read past the deadline is left to finish:
+        its answer still fills the caches, and its backend's breaker hears how it went."""
         request = self._start(rows, refs)
         if request.reads:
             done = self._read_now(request.reads, request.read_ts)
             if done is None:
-                futures = self._submit(request.reads, request.read_ts)
-                waiting = [asyncio.wrap_future(future) for future in futures.values()]
-                await asyncio.wait(waiting, timeout=self._remaining_s(request))
-                done = self._collect(futures, 0.0)
+                reads = {
+                    name: asyncio.ensure_future(self._read_store_async(table, unique, names, request.read_ts))
+                    for name, (table, unique, names) in request.reads.items()
+                }
+                _, late = await asyncio.wait(reads.values(), timeout=self._remaining_s(request))
+                for task in late:
+                    self._late_reads.add(task)
+                    task.add_done_callback(self._late_read_done)
+                done = self._outcome(reads, late)
             request.merge(*done)
         return self._finish(request, rows)
+
+    def _late_read_done(self, task: asyncio.Task[list[FeatureValues]]) -> None:
+        self._late_reads.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a late read's failure was counted when the deadline passed
 
     def _start(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> PendingLookup:
         """The request's plan and read timestamp, its keys checked, and what the caches answered."""
@@ -410,16 +432,22 @@ class FeatureResolver:
     def _collect(
         self, futures: dict[str, concurrent.futures.Future[list[FeatureValues]]], timeout_s: float
     ) -> tuple[dict[str, list[FeatureValues]], bool]:
-        """Answers that arrived within the deadline. The breaker counts missed deadlines and errors (a backend
-        the store itself reported unavailable is counted by that backend's own breaker)."""
+        """Answers that arrived within the deadline."""
+        _, late = concurrent.futures.wait(futures.values(), timeout=timeout_s)
+        return self._outcome(futures, late)
+
+    def _outcome(
+        self, reads: Mapping[str, ReadOutcome], late: Collection[ReadOutcome]
+    ) -> tuple[dict[str, list[FeatureValues]], bool]:
+        """The answers of the reads that are done, and whether any failed. The breaker counts missed deadlines and
+        errors (a backend the store itself reported unavailable is counted by that backend's own breaker)."""
         answers: dict[str, list[FeatureValues]] = {}
-        done, late = concurrent.futures.wait(futures.values(), timeout=timeout_s)
         failed = bool(late)
-        for name, future in futures.items():
-            if future not in done or future.exception() is not None:
+        for name, read in reads.items():
+            if read in late or read.exception() is not None:
                 failed = True
                 continue
-            answers[name] = future.result()
+            answers[name] = read.result()
         if failed:
             self.breaker.record_failure()
         else:

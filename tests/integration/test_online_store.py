@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -131,6 +132,20 @@ def test_batched_reads_keep_order_and_report_misses(store: OnlineStore, table: O
     assert [a.key for a in answers] == keys
     assert [a.values.get("trip_count_7d") for a in answers] == [7, None, 49, 7, 0]
     assert [a.found for a in answers] == [True, False, True, True, True]
+
+
+def test_an_awaited_read_answers_as_a_blocking_one(store: OnlineStore, table: OnlineTable) -> None:
+    store.put(table, [row(f"d{i}", T0 + i, trip_count_7d=i, city=f"c{i}") for i in range(60)])
+    read_ts = now_us()
+    for keys in (["d7"], ["missing"], ["d7", "missing", "d49", "d7", "d0"], [f"d{i}" for i in range(60)]):
+        for features in (["trip_count_7d"], list(FEATURES)):
+            awaited = asyncio.run(store.get_async(table, keys, features, read_ts))
+            blocking = store.get(table, keys, features, read_ts)
+            assert [(a.key, a.feature_ts, a.values) for a in awaited] == [
+                (a.key, a.feature_ts, a.values) for a in blocking
+            ]
+    with pytest.raises(UnknownFeatureError, match="no stored feature"):
+        asyncio.run(store.get_async(table, ["d1"], ["nope"], read_ts))
 
 
 def test_projection_and_unknown_features(store: OnlineStore, table: OnlineTable) -> None:

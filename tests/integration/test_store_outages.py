@@ -3,6 +3,7 @@ answers keep coming from the caches or as defaults, breakers open, and close aga
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -70,8 +71,11 @@ def build(settings: Settings, tmp: Path) -> tuple[TieredOnlineStore, FeatureReso
     return store, FeatureResolver(ServingCatalog(REPO), store, timeout_s=2.0)
 
 
-def lookup(resolver: FeatureResolver, driver: int) -> tuple[object, str, bool]:
-    result = resolver.resolve([{"driver_id": f"d{driver}"}], [TRIPS])
+def lookup(resolver: FeatureResolver, driver: int, awaited: bool = False) -> tuple[object, str, bool]:
+    """The value, its tier and whether the lookup was degraded: read as a thread does, or as a replica's event
+    loop does (``awaited``: Cassandra's read with no thread between, Redis filled off the answer's path)."""
+    rows, refs = [{"driver_id": f"d{driver}"}], [TRIPS]
+    result = asyncio.run(resolver.resolve_async(rows, refs)) if awaited else resolver.resolve(rows, refs)
     row = result.rows[0]
     return row.values[TRIPS], row.meta[TRIPS].tier, result.degraded
 
@@ -80,41 +84,43 @@ def eventually(check, timeout_s: float = 90.0) -> None:
     wait_for(check, timeout_s, "did not recover", interval_s=0.5)
 
 
-def test_cassandra_outage(private: tuple[Settings, ServiceLauncher], tmp_path: Path) -> None:
+@pytest.mark.parametrize("awaited", [False, True], ids=["blocking", "awaited"])
+def test_cassandra_outage(private: tuple[Settings, ServiceLauncher], tmp_path: Path, awaited: bool) -> None:
     settings, launcher = private
     store, resolver = build(settings, tmp_path)
     for i in range(20):
-        assert lookup(resolver, i)[0] == i  # d0..d19 now also cached in Redis (write-through refresh)
+        assert lookup(resolver, i, awaited)[0] == i  # d0..d19 now also cached in Redis (write-through refresh)
     store.caches[1].invalidate(TABLE, [f"d{i}" for i in range(20, 40)])
     launcher.down(("cassandra",))
     for _ in range(3):
         for i in (3, 7, 25, 31):
-            value, tier, degraded = lookup(resolver, i)
+            value, tier, degraded = lookup(resolver, i, awaited)
             if i < 20:
                 assert (value, tier in ("l1", "redis")) == (i, True)  # the caches keep answering
             else:
                 assert (value, tier, degraded) == (0, "unavailable", True)  # the catalog default
     assert store.breakers["cassandra"].state is BreakerState.OPEN
     launcher.up(("cassandra",))
-    eventually(lambda: lookup(resolver, 25)[:2] == (25, "cassandra"))
+    eventually(lambda: lookup(resolver, 25, awaited)[:2] == (25, "cassandra"))
     assert store.breakers["cassandra"].state is BreakerState.CLOSED
     store.close()
 
 
-def test_redis_outage(private: tuple[Settings, ServiceLauncher], tmp_path: Path) -> None:
+@pytest.mark.parametrize("awaited", [False, True], ids=["blocking", "awaited"])
+def test_redis_outage(private: tuple[Settings, ServiceLauncher], tmp_path: Path, awaited: bool) -> None:
     settings, launcher = private
     store, resolver = build(settings, tmp_path)
     launcher.down(("redis",))
     for _ in range(3):
         for i in (1, 2, 3):
             time.sleep(0.06)  # let L1 expire, so Redis would be asked
-            value, tier, degraded = lookup(resolver, i)
+            value, tier, degraded = lookup(resolver, i, awaited)
             assert (value, tier, degraded) == (i, "cassandra", False)  # reads bypass Redis
     assert store.errors["redis"] >= 2 and store.breakers["redis"].state is BreakerState.OPEN
     launcher.up(("redis",))
     store.put(TABLE, [EntityRow("d5", now_us() - 10, {"trip_count_7d": 50})])
     time.sleep(1.1)  # the breaker's reset timeout
-    eventually(lambda: (lookup(resolver, 5), time.sleep(0.06), lookup(resolver, 5))[2][1] == "redis")
+    eventually(lambda: (lookup(resolver, 5, awaited), time.sleep(0.06), lookup(resolver, 5, awaited))[2][1] == "redis")
     assert store.breakers["redis"].state is BreakerState.CLOSED
     store.close()
 

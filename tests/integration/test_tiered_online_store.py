@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 from ma_ray.config import Settings, load_settings
 from ma_ray.connections import redis_client
 from ma_ray.palette.online import EntityRow, InProcessCache, OnlineTable, RedisCache, TieredOnlineStore, now_us
+from ma_ray.palette.online.cassandra import CassandraOnlineStore
 from ma_ray.palette.online.sqlite import SqliteOnlineStore
 from ma_ray.palette.types import FeatureType
+from tests.polling import wait_for
 
 T0 = now_us() - 60_000_000
 
@@ -107,6 +110,41 @@ def test_historical_reads_do_not_fill_caches(tmp_path: Path) -> None:
     assert store.get(t, ["d1"], ["trips"], T0 + 1)[0].values == {"trips": 1}
     assert len(l1) == 0
     assert store.get(t, ["d1"], ["trips"], now_us())[0].values == {"trips": 2}
+
+
+def test_an_awaited_primary_read_fills_the_l1_at_once_and_redis_off_its_path(
+    services: Settings, l2: RedisCache
+) -> None:
+    cassandra = CassandraOnlineStore(services.replaced(cassandra_request_timeout_s=5.0), f"t{uuid.uuid4().hex[:8]}")
+    l1 = InProcessCache(ttl_s=60)
+    store, t = TieredOnlineStore(cassandra, [l1, l2]), table()
+    try:
+        store.update(t)
+        rows = [EntityRow("d1", T0, {"trips": 4, "rating": 4.5}), EntityRow("d2", T0, {"trips": 2, "rating": 1.0})]
+        cassandra.put(t, rows)  # behind the caches' back
+        got = asyncio.run(store.get_uncached_async(t, ["d1", "nobody"], ["trips"], now_us()))
+        assert [(a.layer, a.values) for a in got] == [("cassandra", {"trips": 4}), ("none", {})]
+        assert store.served["cassandra"] == 1 and store.served["none"] == 1
+        assert l1.hits(t, ["d1"], ["trips", "rating"], now_us())[0].values == {"trips": 4, "rating": 4.5}
+        wait_for(lambda: l2.hits(t, ["d1"], ["trips"], now_us())[0] is not None, 10, "Redis was never filled")
+        historical = asyncio.run(store.get_uncached_async(t, ["d2"], ["rating"], T0 + 1))
+        assert historical[0].values == {"rating": 1.0}
+        assert l1.hits(t, ["d2"], ["rating"], now_us()) == [None]  # a historical read fills no cache
+    finally:
+        cassandra.drop_keyspace()
+        store.close()
+
+
+def test_an_awaited_read_of_a_failing_primary_answers_unavailable(tmp_path: Path) -> None:
+    class Refusing(SqliteOnlineStore):
+        def get(self, *args: object) -> list:  # type: ignore[override]
+            raise ConnectionError("refused")
+
+    store, t = TieredOnlineStore(Refusing(tmp_path / "o.sqlite"), [InProcessCache()]), table()
+    store.update(t)
+    got = asyncio.run(store.get_uncached_async(t, ["d1", "d2"], ["trips"], now_us()))
+    assert [a.layer for a in got] == ["unavailable", "unavailable"] and not any(a.found for a in got)
+    assert store.errors["sqlite"] == 1 and store.served["unavailable"] == 2
 
 
 def test_l1_expires_and_stays_bounded() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import pickle
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -239,3 +240,22 @@ def test_an_awaited_read_past_the_deadline_serves_defaults_as_the_blocking_one_d
     for result in (awaited, blocking):
         assert result.degraded and result.columns[TRIPS] == [2, 0]
         assert result.meta[TRIPS].tier == ["l1", "deadline"]
+
+
+def test_an_awaited_read_past_the_deadline_is_left_to_finish_and_fills_the_cache() -> None:
+    resolver, primary, _ = tiered_resolver(timeout_s=0.05)
+
+    async def scenario() -> Resolution:
+        primary.gate.clear()  # the primary answers after the deadline
+        late = await resolver.resolve_async([{"driver_id": "d4"}], [TRIPS])
+        primary.gate.set()
+        deadline = time.monotonic() + 5
+        while resolver._late_reads and time.monotonic() < deadline:  # the late read lands, then is forgotten
+            await asyncio.sleep(0.01)
+        return late
+
+    late = asyncio.run(scenario())
+    assert late.degraded and late.meta[TRIPS].tier == ["deadline"] and late.columns[TRIPS] == [0]
+    assert not resolver._late_reads
+    again = resolver.resolve([{"driver_id": "d4"}], [TRIPS])
+    assert again.columns[TRIPS] == [4] and again.meta[TRIPS].tier == ["l1"]  # the late answer filled the L1

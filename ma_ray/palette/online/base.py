@@ -8,6 +8,7 @@ Timestamps are int epoch microseconds (UTC); timestamp-typed feature values come
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -110,6 +111,13 @@ class OnlineStore(ABC):
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues]:
         """One answer per key, in order: the newest row at or before ``read_ts``, projected on ``features``."""
+
+    async def get_async(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues]:
+        """`get` awaited on an event loop: on the loop's executor here; a backend with an async client (Cassandra)
+        reads with no thread between."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.get, table, keys, features, read_ts)
 
     @abstractmethod
     def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:

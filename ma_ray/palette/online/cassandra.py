@@ -8,11 +8,14 @@ break idempotency on (key, feature_ts)). Reads are prepared, idempotent, token-a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import struct
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from cassandra.cluster import ResponseFuture
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
@@ -108,7 +111,7 @@ class CassandraOnlineStore(OnlineStore):
         names = tuple(features)
         statement = self._reads.get((table.name, names))
         if statement is None:
-            columns = ", ".join(["feature_timestamp", *names])
+            columns = ", ".join(["entity_key", "feature_timestamp", *names])
             statement = self._session.prepare(
                 f"SELECT {columns} FROM {self.keyspace}.{table.name} "
                 "WHERE entity_key = ? AND feature_timestamp <= ? LIMIT 1"
@@ -163,22 +166,43 @@ class CassandraOnlineStore(OnlineStore):
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues]:
-        """One prepared single-partition read for one key; for many, one ``IN`` read per replica and 100 keys."""
+        """One prepared single-partition read for one key; for many, one ``IN`` read per replica and 25 keys."""
         table.check_features(features)
+        responses = self._send(table, keys, features, read_ts)
+        return self._answers(table, keys, features, [response.result() for response in responses])
+
+    async def get_async(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues]:
+        """`get` on an event loop with no thread between: the driver's IO thread hands each answer to the loop."""
+        table.check_features(features)
+        loop = asyncio.get_running_loop()
+        responses = self._send(table, keys, features, read_ts)
+        pages = await asyncio.gather(*(_awaited(loop, response) for response in responses))
+        return self._answers(table, keys, features, pages)
+
+    def _send(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[ResponseFuture]:
+        """The reads, sent: one single-partition read for one key; for many, one ``IN`` read per replica and
+        ``KEYS_PER_READ`` keys. Every read's rows are (entity_key, feature_timestamp, *features)."""
+        reads: list[tuple[PreparedStatement, tuple[Any, int]]]
         if len(keys) == 1:
-            statement = self._read_statement(table, features)
-            row = self._session.execute(statement, (keys[0], read_ts), execution_profile=ONLINE_READ_PROFILE).one()
-            values_of = row_to_dict(tuple(features), 2)
-            return [self._answer(table, keys[0], features, values_of, None if row is None else (keys[0], *row))]
-        statement = self._multi_read_statement(table, features)
-        futures = []
-        for group in self._by_replica(table, list(dict.fromkeys(keys))):
-            for start in range(0, len(group), KEYS_PER_READ):
-                chunk = group[start : start + KEYS_PER_READ]
-                futures.append(
-                    self._session.execute_async(statement, (chunk, read_ts), execution_profile=ONLINE_READ_PROFILE)
-                )
-        rows = {row[0]: row for future in futures for row in future.result()}
+            reads = [(self._read_statement(table, features), (keys[0], read_ts))]
+        else:
+            statement = self._multi_read_statement(table, features)
+            reads = [
+                (statement, (group[start : start + KEYS_PER_READ], read_ts))
+                for group in self._by_replica(table, list(dict.fromkeys(keys)))
+                for start in range(0, len(group), KEYS_PER_READ)
+            ]
+        return [self._session.execute_async(*read, execution_profile=ONLINE_READ_PROFILE) for read in reads]
+
+    def _answers(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], pages: Sequence[Sequence[Any]]
+    ) -> list[FeatureValues]:
+        """One answer per key from the reads' rows, each (entity_key, feature_timestamp, *features)."""
+        rows = {row[0]: row for page in pages for row in page}
         values_of = row_to_dict(tuple(features), 2)
         return [self._answer(table, key, features, values_of, rows.get(key)) for key in keys]
 
@@ -224,3 +248,24 @@ class CassandraOnlineStore(OnlineStore):
 
     def close(self) -> None:
         self._cluster.shutdown()
+
+
+def _awaited(loop: asyncio.AbstractEventLoop, response: ResponseFuture) -> asyncio.Future[list[Any]]:
+    """The driver's response as an asyncio future of its rows (one page: reads here are LIMIT 1 per key, 25 keys
+    at most), settled on ``loop`` from the driver's IO thread."""
+    future: asyncio.Future[list[Any]] = loop.create_future()
+
+    def settle(rows: list[Any] | None, error: BaseException | None) -> None:
+        if future.done():  # the reader gave up at its deadline
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(rows or [])
+
+    def hand_over(rows: list[Any] | None, error: BaseException | None = None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed while the read was out: nobody waits for it
+            loop.call_soon_threadsafe(settle, rows, error)
+
+    response.add_callbacks(hand_over, lambda error: hand_over(None, error))
+    return future

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
 
@@ -61,6 +62,8 @@ class TieredOnlineStore(OnlineStore):
         self.errors: Counter[str] = Counter()
         self._owed: dict[str, dict[str, OwedRefresh]] = {cache.layer: {} for cache in self.caches}
         self._owed_lock = threading.Lock()  # writer threads share the store (Datasink tasks, actor threads)
+        # Fills of networked caches after an async read, in order, off the reader's path (`get_async`).
+        self._filler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-fill")
 
     def update(self, table: OnlineTable) -> None:
         self.primary.update(table)
@@ -136,11 +139,8 @@ class TieredOnlineStore(OnlineStore):
         above. Returns the answers (None where missing), the missing indexes and whether the primary failed."""
         every_feature = list(table.features)
         whole_rows = set(features) == table.features.keys()  # rows read below the top need no projection
-        now = now_us()
-        fill = read_ts >= now - FILL_WINDOW_US
-        # A fill is the value as of read_ts: a write may land any time after it, so its life counts from then.
-        read_age_s = max(0, now - read_ts) / 1e6
-        read_started = [cache.read_started() - read_age_s for cache in self.caches] if fill else []
+        read_started = self._fill_starts(read_ts)
+        fill = bool(read_started)
         answers: list[FeatureValues | None] = [None] * len(keys)
         pending = list(range(len(keys)))
         primary_failed = False
@@ -169,6 +169,59 @@ class TieredOnlineStore(OnlineStore):
                 break
         return answers, pending, primary_failed
 
+    async def get_uncached_async(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues]:
+        """`get(..., caches=False)` for an event loop: the primary's read awaited (Cassandra's with no thread
+        between), the in-process cache filled at once and the others (Redis) on the store's fill thread, off the
+        answer's path."""
+        table.check_features(features)
+        read_started = self._fill_starts(read_ts)
+        primary, breaker = self.primary, self.breakers[self.primary.layer]
+        got = None
+        if breaker.allow():
+            try:
+                got = await primary.get_async(table, keys, list(table.features), read_ts)
+            except Exception as error:  # a backend outage must never fail a read: log, count, carry on
+                self._failed(primary, "get", error)
+            else:
+                breaker.record_success()
+        if got is None:
+            self.served[UNAVAILABLE] += len(keys)
+            return [FeatureValues(key, None, {}, UNAVAILABLE) for key in keys]
+        found = [values for values in got if values.feature_ts is not None]
+        self.served[primary.layer] += len(found)
+        self.served["none"] += len(got) - len(found)
+        if read_started and found:
+            self._fill(table, found, read_started)
+        whole_rows = set(features) == table.features.keys()
+        return [
+            FeatureValues(key, None, {}, "none")
+            if values.feature_ts is None
+            else values
+            if whole_rows
+            else _projected(values, features)
+            for key, values in zip(keys, got, strict=True)
+        ]
+
+    def _fill_starts(self, read_ts: int) -> list[float]:
+        """Per cache, when a fill of a read at ``read_ts`` counts as read (a write may land any time after it, so
+        its life counts from then); none when the read is historical: it must not plant an old row as the latest."""
+        now = now_us()
+        if read_ts < now - FILL_WINDOW_US:
+            return []
+        read_age_s = max(0, now - read_ts) / 1e6
+        return [cache.read_started() - read_age_s for cache in self.caches]
+
+    def _fill(self, table: OnlineTable, found: list[FeatureValues], read_started: list[float]) -> None:
+        """Rows the primary answered into every cache: in-process ones now, the others on the fill thread."""
+        for cache, started in zip(self.caches, read_started, strict=True):
+            fill = partial(self._guarded, cache, "fill", partial(cache.put, table, found, started))
+            if cache.local:
+                fill()
+            else:
+                self._filler.submit(fill)
+
     def _hits(
         self, depth: int, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues | None]:
@@ -185,12 +238,15 @@ class TieredOnlineStore(OnlineStore):
         try:
             result = call()
         except Exception as error:  # a backend outage must never fail a read: log, count, carry on
-            breaker.record_failure()
-            self.errors[store.layer] += 1
-            LOG.warning("%s %s failed: %s", store.layer, action, error)
+            self._failed(store, action, error)
             return None
         breaker.record_success()
         return result
+
+    def _failed(self, store: OnlineStore, action: str, error: Exception) -> None:
+        self.breakers[store.layer].record_failure()
+        self.errors[store.layer] += 1
+        LOG.warning("%s %s failed: %s", store.layer, action, error)
 
     def prune(self, table: OnlineTable, keys: Sequence[EntityKey], before_ts: int) -> None:
         self.primary.prune(table, keys, before_ts)
@@ -204,6 +260,7 @@ class TieredOnlineStore(OnlineStore):
         self.primary.teardown(table)
 
     def close(self) -> None:
+        self._filler.shutdown(wait=True)  # fills in flight land before their caches close
         for store in [*self.caches, self.primary]:
             store.close()
 
