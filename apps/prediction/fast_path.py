@@ -29,6 +29,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 PREDICT_PATH = re.compile(r"/v1/models/(?P<model>[^/]+):predict")
 _TIMING = TIMING_HEADER.lower().encode()
 _JSON_TYPES = (b"application/json",)
+NO_QUERY = PredictQuery()  # most calls send none: the defaults, validated once (the handler only reads it)
 
 
 @runtime_checkable
@@ -53,7 +54,8 @@ def parsed(scope: Scope, body: bytes) -> tuple[PredictQuery, PredictRequest] | N
     if not body or (content_type is not None and not content_type.startswith(_JSON_TYPES)):
         return None
     try:
-        query = PredictQuery.model_validate(dict(parse_qsl(scope["query_string"].decode("latin-1"), True)))
+        text = scope["query_string"].decode("latin-1")
+        query = PredictQuery.model_validate(dict(parse_qsl(text, True))) if text else NO_QUERY
         return query, PredictRequest.model_validate_json(body)
     except ValidationError:
         return None
@@ -67,13 +69,19 @@ class PredictFastPath:
     def __init__(self, app: Any, replica: Callable[[], PredictHandler | None]) -> None:
         self.app = app
         self.replica = replica
+        self._handler: PredictHandler | None = None  # a process serves one replica: found once, kept
+
+    def _serving(self) -> PredictHandler | None:
+        if self._handler is None:
+            self._handler = self.replica()
+        return self._handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         arrived = scope.setdefault("state", {})["arrived"] = time.perf_counter()
         match = PREDICT_PATH.fullmatch(route_path(scope)) if scope["method"] == "POST" else None
-        handler = self.replica() if match else None
+        handler = self._serving() if match else None
         if match is None or handler is None:
             return await self.app(scope, receive, send)
         body = await _body(receive)

@@ -168,7 +168,8 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
         timing[ROUTING] = elapsed_ms(started) - sum(answer["timing_ms"].values())
         timing.update(answer["timing_ms"])
         serialized = time.perf_counter()
-        body = PredictResponse(
+        # Every field is already its type (the pools' predictions are lists of floats): no validation pass.
+        body = PredictResponse.model_construct(
             model=model,
             version=served,
             predictions=answer["predictions"],

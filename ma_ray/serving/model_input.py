@@ -31,41 +31,42 @@ class ModelInputs:
                 "DSL transform (e.g. `x in [...]`, `len(x)`)"
             )
 
-    def needed_refs(self) -> list[str]:
-        """Everything to resolve for a request: the features and what the transforms read."""
         needed = dict.fromkeys(self.features)
         for compiled in self.transforms.values():
             needed.update(dict.fromkeys(sorted(compiled.references)))
-        return list(needed)
+        self._needed = tuple(needed)  # once: every request asks
+        self._row_of = row_to_dict(self._needed, 0)
+
+    def needed_refs(self) -> list[str]:
+        """Everything to resolve for a request: the features and what the transforms read."""
+        return list(self._needed)
 
     def request_fields(self) -> list[str]:
         return [ref[len(BASIS_PREFIX) :] for ref in self.needed_refs() if ref.startswith(BASIS_PREFIX)]
 
     def matrix(self, columns: Mapping[str, Sequence[Any]], row_count: int) -> np.ndarray:
-        """One row per request row, built column by column from resolved columns (``needed_refs`` each);
-        only the transforms read row by row."""
-        matrix = np.empty((row_count, len(self.columns)), dtype=np.float64)
-        for j, ref in enumerate(self.features):
-            matrix[:, j] = _float_column(columns[ref])
+        """One row per request row from resolved columns (``needed_refs`` each), converted in one numpy call (the
+        per-value path only for timestamps); only the transforms read row by row."""
+        features = (columns[ref] for ref in self.features)
+        rows: list[Any] = list(zip(*features, strict=True)) if self.features else [()] * row_count
         if self.transforms:
-            needed = self.needed_refs()
-            by_row = zip(*(columns[ref] for ref in needed), strict=True)
-            rows = list(map(row_to_dict(tuple(needed), 0), by_row)) if needed else [{}] * row_count
-            for j, compiled in enumerate(self.transforms.values(), start=len(self.features)):
-                matrix[:, j] = [_as_float(compiled.scalar(row)) for row in rows]
-        return matrix
+            envs = (
+                list(map(self._row_of, zip(*(columns[ref] for ref in self._needed), strict=True)))
+                if self._needed
+                else [{}] * row_count
+            )
+            transforms = list(self.transforms.values())
+            rows = [[*values, *(t.scalar(env) for t in transforms)] for values, env in zip(rows, envs, strict=True)]
+        try:  # numbers, booleans and nulls (NaN) convert in one call; timestamps need the per-value path
+            matrix = np.array(rows, dtype=np.float64)
+        except TypeError:
+            matrix = np.array([[_as_float(value) for value in row] for row in rows], dtype=np.float64)
+        return matrix.reshape(row_count, len(self.columns))
 
     def vector(self, values: Mapping[str, Any]) -> list[float]:
         """One row's inputs from its values by ref (a missing ref is null)."""
         row: list[float] = self.matrix({ref: [values.get(ref)] for ref in self.needed_refs()}, 1)[0].tolist()
         return row
-
-
-def _float_column(values: Sequence[Any]) -> np.ndarray:
-    try:  # numbers, booleans and nulls (NaN) convert in one call; timestamps need the per-value path
-        return np.asarray(values, dtype=np.float64)
-    except TypeError:
-        return np.array([_as_float(value) for value in values], dtype=np.float64)
 
 
 def _as_float(value: Any) -> float:

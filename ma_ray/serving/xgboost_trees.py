@@ -144,14 +144,13 @@ class XGBoostTrees:
         with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, as XGBoost's own cast makes it
             x = np.asarray(matrix, dtype=np.float32)
         if len(x) * self.trees * self.depth <= PYTHON_WALK_STEPS:
-            leaves = np.asarray(self.nodes.leaves(x.tolist()), np.float32).reshape(len(x), self.trees)
+            steps = np.array(self.nodes.leaves(x.tolist(), float(self.base_margin)), np.float32)
         else:
-            leaves = self._numpy_leaves(x)
+            steps = np.empty((len(x), self.trees + 1), np.float32)
+            steps[:, 0] = self.base_margin
+            steps[:, 1:] = self._numpy_leaves(x)
         # XGBoost adds the trees one at a time onto the base margin, in float32: a running sum keeps that order
-        steps = np.empty((len(x), self.trees + 1), np.float32)
-        steps[:, 0] = self.base_margin
-        steps[:, 1:] = leaves
-        margins: np.ndarray = np.cumsum(steps, axis=1, dtype=np.float32)[:, -1]
+        margins: np.ndarray = np.cumsum(steps.reshape(len(x), self.trees + 1), axis=1, dtype=np.float32)[:, -1]
         return self.link(margins)
 
     def _numpy_leaves(self, x: np.ndarray) -> np.ndarray:
@@ -220,12 +219,13 @@ class NodeLists:
             roots=np.cumsum([0, *sizes[:-1]]).astype(np.int64).tolist(),
         )
 
-    def leaves(self, rows: list[list[float]]) -> list[float]:
-        """Each row's leaf value in each tree, row by row, trees in order."""
+    def leaves(self, rows: list[list[float]], base_margin: float) -> list[list[float]]:
+        """Per row, the base margin then its leaf value in each tree, in order (what XGBoost adds up)."""
         feature, split, left, right = self.feature, self.split, self.left, self.right
         default_left, leaf_value, roots = self.default_left, self.leaf_value, self.roots
-        found = []
+        every = []
         for row in rows:
+            found = [base_margin]
             for node in roots:
                 while (index := feature[node]) >= 0:
                     value = row[index]
@@ -236,7 +236,8 @@ class NodeLists:
                     else:
                         node = right[node]
                 found.append(leaf_value[node])
-        return found
+            every.append(found)
+        return every
 
 
 def _base_score(text: str | float) -> float:

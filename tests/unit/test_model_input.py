@@ -22,7 +22,7 @@ def test_vector_in_signature_order_then_transforms() -> None:
     assert all(math.isnan(v) for v in vector)
 
 
-def test_matrix_is_built_column_by_column_with_the_vectors_values() -> None:
+def test_matrix_rows_hold_the_vectors_values_timestamps_and_nulls_included() -> None:
     inputs = ModelInputs([A, B, "@basis:ts"], {"doubled": f"{A} * 2"}, TYPES)
     moments = [datetime(2026, 1, 1, 7, tzinfo=UTC), None]
     columns = {A: [3, None], B: [False, True], "@basis:ts": moments}
@@ -33,6 +33,8 @@ def test_matrix_is_built_column_by_column_with_the_vectors_values() -> None:
     for i in range(2):
         row = {ref: column[i] for ref, column in columns.items()}
         assert matrix[i].tolist() == pytest.approx(inputs.vector(row), nan_ok=True)
+    assert inputs.matrix({A: [], B: [], "@basis:ts": []}, 0).shape == (0, 4)
+    assert inputs.matrix({A: [1, 2], B: [True, None], "@basis:ts": [None, None]}, 2)[:, :2].tolist()[0] == [1.0, 1.0]
 
 
 def test_unknown_or_text_inputs_are_refused() -> None:

@@ -103,6 +103,14 @@ def test_a_valid_predict_is_answered_without_fastapi_in_one_or_several_body_chun
     assert inner.bodies == [] and front.calls[-1] == ("eta", 2, "staging", [ROW])
 
 
+def test_the_serving_replica_is_looked_up_once_and_no_query_means_the_defaults() -> None:
+    front, lookups = FakeFront(), []
+    app = PredictFastPath(Inner(), replica=lambda: lookups.append(1) or front)
+    for _ in range(3):
+        assert _call(app, _scope("/v1/models/eta:predict"), BODY)[0] == 200
+    assert lookups == [1] and front.calls[-1] == ("eta", None, "production", [ROW])
+
+
 @pytest.mark.parametrize(
     ("query", "body", "content_type"),
     [
@@ -176,6 +184,7 @@ def fastapi_app(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, FakeFront]:
 
     front = FakeFront()
     monkeypatch.setattr(serve, "get_replica_context", lambda: types.SimpleNamespace(servable_object=front))
+    monkeypatch.setattr(api, "middleware_stack", None)  # built afresh: the fast path keeps the replica it found
     return api, front
 
 
