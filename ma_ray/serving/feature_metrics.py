@@ -68,7 +68,8 @@ class FeatureMetrics:
         self._breaker_by_backend = ByLabel(self.breaker_open, "backend")
         self._breakers_recorded: dict[str, str] = {}
 
-    def record(self, lookup: LookupRecord, breakers: dict[str, str]) -> None:
+    def record(self, lookup: LookupRecord, breakers: dict[str, str] | None = None) -> None:
+        """One lookup's figures; ``breakers`` (backend -> state), when given, sets the gauges that changed."""
         cache = "hit" if lookup.served and all(tier in CACHE_TIERS for tier in lookup.served) else "miss"
         self._by_cache[cache].record(lookup.seconds)
         for tier, count in lookup.served.items():
@@ -79,7 +80,7 @@ class FeatureMetrics:
             self._staleness_by_group[group].record(seconds)
         for group in lookup.stream_fallback:
             self._fallback_by_group[group].record(1)
-        if breakers != self._breakers_recorded:  # a gauge holds its value: set it when a breaker changes state
+        if breakers is not None and breakers != self._breakers_recorded:  # a gauge holds its value: set on change
             for backend, state in breakers.items():
                 self._breaker_by_backend[backend].record(1.0 if state == "open" else 0.0)
             self._breakers_recorded = dict(breakers)

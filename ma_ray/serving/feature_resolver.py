@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
@@ -37,6 +38,7 @@ from ma_ray.row_dicts import row_to_dict
 from ma_ray.serving.feature_metrics import FeatureMetrics, LookupRecord
 from ma_ray.serving.resolution import MetaColumn, Resolution
 
+BREAKER_GAUGE_INTERVAL_S = 1.0  # how late a breaker's gauge may follow its state when lookups go well
 # A store read in flight: on the resolver's pool (`resolve`) or on the event loop (`resolve_async`).
 ReadOutcome = concurrent.futures.Future[list[FeatureValues]] | asyncio.Future[list[FeatureValues]]
 
@@ -255,6 +257,7 @@ class FeatureResolver:
             self._read_store_async = store.get_async
             self._read_inline = False
         self._late_reads: set[asyncio.Task[list[FeatureValues]]] = set()  # past the deadline, left to finish
+        self._breakers_read = -math.inf
 
     def resolve(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
         """Values of ``refs`` for each row; a row holds join keys (``driver_id``) and request fields."""
@@ -328,7 +331,7 @@ class FeatureResolver:
             tuple(sorted(fallback)),
         )
         if self.metrics is not None:
-            self._record(time.perf_counter() - request.started, plan, meta, result.stream_fallback)
+            self._record(result, request.started, plan, meta, request.failed)
         return result
 
     def plan(self, refs: Sequence[str]) -> ReadPlan:
@@ -380,14 +383,22 @@ class FeatureResolver:
             and self.lag_monitor.lagging(group.table.catalog, group.table.group, group.lag_sla_s)
         }
 
-    def _record(self, seconds: float, plan: ReadPlan, meta: dict[str, MetaColumn], fallback: tuple[str, ...]) -> None:
+    def _record(
+        self, result: Resolution, started: float, plan: ReadPlan, meta: dict[str, MetaColumn], failed: bool
+    ) -> None:
         metrics = self.metrics
         assert metrics is not None
-        lookup = LookupRecord(seconds, stream_fallback=fallback)
+        now = time.perf_counter()
+        lookup = LookupRecord(now - started, stream_fallback=result.stream_fallback)
         for group in plan.groups:
             if group.requested:
                 _count_group(lookup, meta[group.refs[0]], group.requested, group.name)
-        metrics.record(lookup, self.breaker_states())
+        # The breakers' gauges: read after a failed or degraded lookup, else at most once per interval (reading
+        # every breaker's state takes its lock; a gauge a second late is on time for a scrape).
+        breakers = None
+        if failed or result.degraded or now - self._breakers_read >= BREAKER_GAUGE_INTERVAL_S:
+            breakers, self._breakers_read = self.breaker_states(), now
+        metrics.record(lookup, breakers)
 
     def breaker_states(self) -> dict[str, str]:
         """Every circuit breaker on the read path: one per store backend, and the deadline's (``deadline``)."""
@@ -565,8 +576,12 @@ def _count_group(lookup: LookupRecord, meta: MetaColumn, features: int, group: s
     if not meta.tier:  # a request of no rows
         return
     if not any(meta.defaulted):
-        for tier, rows in Counter(meta.tier).items():
-            lookup.served[tier] += rows * features
+        first = meta.tier[0]
+        if meta.tier.count(first) == len(meta.tier):  # one tier served every row: the common case
+            lookup.served[first] += len(meta.tier) * features
+        else:
+            for tier, rows in Counter(meta.tier).items():
+                lookup.served[tier] += rows * features
         lookup.oldest_s[group] = max(cast("list[float]", meta.staleness_s))  # no default: every age is set
         return
     for tier, defaulted in zip(meta.tier, meta.defaulted, strict=True):

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 
-from ma_ray.metrics import MetricsBackend, default_backend
+from ma_ray.metrics import BoundInstrument, ByLabel, MetricsBackend, default_backend
 
 TIMING_HEADER = "X-MA-Timing"
 
@@ -87,15 +87,21 @@ class StageMetrics:
             REQUEST_SECONDS, "Latency of a whole prediction request, by feature cache outcome", BOUNDARIES_S, ("cache",)
         )
 
+        self._by_stage: dict[tuple[str, str], BoundInstrument] = {}  # (stage, pool) -> bound once
+        self._by_cache = ByLabel(self.request_seconds, "cache")
+
     def record(self, stages_ms: Mapping[str, float], pool: str = "") -> None:
         for stage, ms in stages_ms.items():
-            if stage not in STAGES:
-                raise ValueError(f"unknown prediction stage {stage!r}; stages are {', '.join(STAGES)}")
-            self.stage_seconds.record(ms / 1000, {"stage": stage, "pool": pool})
+            bound = self._by_stage.get((stage, pool))
+            if bound is None:
+                if stage not in STAGES:
+                    raise ValueError(f"unknown prediction stage {stage!r}; stages are {', '.join(STAGES)}")
+                bound = self._by_stage[(stage, pool)] = self.stage_seconds.bound({"stage": stage, "pool": pool})
+            bound.record(ms / 1000)
 
     def record_request(self, stages_ms: Mapping[str, float]) -> None:
         cache_outcome = "miss" if FEATURE_LOOKUP_MISS in stages_ms else "hit"
-        self.request_seconds.record(sum(stages_ms.values()) / 1000, {"cache": cache_outcome})
+        self._by_cache[cache_outcome].record(sum(stages_ms.values()) / 1000)
 
 
 @cache

@@ -150,6 +150,24 @@ def test_metrics_record_tiers_defaults_staleness_and_breakers() -> None:
     assert sample("ma_ray_feature_store_breaker_open", backend="deadline") == 0
 
 
+def test_a_breaker_that_opens_shows_in_its_gauge_at_the_next_lookup() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from ma_ray.metrics import PrometheusMetrics
+    from ma_ray.serving.feature_metrics import FeatureMetrics
+
+    registry = CollectorRegistry()
+    store = store_with({"driver_stats": [EntityRow("d1", now_us() - 5_000_000, {"trip_count_7d": 3})]})
+    breaker = CircuitBreaker("online_store", failure_threshold=1, reset_timeout_s=60)
+    metrics = FeatureMetrics(PrometheusMetrics(registry))
+    resolver = FeatureResolver(CATALOG, store, timeout_s=1.0, breaker=breaker, metrics=metrics)
+    resolver.resolve([{"driver_id": "d1"}], [TRIPS])
+    assert registry.get_sample_value("ma_ray_feature_store_breaker_open", {"backend": "deadline"}) == 0
+    breaker.record_failure()  # opens: the next lookup is served defaults without asking the store
+    assert resolver.resolve([{"driver_id": "d2"}], [TRIPS]).degraded
+    assert registry.get_sample_value("ma_ray_feature_store_breaker_open", {"backend": "deadline"}) == 1
+
+
 REALTIME = "@palette:rideshare:driver_realtime:trip_count_1h:driver_id"
 
 
