@@ -64,6 +64,7 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
             serving.coalesce_in_flight,
             serving.coalesce_max_rows,
             shared_errors=(ModelLoadError, CacheFullError, PoolMissingError, RayActorError),
+            gather_gap_s=serving.coalesce_gather_gap_s,
         )
         # The cached routing table: alias -> version for 1 s, invalidated at once by Gallery's broadcast.
         self.aliases = self.gallery.cached_resolver(f"ingress-{uuid.uuid4().hex[:8]}")

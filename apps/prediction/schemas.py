@@ -68,6 +68,12 @@ class ServingOptions(BaseModel):
         default=2, ge=1, description="front: calls in flight per model version; requests beyond share the next"
     )
     coalesce_max_rows: int = Field(default=256, ge=1, description="front: rows in one coalesced call")
+    coalesce_gather_gap_s: float = Field(
+        default=0.001,
+        ge=0,
+        description="front: a request this close after the previous one finds the replica busy and lets the "
+        "requests already received join its call (one turn of the event loop, no timer); 0 turns it off",
+    )
     artifact_cache_dir: str | None = Field(
         default=None, description="node-local directory of fetched artifacts; default <tmp>/ma_ray_artifact_cache"
     )

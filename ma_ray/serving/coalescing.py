@@ -4,18 +4,31 @@ arrive while its calls are busy share the next call.
 Per key (pool, model id) at most ``max_in_flight`` calls run at once. A request that finds a free slot goes at
 once, so a lightly loaded service adds no wait; requests that arrive while every slot is busy queue, and when a
 call returns, the queue (up to ``max_rows`` rows) goes as one call. Under load each pool hop then carries many
-requests' rows, which is where a two-hop service spends its CPU. A coalesced call that fails is retried one
-request at a time, so a bad row fails only its own request; errors that concern the call as a whole (a model
-that cannot load, say: ``shared_errors``) go to every request without a retry.
+requests' rows, which is where a two-hop service spends its CPU.
+
+A call that never waits (a tier-1 model answered in the replica from cached features) is over before the next
+request reaches the coalescer, so no queue would ever form. Under load (a request within ``gather_gap_s`` of the
+previous one) a request with a free slot therefore yields the event loop before its call, once and again while
+each turn brings another request (``GATHER_TURNS`` at most): the requests the replica has already received reach
+the coalescer meanwhile and share the call. No timer is involved, and a quiet replica's requests never yield.
+
+A coalesced call that fails is retried one request at a time, so a bad row fails only its own request; errors
+that concern the call as a whole (a model that cannot load, say: ``shared_errors``) go to every request without
+a retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, cast
+
+# Turns of the event loop a gathering request gives others to join it, while each turn brings one more.
+GATHER_TURNS = 4
 
 Rows = list[dict[str, Any]]
 Answer = dict[str, Any]
@@ -41,6 +54,7 @@ class _Waiting:
 class _Key:
     in_flight: int = 0
     queue: deque[_Waiting] = field(default_factory=deque)
+    gathering: bool = False  # a request holds a slot while the loop turns once: arrivals queue behind it
 
 
 class RequestCoalescer:
@@ -52,23 +66,62 @@ class RequestCoalescer:
         max_in_flight: int = 2,
         max_rows: int = 256,
         shared_errors: tuple[type[BaseException], ...] = (),
+        gather_gap_s: float = 0.001,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_in_flight < 1 or max_rows < 1:
-            raise ValueError(f"max_in_flight and max_rows must be >= 1, got {max_in_flight} and {max_rows}")
+        if max_in_flight < 1 or max_rows < 1 or gather_gap_s < 0:
+            raise ValueError(
+                f"max_in_flight and max_rows must be >= 1 and gather_gap_s >= 0, got {max_in_flight}, {max_rows} "
+                f"and {gather_gap_s}"
+            )
         self._call, self.max_in_flight, self.max_rows = call, max_in_flight, max_rows
         self.shared_errors = shared_errors
+        self.gather_gap_s, self._clock = gather_gap_s, clock
+        self._last_submit = -math.inf
         self._keys: dict[Hashable, _Key] = {}
         self.calls = 0  # calls made, for tests and metrics: fewer than requests under load
 
     async def submit(self, key: Hashable, rows: Rows) -> Answer:
+        now = self._clock()
+        busy, self._last_submit = now - self._last_submit < self.gather_gap_s, now
         state = self._keys.setdefault(key, _Key())
-        if state.in_flight < self.max_in_flight and not state.queue:
+        if state.in_flight < self.max_in_flight and not state.queue and not state.gathering:
+            if busy:
+                return await self._gathering(key, state, rows)
             return await self._alone_at_once(key, state, rows)
         waiting = _Waiting(rows, asyncio.get_running_loop().create_future())
         state.queue.append(waiting)
-        if state.in_flight < self.max_in_flight:
+        if state.in_flight < self.max_in_flight and not state.gathering:
             self._dispatch(key, state)
         return await waiting.future
+
+    async def _gathering(self, key: Hashable, state: _Key, rows: Rows) -> Answer:
+        """Under load: the loop turns before the call (again while each turn brings a request), and the requests for
+        this key that reached the coalescer meanwhile share it (in a task of its own, so this request's
+        cancellation spares theirs)."""
+        state.in_flight += 1
+        state.gathering = True
+        try:
+            for _ in range(GATHER_TURNS):
+                queued = len(state.queue)
+                await asyncio.sleep(0)
+                if len(state.queue) == queued:  # nobody joined this turn: the rest are further behind
+                    break
+        except BaseException:
+            state.gathering = False
+            self._release(key, state)
+            raise
+        state.gathering = False
+        company = self._take(state, len(rows))
+        if not company:
+            self.calls += 1
+            try:
+                return await self._call(key, rows)
+            finally:
+                self._release(key, state)
+        own = _Waiting(rows, asyncio.get_running_loop().create_future())
+        asyncio.get_running_loop().create_task(self._run(key, state, [own, *company]))  # it holds the slot now
+        return await own.future
 
     async def _alone_at_once(self, key: Hashable, state: _Key, rows: Rows) -> Answer:
         """A free slot and no queue: the call is made in the request's own task (no future, no task to schedule:
@@ -87,15 +140,21 @@ class RequestCoalescer:
         elif state.in_flight == 0:
             self._keys.pop(key, None)
 
-    def _dispatch(self, key: Hashable, state: _Key) -> None:
+    def _take(self, state: _Key, rows: int = 0) -> list[_Waiting]:
+        """Queued requests, first come first, while their rows fit ``max_rows`` with ``rows`` already taken (the
+        first always goes); requests whose clients went away are dropped."""
         batch: list[_Waiting] = []
-        total = 0
-        while state.queue and (not batch or total + len(state.queue[0].rows) <= self.max_rows):
+        total = rows
+        while state.queue and (not (batch or rows) or total + len(state.queue[0].rows) <= self.max_rows):
             waiting = state.queue.popleft()
             if waiting.future.cancelled():  # its client went away
                 continue
             batch.append(waiting)
             total += len(waiting.rows)
+        return batch
+
+    def _dispatch(self, key: Hashable, state: _Key) -> None:
+        batch = self._take(state)
         if not batch:
             return
         state.in_flight += 1
