@@ -282,7 +282,7 @@ def main() -> None:
         serve.run(Constant.bind(), name="constant", route_prefix="/constant")
         serve.run(Hop.bind(Constant.bind()), name="hop", route_prefix="/hop")
         serve.run(BodyConstant.bind(), name="body", route_prefix="/body")
-        uncoalesced = {"settings": overrides, "serving": {"coalesce_in_flight": 1_000_000}}
+        uncoalesced = {"settings": overrides, "serving": {"coalesce_in_flight": 1_000_000, "coalesce_gather_gap_s": 0}}
         serve.run(build_app(uncoalesced), name="uncoalesced", route_prefix="/uncoalesced")
         base = f"http://127.0.0.1:{port}"
         urls = {

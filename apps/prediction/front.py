@@ -14,6 +14,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Header, Query, Request, Response
+from pydantic_core import to_json
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
@@ -169,16 +170,19 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
         timing[ROUTING] = elapsed_ms(started) - sum(answer["timing_ms"].values())
         timing.update(answer["timing_ms"])
         serialized = time.perf_counter()
-        # Every field is already its type (the pools' predictions are lists of floats): no validation pass.
-        body = PredictResponse.model_construct(
-            model=model,
-            version=served,
-            predictions=answer["predictions"],
-            degraded=answer["degraded"],
-            stream_fallback=answer["stream_fallback"],
-            timing_ms=timing,
-            warnings=warnings,
-        ).model_dump_json()
+        # `PredictResponse`'s fields, written by pydantic's JSON encoder straight from a dict (a third of the time
+        # of building the model first): every value is already its type, the pools' predictions lists of floats.
+        body = to_json(
+            {
+                "model": model,
+                "version": served,
+                "predictions": answer["predictions"],
+                "degraded": answer["degraded"],
+                "stream_fallback": answer["stream_fallback"],
+                "timing_ms": timing,
+                "warnings": warnings,
+            }
+        )
         timing[SERIALIZATION] = elapsed_ms(serialized)
         self._observe(timing)
-        return 200, body.encode(), {TIMING_HEADER: encode_timing(timing)} if timing_wanted else {}
+        return 200, body, {TIMING_HEADER: encode_timing(timing)} if timing_wanted else {}
