@@ -62,7 +62,7 @@ class TieredOnlineStore(OnlineStore):
         self.errors: Counter[str] = Counter()
         self._owed: dict[str, dict[str, OwedRefresh]] = {cache.layer: {} for cache in self.caches}
         self._owed_lock = threading.Lock()  # writer threads share the store (Datasink tasks, actor threads)
-        # Fills of networked caches after an async read, in order, off the reader's path (`get_async`).
+        # Fills of networked caches after an awaited read, in order, off the reader's path (`get_uncached_async`).
         self._filler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-fill")
 
     def update(self, table: OnlineTable) -> None:
@@ -194,15 +194,8 @@ class TieredOnlineStore(OnlineStore):
         self.served["none"] += len(got) - len(found)
         if read_started and found:
             self._fill(table, found, read_started)
-        whole_rows = set(features) == table.features.keys()
-        return [
-            FeatureValues(key, None, {}, "none")
-            if values.feature_ts is None
-            else values
-            if whole_rows
-            else _projected(values, features)
-            for key, values in zip(keys, got, strict=True)
-        ]
+        projected_on = None if set(features) == table.features.keys() else features  # whole rows were read
+        return [_served(key, values, projected_on) for key, values in zip(keys, got, strict=True)]
 
     def _fill_starts(self, read_ts: int) -> list[float]:
         """Per cache, when a fill of a read at ``read_ts`` counts as read (a write may land any time after it, so
@@ -276,6 +269,13 @@ def _place(
     for index, values in zip(pending, got, strict=True):
         if values is not None:
             answers[index] = values if projected_on is None else _projected(values, projected_on)
+
+
+def _served(key: EntityKey, values: FeatureValues, projected_on: Sequence[str] | None) -> FeatureValues:
+    """The primary's answer for ``key``: missing (``none``), or found, projected on the asked features."""
+    if values.feature_ts is None:
+        return FeatureValues(key, None, {}, "none")
+    return values if projected_on is None else _projected(values, projected_on)
 
 
 def _projected(values: FeatureValues, features: Sequence[str]) -> FeatureValues:
