@@ -54,7 +54,7 @@ class _Waiting:
 class _Key:
     in_flight: int = 0
     queue: deque[_Waiting] = field(default_factory=deque)
-    gathering: bool = False  # a request holds a slot while the loop turns once: arrivals queue behind it
+    gathering: bool = False  # a request holds a slot while the loop turns: arrivals queue behind it
 
 
 class RequestCoalescer:
@@ -114,11 +114,7 @@ class RequestCoalescer:
         state.gathering = False
         company = self._take(state, len(rows))
         if not company:
-            self.calls += 1
-            try:
-                return await self._call(key, rows)
-            finally:
-                self._release(key, state)
+            return await self._call_holding(key, state, rows)
         own = _Waiting(rows, asyncio.get_running_loop().create_future())
         asyncio.get_running_loop().create_task(self._run(key, state, [own, *company]))  # it holds the slot now
         return await own.future
@@ -127,6 +123,10 @@ class RequestCoalescer:
         """A free slot and no queue: the call is made in the request's own task (no future, no task to schedule:
         the path of every request on a lightly loaded replica); requests arriving meanwhile queue as usual."""
         state.in_flight += 1
+        return await self._call_holding(key, state, rows)
+
+    async def _call_holding(self, key: Hashable, state: _Key, rows: Rows) -> Answer:
+        """The call, in the caller's task, on a slot the caller took; the slot is freed however it ends."""
         self.calls += 1
         try:
             return await self._call(key, rows)
