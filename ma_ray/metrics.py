@@ -6,7 +6,8 @@ Metric names are defined next to the code that records them; every name starts w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 
@@ -150,6 +151,18 @@ class PrometheusMetrics:
         return _PrometheusInstrument(
             Gauge(name, description, list(tag_keys), registry=self.registry), "set", bool(tag_keys)
         )
+
+
+def after_answer(record: Callable[..., None], *args: Any) -> None:
+    """``record(*args)`` once the request being served has its answer written: on the event loop's next turn
+    (a replica's dozen metric records took 0.1 ms of a 1.6 ms prediction's latency when made before it), or at
+    once where no loop runs in this thread."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        record(*args)
+        return
+    loop.call_soon(record, *args)
 
 
 def default_backend() -> MetricsBackend:

@@ -21,12 +21,12 @@ from ray.serve.handle import DeploymentHandle
 
 from apps.prediction.errors import ERROR_TYPES, ModelLoadError, PoolMissingError, cause, message_of, status_of
 from apps.prediction.fast_path import error_body
-from apps.prediction.http import api
+from apps.prediction.http import api, route_first
 from apps.prediction.open_inference import OpenInferenceRoutes
 from apps.prediction.open_inference_grpc import OpenInferenceGrpc
 from apps.prediction.replica import PoolReplica, elapsed_ms
 from apps.prediction.schemas import ErrorResponse, PredictQuery, PredictRequest, PredictResponse, ServingOptions
-from ma_ray.metrics import default_backend
+from ma_ray.metrics import after_answer, default_backend
 from ma_ray.serving import (
     LOAD_FAILURES_TOTAL,
     PARSING,
@@ -40,6 +40,8 @@ from ma_ray.serving import (
 )
 
 logger = logging.getLogger("ray.serve")
+
+PREDICT_ROUTE = "/v1/models/{model}:predict"
 
 REPLICA_RETRIES = 3  # a request whose pool replica died is sent again; Serve routes it to a live one
 
@@ -128,12 +130,16 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
         return None
 
     def _observe(self, timing: dict[str, float]) -> None:
-        """Record a request's front stages (its pool stages were recorded where they ran) and its total."""
+        """Record a request's front stages (its pool stages were recorded where they ran) and its total, once its
+        answer is written."""
+        after_answer(self._record_front, timing)
+
+    def _record_front(self, timing: dict[str, float]) -> None:
         self.metrics.record({k: timing[k] for k in (PARSING, ROUTING, SERIALIZATION)}, self.name)
         self.metrics.record_request(timing)
 
     @api.post(
-        "/v1/models/{model}:predict",
+        PREDICT_ROUTE,
         response_model=PredictResponse,
         responses={
             400: {"model": ErrorResponse, "description": "bad input: entity key, field type, model signature"},
@@ -186,3 +192,6 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
         timing[SERIALIZATION] = elapsed_ms(serialized)
         self._observe(timing)
         return 200, body, {TIMING_HEADER: encode_timing(timing)} if timing_wanted else {}
+
+
+route_first(api, PREDICT_ROUTE)  # after `serve.ingress` has mounted the class's routes

@@ -6,6 +6,7 @@ No `from __future__ import annotations` here: FastAPI reads the real annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from ray.serve._private.http_util import _walk_fastapi_routes
 from ray.serve.exceptions import RayServeException
 
 from apps.prediction.fast_path import PredictFastPath, PredictHandler
@@ -32,3 +33,15 @@ def _serving_replica() -> PredictHandler | None:
 
 
 api.add_middleware(PredictFastPath, replica=_serving_replica)
+
+
+def route_first(app: FastAPI, path: str) -> None:
+    """Put the route of ``path`` first among its router's routes. Serve names every request's route (a metrics
+    tag) by matching the app's routes in order, and `:predict` came after the ten `/v2` routes: about 8 us of
+    CPU a request. No two routes' paths overlap, so the order decides nothing else."""
+    for route, parent, _ in _walk_fastapi_routes(app):
+        if route.path == path:
+            parent.routes.remove(route)
+            parent.routes.insert(0, route)
+            return
+    raise ValueError(f"the app has no route {path!r}")

@@ -20,6 +20,7 @@ from apps.prediction.errors import ModelLoadError
 from apps.prediction.schemas import ServingOptions
 from ma_ray.config import load_settings
 from ma_ray.gallery import Gallery, ModelVersion
+from ma_ray.metrics import after_answer
 from ma_ray.serving import (
     DEFAULT_ROOT,
     INFERENCE,
@@ -222,7 +223,7 @@ class PoolReplica:
         inferred = time.perf_counter()
         predictions = await self._infer(loaded, matrix)
         timing[INFERENCE] = elapsed_ms(inferred)
-        self.metrics.record(timing, self.name)
+        after_answer(self.metrics.record, timing, self.name)
         return {
             "predictions": predictions,
             "degraded": resolution.degraded,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 # Turns of the event loop a gathering request gives others to join it, while each turn brings one more.
-GATHER_TURNS = 4
+GATHER_TURNS = 8
 
 Rows = list[dict[str, Any]]
 Answer = dict[str, Any]

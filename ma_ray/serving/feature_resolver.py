@@ -23,6 +23,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, Protocol, cast
 
 from ma_ray.circuit_breaker import CircuitBreaker
+from ma_ray.metrics import after_answer
 from ma_ray.palette import BASIS_PREFIX, FeatureRepository, FeatureType
 from ma_ray.palette.dsl import CompiledExpression, compile_expression
 from ma_ray.palette.online import (
@@ -331,7 +332,8 @@ class FeatureResolver:
             tuple(sorted(fallback)),
         )
         if self.metrics is not None:
-            self._record(result, request.started, plan, meta, request.failed)
+            seconds = time.perf_counter() - request.started
+            after_answer(self._record, result, seconds, plan, meta, request.failed)
         return result
 
     def plan(self, refs: Sequence[str]) -> ReadPlan:
@@ -384,12 +386,12 @@ class FeatureResolver:
         }
 
     def _record(
-        self, result: Resolution, started: float, plan: ReadPlan, meta: dict[str, MetaColumn], failed: bool
+        self, result: Resolution, seconds: float, plan: ReadPlan, meta: dict[str, MetaColumn], failed: bool
     ) -> None:
         metrics = self.metrics
         assert metrics is not None
         now = time.perf_counter()
-        lookup = LookupRecord(now - started, stream_fallback=result.stream_fallback)
+        lookup = LookupRecord(seconds, stream_fallback=result.stream_fallback)
         for group in plan.groups:
             if group.requested:
                 _count_group(lookup, meta[group.refs[0]], group.requested, group.name)

@@ -211,3 +211,26 @@ def test_the_fast_path_and_the_fastapi_route_answer_alike(
         answers.append((status, answer_headers[b"content-type"], answer, timing_header.split(b";")[0]))
     assert answers[0] == answers[1]
     assert len(front.calls) == 2 and front.calls[0] == front.calls[1]
+
+
+def test_serve_names_a_predict_request_at_its_first_route() -> None:
+    """Serve tags each request with its route by matching the app's routes in order (`get_asgi_route_name`, over
+    the route tree `_walk_fastapi_routes` walks): `:predict` is the first of the class's routes, and every route
+    still names itself."""
+    from ray.serve._private.http_util import _walk_fastapi_routes
+    from ray.serve._private.thirdparty.get_asgi_route_name import get_asgi_route_name
+
+    from apps.prediction.front import PREDICT_ROUTE
+    from apps.prediction.http import api
+
+    class_routes = [route.path for route, _, _ in _walk_fastapi_routes(api) if route.path.startswith(("/v1", "/v2"))]
+    assert class_routes[0] == PREDICT_ROUTE and len(class_routes) == 10
+    assert get_asgi_route_name(api, _scope("/v1/models/eta:predict")) == PREDICT_ROUTE
+    assert get_asgi_route_name(api, _scope("/v2/models/eta/infer")) == "/v2/models/{model}/infer"
+
+
+def test_route_first_refuses_a_path_the_app_lacks() -> None:
+    from apps.prediction.http import api, route_first
+
+    with pytest.raises(ValueError, match="no route '/v9/nothing'"):
+        route_first(api, "/v9/nothing")

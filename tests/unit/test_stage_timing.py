@@ -73,3 +73,24 @@ def test_stages_and_requests_are_recorded_in_histograms() -> None:
 def test_unknown_stage_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown prediction stage"):
         StageMetrics(PrometheusMetrics(CollectorRegistry())).record({"warp": 1.0})
+
+
+def test_metrics_are_recorded_once_the_answer_is_on_its_way() -> None:
+    """`after_answer`: inside a request (a running loop) the record waits for the loop's next turn, so the
+    request's answer is written first; outside a loop it is made at once."""
+    import asyncio
+
+    from ma_ray.metrics import after_answer
+
+    recorded: list[str] = []
+    after_answer(recorded.append, "no loop")
+    assert recorded == ["no loop"]
+
+    async def request() -> list[str]:
+        after_answer(recorded.append, "deferred")
+        seen_before_answer = list(recorded)
+        await asyncio.sleep(0)  # the answer is written; the loop turns
+        return seen_before_answer
+
+    assert asyncio.run(request()) == ["no loop"]
+    assert recorded == ["no loop", "deferred"]
