@@ -7,11 +7,14 @@ diagnostics against ``bare`` and ``hop``, whose three replica calls between two 
 prediction's caches on a 2-core box):
 ``predict`` (the prediction application: a tier-1 replica takes HTTP and answers itself: features, DSL,
 XGBoost), ``bare`` (one deployment returning a constant), ``body`` (a bare multiplexed deployment that reads and
-parses the same JSON body and gets its model from Serve's multiplexed cache: the floor the targets use; with
-the default proxy a replica fetches a body with one more Ray call, which ``bare`` never makes), ``hop`` (an
-ingress deployment calling a constant deployment through a handle: what the old two-hop shape cost with no work).
+parses the same JSON body and gets its model from Serve's multiplexed cache: the floor the targets use, with as
+many replicas as the tier-1 pool that takes the prediction's requests; with the default proxy a replica fetches a
+body with one more Ray call, which ``bare`` never makes), ``hop`` (an ingress deployment calling a constant
+deployment through a handle: what the old two-hop shape cost with no work).
 Throughput: 16 concurrent clients (asyncio + aiohttp, one process) against predict and body, alternating, and
-against ``uncoalesced`` (the same prediction application with coalescing off), to show what coalescing buys.
+against ``body_one`` (``body`` with Serve's default of one replica) and ``uncoalesced`` (the same prediction
+application with coalescing off), to show what the second replica and coalescing buy. gRPC: ModelInfer against
+``:predict``, alternating, and the same pair between ``grpc_body`` (``body`` over gRPC) and ``body``: the floor.
 The server-side stage timings come from each answer's ``X-MA-Timing`` header (all stages, serialization
 included). ``notes`` in the results file says what dominates.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import itertools
 import json
 import os
@@ -55,7 +59,8 @@ from ma_ray.gallery import Gallery, InputSignature
 from ma_ray.palette import FeatureRegistry, load_repository, load_snapshot
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.online import OnlineTable, open_online_store
-from ma_ray.serving import TIMING_HEADER, decode_timing
+from ma_ray.serving import OUTPUT, OUTPUT_DATATYPE, POOL_DEPLOYMENTS, TIER1_GROUP, TIMING_HEADER, decode_timing
+from ma_ray.serving.inference_grpc import messages as pb
 
 STATS = "@palette:rideshare:driver_stats:{}:driver_id"
 FEATURES = tuple(
@@ -108,6 +113,29 @@ class BodyConstant:
         rows = json.loads(await request.body())["rows"]
         model = await self.get_model("eta:1")
         return {"predictions": [model] * len(rows)}
+
+
+@serve.deployment(ray_actor_options=BARE_ACTOR, max_ongoing_requests=64)
+class GrpcBodyConstant:
+    """``BodyConstant`` over gRPC: ModelInfer reads the request's row count (Serve's gRPC server has parsed the
+    message), gets its model from Serve's multiplexed cache and answers one FP64 per row: the floor of the gRPC
+    target."""
+
+    def __init__(self) -> None:
+        # Behind the default proxy a request reaches the replica pickled under the messages' module name, which
+        # importing this module registers (the replica unpickles this class by value, not by importing the bench).
+        importlib.import_module("ma_ray.serving.inference_grpc")
+
+    @serve.multiplexed(max_num_models_per_replica=4)
+    async def get_model(self, model_id: str) -> float:
+        return 1.0
+
+    async def ModelInfer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        rows = int(request.inputs[0].shape[0])
+        model = await self.get_model("eta:1")
+        output = pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype=OUTPUT_DATATYPE, shape=[rows])
+        raw = np.full(rows, model, dtype="<f8").tobytes()
+        return pb.ModelInferResponse(model_name=request.model_name, outputs=[output], raw_output_contents=[raw])
 
 
 @serve.deployment(ray_actor_options=BARE_ACTOR, max_ongoing_requests=64)
@@ -180,10 +208,12 @@ def interleaved(urls: dict[str, str], bodies: list[dict], count: int) -> tuple[d
     return {name: np.array(values) for name, values in samples.items()}, stages
 
 
-def grpc_against_http(grpc_port: int, url: str, bodies: list[dict], count: int) -> dict[str, np.ndarray]:
-    """Milliseconds per prediction over gRPC (tritonclient.grpc, ModelInfer) and over HTTP (`:predict`), in
-    alternation, each taking the next of ``bodies`` in turn: with many drivers the two never read the same one in
-    a row, so neither gets the features the other's read just put in the caches."""
+def grpc_against_http(
+    grpc_port: int, url: str, bodies: list[dict], count: int, app: str = "prediction"
+) -> dict[str, np.ndarray]:
+    """Milliseconds per prediction over gRPC (tritonclient.grpc, ModelInfer, to Serve's application ``app``) and
+    over HTTP (``url``), in alternation, each taking the next of ``bodies`` in turn: with many drivers the two
+    never read the same one in a row, so neither gets the features the other's read just put in the caches."""
     import tritonclient.grpc as triton
 
     client, session = triton.InferenceServerClient(f"127.0.0.1:{grpc_port}"), requests.Session()
@@ -197,7 +227,7 @@ def grpc_against_http(grpc_port: int, url: str, bodies: list[dict], count: int) 
             tensor.set_data_from_numpy(np.array([row[name].encode() for row in body["rows"]], dtype=np.object_))
             inputs.append(tensor)
         started = time.perf_counter()
-        client.infer("eta", inputs, headers={"application": "prediction"})  # Serve routes gRPC by app
+        client.infer("eta", inputs, headers={"application": app})  # Serve routes gRPC by app
         samples["grpc"].append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         session.post(url, json=http_body, timeout=30).raise_for_status()
@@ -258,7 +288,8 @@ def notes(
         "body fetch). The old two-hop shape "
         f"(a no-work chain) costs {all4['hop'] - all4['bare']:.2f} ms over bare. Throughput: "
         f"{qps['predict'][0]:.0f}/s vs the bare multiplexed deployment's {qps['body'][0]:.0f}/s "
-        f"({qps['uncoalesced'][0]:.0f}/s with coalescing off); on 2 cores the ingress, the replicas and the "
+        f"({qps['body_one'][0]:.0f}/s with one replica; {qps['uncoalesced'][0]:.0f}/s for the prediction with "
+        "coalescing off); on 2 cores the ingress, the replicas and the "
         "load-generating client share the CPUs. Machine shared with other jobs during the run (1-minute load "
         f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at its end): absolute figures are noisy, "
         "ratios less so."
@@ -291,7 +322,13 @@ def main() -> None:
         serve.run(build_app({"settings": overrides}), name="prediction", route_prefix="/")
         serve.run(Constant.bind(), name="constant", route_prefix="/constant")
         serve.run(Hop.bind(Constant.bind()), name="hop", route_prefix="/hop")
-        serve.run(BodyConstant.bind(), name="body", route_prefix="/body")
+        # The floors run as many replicas as the tier-1 pool that takes the prediction's requests (two by default:
+        # one can fail); a bare deployment with Serve's default of one replica is timed under load too.
+        front = serve.status().applications["prediction"].deployments[POOL_DEPLOYMENTS[TIER1_GROUP]]
+        replicas = front.replica_states.get("RUNNING", 1)
+        serve.run(BodyConstant.options(num_replicas=replicas).bind(), name="body", route_prefix="/body")
+        serve.run(BodyConstant.bind(), name="body_one", route_prefix="/body_one")
+        serve.run(GrpcBodyConstant.options(num_replicas=replicas).bind(), name="grpc_body", route_prefix="/grpc_body")
         uncoalesced = {"settings": overrides, "serving": {"coalesce_in_flight": 1_000_000, "coalesce_gather_gap_s": 0}}
         serve.run(build_app(uncoalesced), name="uncoalesced", route_prefix="/uncoalesced")
         base = f"http://127.0.0.1:{port}"
@@ -309,9 +346,12 @@ def main() -> None:
         lat, stages = interleaved({name: urls[name] for name in ("predict", "body")}, bodies, args.requests)
         around, _ = interleaved(urls, bodies, args.requests)
         grpc_lat = grpc_against_http(grpc_port, urls["predict"], bodies, args.requests)
+        grpc_floor = grpc_against_http(grpc_port, urls["body"], bodies, args.requests, app="grpc_body")
         urls["uncoalesced"] = f"{base}/uncoalesced/v1/models/eta:predict"
-        interleaved({"uncoalesced": urls["uncoalesced"]}, bodies[:1], 100)
-        qps = throughput({name: urls[name] for name in ("predict", "body", "uncoalesced")}, bodies, args.seconds)
+        urls["body_one"] = f"{base}/body_one"
+        interleaved({name: urls[name] for name in ("uncoalesced", "body_one")}, bodies[:1], 100)
+        loaded = ("predict", "body", "body_one", "uncoalesced")
+        qps = throughput({name: urls[name] for name in loaded}, bodies, args.seconds)
         batched = throughput({"predict": urls["predict"], "body": urls["body"]}, batch, args.seconds)
         serve.shutdown()
         drop_keyspace(overrides)
@@ -323,7 +363,7 @@ def main() -> None:
     results = [
         Result(
             f"HTTP predict p50 (XGBoost, 10 inputs; {STORES[args.store]}) vs bare multiplexed deployment reading "
-            "the same body",
+            f"the same body ({replicas} replicas, as the tier-1 pool)",
             p50["predict"],
             "ms",
             baseline=p50["body"],
@@ -362,11 +402,19 @@ def main() -> None:
             target=Target("value", "<=", 0.5),
         ),
         Result(
-            f"throughput, {CLIENTS} concurrent clients, vs the bare multiplexed deployment",
+            f"throughput, {CLIENTS} concurrent clients, vs the bare multiplexed deployment ({replicas} replicas, as "
+            "the tier-1 pool)",
             qps["predict"][0],
             "predictions/s",
             baseline=qps["body"][0],
             target=Target("ratio", ">=", 0.8),
+        ),
+        Result(
+            f"throughput, {CLIENTS} concurrent clients, vs the bare multiplexed deployment with one replica (Serve's "
+            "default)",
+            qps["predict"][0],
+            "predictions/s",
+            baseline=qps["body_one"][0],
         ),
         Result(
             f"throughput, {CLIENTS} concurrent clients, coalescing off (vs on)",
@@ -394,6 +442,14 @@ def main() -> None:
             "ms",
             baseline=float(np.percentile(grpc_lat["http"], 50)),
             target=Target("ratio", "<=", 1.0),
+        )
+    )
+    results.append(
+        Result(
+            "bare gRPC ModelInfer p50 vs the bare HTTP deployment's p50, alternating (the floor of the gRPC target)",
+            float(np.percentile(grpc_floor["grpc"], 50)),
+            "ms",
+            baseline=float(np.percentile(grpc_floor["http"], 50)),
         )
     )
     if args.store == "cassandra":
