@@ -389,6 +389,11 @@ def main() -> None:
     ray.shutdown()
     p50 = {name: float(np.percentile(values, 50)) for name, values in lat.items()}
     p99 = {name: float(np.percentile(values, 99)) for name, values in lat.items()}
+
+    def cached_only(target: Target) -> Target | None:
+        """The issue sets its ratio targets for cached features; on misses only the 15 ms p99 (below)."""
+        return target if args.store == "sqlite" else None
+
     around50 = {name: float(np.percentile(values, 50)) for name, values in around.items()}
     front = [a + b for a, b in zip(stages["parsing"], stages["routing"], strict=True)]
     results = [
@@ -398,14 +403,14 @@ def main() -> None:
             p50["predict"],
             "ms",
             baseline=p50["body"],
-            target=Target("ratio", "<=", 1.3),
+            target=cached_only(Target("ratio", "<=", 1.3)),
         ),
         Result(
             "HTTP predict p99 vs the same bare's p99",
             p99["predict"],
             "ms",
             p99["body"],
-            target=Target("ratio", "<=", 2),
+            target=cached_only(Target("ratio", "<=", 2)),
         ),
         Result(
             "HTTP predict p50 vs the same bare, all four endpoints in turn (three other replica calls between two "
@@ -438,7 +443,7 @@ def main() -> None:
             qps["predict"][0],
             "predictions/s",
             baseline=qps["body"][0],
-            target=Target("ratio", ">=", 0.8),
+            target=cached_only(Target("ratio", ">=", 0.8)),
         ),
         Result(
             f"throughput, {CLIENTS} concurrent clients, vs the bare multiplexed deployment with one replica (Serve's "
@@ -472,7 +477,7 @@ def main() -> None:
             float(np.percentile(grpc_lat["grpc"], 50)),
             "ms",
             baseline=float(np.percentile(grpc_lat["http"], 50)),
-            target=Target("ratio", "<=", 1.0),
+            target=cached_only(Target("ratio", "<=", 1.0)),
         )
     )
     results.append(
