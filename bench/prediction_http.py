@@ -57,7 +57,7 @@ from apps.prediction.open_inference_grpc import SERVICER
 from ma_ray.config import load_settings
 from ma_ray.datagen import RideshareConfig, driver_stats, write_chunk, write_dimensions
 from ma_ray.gallery import Gallery, InputSignature
-from ma_ray.palette import FeatureRegistry, load_repository, load_snapshot
+from ma_ray.palette import FeatureRegistry, FeatureRepository, load_repository, load_snapshot
 from ma_ray.palette.meta_store import open_meta_store
 from ma_ray.palette.online import OnlineTable, now_us, open_online_store
 from ma_ray.serving import OUTPUT, OUTPUT_DATATYPE, POOL_DEPLOYMENTS, TIER1_GROUP, TIMING_HEADER, decode_timing
@@ -149,6 +149,12 @@ class Hop:
         return await self.inner.remote()
 
 
+def sample_repository() -> FeatureRepository:
+    """The rideshare sample's feature repository, as shipped in the package."""
+    with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as path:
+        return load_repository(path)
+
+
 def prepare(state: str, store: str) -> tuple[dict, list[str]]:
     """Features loaded, the model registered; the settings and every driver with features."""
     overrides: dict = {"state_dir": state}
@@ -161,8 +167,7 @@ def prepare(state: str, store: str) -> tuple[dict, list[str]]:
     write_dimensions(config, raw)
     for chunk in range(config.chunks):
         write_chunk(config, chunk, raw)
-    with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as path:
-        repo = load_repository(path)
+    repo = sample_repository()
     meta = open_meta_store(settings)
     FeatureRegistry(meta).apply(repo)
     meta.close()
@@ -195,8 +200,7 @@ def raw_store_read(settings: dict, probe: str) -> tuple[Callable[[dict], object]
     driver ``probe``: a read that found no row would time the wrong thing."""
     store = open_online_store(load_settings(**settings))
     primary = store.primary  # type: ignore[attr-defined]
-    with resources.as_file(resources.files("ma_ray.palette") / "samples" / "rideshare") as path:
-        repo = load_repository(path)
+    repo = sample_repository()
     table = OnlineTable.of(repo, repo.groups[0])
     names = [ref.split(":")[3] for ref in FEATURES]
 
