@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.python_source import parse_files
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("ma_ray", "actors", "apps")
 # Lowest first. A component may import its own modules and any lower layer's; never a higher layer's, nor a
@@ -61,10 +63,10 @@ def component(module: str) -> str | None:
     raise UnplacedModuleError(f"ma_ray.{parts[1]} is in no layer: place it in LAYERS or CORE ({__file__})")
 
 
-def imported_modules(source: str) -> list[tuple[int, str]]:
-    """(line, module) of every absolute import in ``source``."""
+def imported_modules(tree: ast.Module) -> list[tuple[int, str]]:
+    """(line, module) of every absolute import in a module's ``tree``."""
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -75,17 +77,17 @@ def imported_modules(source: str) -> list[tuple[int, str]]:
 def violations(root: Path) -> list[str]:
     """Every import under ``root``'s three packages that runs against the layers, as ``file:line: a -> b``."""
     found = []
-    for package in PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
-            source = component(module)
-            assert source is not None
-            for line, target in imported_modules(path.read_text()):
-                imported = component(target)
-                if imported is None or imported == source:
-                    continue
-                if LAYER_OF[imported] >= LAYER_OF[source]:
-                    found.append(f"{path.relative_to(root)}:{line}: {source} -> {imported} ({target})")
+    paths = [path for package in PACKAGES for path in sorted((root / package).rglob("*.py"))]
+    for path, tree in parse_files(paths).items():
+        module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        source = component(module)
+        assert source is not None
+        for line, target in imported_modules(tree):
+            imported = component(target)
+            if imported is None or imported == source:
+                continue
+            if LAYER_OF[imported] >= LAYER_OF[source]:
+                found.append(f"{path.relative_to(root)}:{line}: {source} -> {imported} ({target})")
     return found
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.python_source import parse_files
+
 ROOT = Path(__file__).resolve().parents[2]
 CALLERS = ("apps", "actors", "bench", "ma_ray")
 # Package -> its modules imported by their own path (each package's docstring says why).
@@ -43,12 +45,13 @@ PACKAGES: dict[str, frozenset[str]] = {
 def imports_into(package: str) -> Iterator[tuple[str, str | None, list[str]]]:
     """(file:line, submodule or None, names) for every import of ``package`` outside it."""
     inside = ROOT / package.replace(".", "/")
-    for folder in CALLERS:
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            if inside not in path.parents:
-                for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                    for submodule, names in _imported(node, package):
-                        yield f"{path.relative_to(ROOT)}:{node.lineno}", submodule, names  # type: ignore[attr-defined]
+    callers = [
+        path for folder in CALLERS for path in sorted((ROOT / folder).rglob("*.py")) if inside not in path.parents
+    ]
+    for path, tree in parse_files(callers).items():
+        for node in ast.walk(tree):
+            for submodule, names in _imported(node, package):
+                yield f"{path.relative_to(ROOT)}:{node.lineno}", submodule, names  # type: ignore[attr-defined]
 
 
 def _imported(node: ast.AST, package: str) -> Iterator[tuple[str | None, list[str]]]:
