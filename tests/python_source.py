@@ -3,10 +3,9 @@
 On 3.11 (CI runs 3.11.7) the AST constructor keeps its recursion depth in interpreter-wide state, so a parse
 racing another thread's parse can raise ``SystemError: AST constructor recursion depth mismatch`` (reproduced here
 with a second thread formatting tracebacks; see python/cpython#106905 and pytest-dev/pytest#10763).
-Any thread that formats a traceback parses (``traceback`` does, to place
-its carets), and the test session's Ray, driver and service threads log exceptions; a child that only parses
-has no other thread, and the trees come back pickled. A file's tree is kept while its size and mtime stand, since
-the surface checks read the same tree once per package."""
+Any thread that formats a traceback parses (``traceback`` does, to place its carets), and the test session's Ray,
+driver and service threads log exceptions; a child that only parses has no other thread, and the trees come back
+pickled. A file's tree is kept while its size and mtime stand, since the surface checks read it once per package."""
 
 from __future__ import annotations
 
