@@ -6,6 +6,7 @@ tuning (token-aware routing, LOCAL_QUORUM, pool sizes, timeouts) is set once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -87,6 +88,49 @@ class RedisReader:
             opened = list(self._opened)
         for connection in opened:
             connection.disconnect()
+
+
+class AsyncRedisReader:
+    """`RedisReader`'s MGET for an event loop: the round trip awaited, so the loop serves other requests meanwhile.
+    Each loop keeps its own idle connections (an asyncio connection belongs to the loop that opened it); a read
+    takes one or opens one, so reads in flight on a loop never share a socket. The connection's socket timeout
+    (``timeout_s``, the serving deadline) bounds connect and read; a connection that failed mid-command is dropped,
+    never reused with half a reply in it."""
+
+    def __init__(self, url: str, timeout_s: float, max_idle: int = 8) -> None:
+        import redis.asyncio
+
+        # from_url parses every scheme Settings allows (redis://, rediss://, unix://); its pool is never used
+        pool = redis.asyncio.ConnectionPool.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._open_connection = partial(pool.connection_class, **pool.connection_kwargs)
+        self.max_idle = max_idle
+        self._idle: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Any]] = weakref.WeakKeyDictionary()
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        from hiredis import pack_command
+
+        idle = self._idle.setdefault(asyncio.get_running_loop(), [])
+        connection = idle.pop() if idle else self._open_connection()
+        try:
+            # hiredis's stub types pack_command's argument as a 1-tuple, where it takes a command of any length
+            await connection.send_packed_command([pack_command(("MGET", *keys))], check_health=False)  # type: ignore[arg-type]
+            reply: list[bytes | None] = await connection.read_response()
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        if len(idle) < self.max_idle:
+            idle.append(connection)
+        else:
+            await connection.disconnect(nowait=True)
+        return reply
+
+    def close(self) -> None:
+        """Each running loop's idle connections closed on that loop; a stopped loop's close with its transports."""
+        for loop, idle in list(self._idle.items()):
+            if loop.is_running():
+                for connection in idle:
+                    asyncio.run_coroutine_threadsafe(connection.disconnect(nowait=True), loop)
+            idle.clear()
 
 
 def cassandra_cluster(settings: Settings, connect_timeout_s: float = 5.0) -> Cluster:

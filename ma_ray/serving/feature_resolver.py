@@ -15,7 +15,7 @@ import concurrent.futures
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, partial
@@ -236,11 +236,19 @@ class FeatureResolver:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="features")
         self._plans: dict[tuple[str, ...], ReadPlan] = {}
         # The production read path asks its caches in the caller's thread (each answers within the deadline: see
-        # `CacheLayer`), and reads a primary that is local (no network, no writer to wait on) there too; a remote
-        # primary, or a bare store, is read on the pool under the deadline.
+        # `CacheLayer`), or on the event loop with a networked cache's round trip awaited (`resolve_async`), and
+        # reads a primary that is local (no network, no writer to wait on) in the caller's thread too, caches and
+        # all; a remote primary, or a bare store, is read on the pool under the deadline (or awaited).
         self._read_cached: (
             Callable[[OnlineTable, Sequence[EntityKey], Sequence[str], int], list[FeatureValues | None]] | None
-        )
+        ) = None
+        self._read_cached_async: (
+            Callable[
+                [OnlineTable, Sequence[EntityKey], Sequence[str], int],
+                Coroutine[Any, Any, list[FeatureValues | None]],
+            ]
+            | None
+        ) = None
         self._read_store: Callable[[OnlineTable, Sequence[EntityKey], Sequence[str], int], list[FeatureValues]]
         # What `resolve_async` awaits: the tiered store's primary (its caches were asked), or the bare store.
         self._read_store_async: Callable[
@@ -248,12 +256,12 @@ class FeatureResolver:
         ]
         if isinstance(store, TieredOnlineStore):
             tiered = store
-            self._read_cached = tiered.get_cached
+            if not tiered.local:
+                self._read_cached, self._read_cached_async = tiered.get_cached, tiered.get_cached_async
             self._read_store = partial(tiered.get, caches=False)
             self._read_store_async = tiered.get_uncached_async
             self._read_inline = tiered.local
         else:
-            self._read_cached = None
             self._read_store = store.get
             self._read_store_async = store.get_async
             self._read_inline = False
@@ -263,6 +271,7 @@ class FeatureResolver:
     def resolve(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
         """Values of ``refs`` for each row; a row holds join keys (``driver_id``) and request fields."""
         request = self._start(rows, refs)
+        self._read_caches(request)
         if request.reads:
             done = self._read_now(request.reads, request.read_ts)
             if done is None:
@@ -276,6 +285,7 @@ class FeatureResolver:
         answer's path), so other requests on the loop go on meanwhile. A read past the deadline is left to finish:
         its answer still fills the caches, and its backend's breaker hears how it went."""
         request = self._start(rows, refs)
+        await self._read_caches_async(request)
         if request.reads:
             done = self._read_now(request.reads, request.read_ts)
             if done is None:
@@ -297,15 +307,13 @@ class FeatureResolver:
             task.exception()  # retrieved: a late read's failure was counted when the deadline passed
 
     def _start(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> PendingLookup:
-        """The request's plan and read timestamp, its keys checked, and what the caches answered."""
+        """The request's plan and read timestamp, its keys checked (before anything is read, whatever the breaker
+        says); nothing read yet."""
         plan = self.plan(refs)
         started = time.perf_counter()
         read_ts = now_us()
         fallback = self._lagging_groups(plan)
-        keys = _keys_by_group(rows, plan.groups)  # validated before anything is read, whatever the breaker says
-        request = PendingLookup(plan, keys, read_ts, fallback, started)
-        self._read_caches(request)
-        return request
+        return PendingLookup(plan, _keys_by_group(rows, plan.groups), read_ts, fallback, started)
 
     def _remaining_s(self, request: PendingLookup) -> float:
         return max(self.timeout_s - (time.perf_counter() - request.started), 0.0)
@@ -407,21 +415,45 @@ class FeatureResolver:
         return {**self.store.breaker_states(), "deadline": str(self.breaker.state)}
 
     def _read_caches(self, request: PendingLookup) -> None:
-        """Table name -> one answer per distinct key (in first-seen order) for what the caches hold; a lagging
-        streaming group is read from its batch-value table (answers stay under its own table name). What is left
-        goes to ``request.reads``, for the primary (or, for a local or bare store, the whole store)."""
+        """What the caches hold, asked in this thread (`_cache_reads`)."""
+        read = self._read_cached
+        for name, table, unique, names in self._cache_reads(request):
+            cached = None if read is None else read(table, unique, names, request.read_ts)
+            self._take_cached(request, name, table, unique, names, cached)
+
+    async def _read_caches_async(self, request: PendingLookup) -> None:
+        """`_read_caches` for an event loop: a networked cache's round trip is awaited."""
+        read = self._read_cached_async
+        for name, table, unique, names in self._cache_reads(request):
+            cached = None if read is None else await read(table, unique, names, request.read_ts)
+            self._take_cached(request, name, table, unique, names, cached)
+
+    def _cache_reads(self, request: PendingLookup) -> Iterator[tuple[str, OnlineTable, list[Any], list[str]]]:
+        """(table name, table to read, distinct keys in first-seen order, features) per group; a lagging streaming
+        group is read from its batch-value table (answers stay under its own table name)."""
         for group, row_keys in zip(request.plan.groups, request.keys, strict=True):
             table = group.table.batch_fallback() if group.table.group in request.fallback else group.table
-            unique = list(dict.fromkeys(row_keys))
-            if self._read_cached is not None and not self._read_inline:
-                cached = self._read_cached(table, unique, group.names, request.read_ts)
-                if all(cached):  # truth, not ==: no dataclass __eq__ per answer
-                    request.answers[group.table.name] = cached  # type: ignore[assignment]  # every key answered
-                    continue
-                request.cached[group.table.name] = cached
-                unique = [key for key, answer in zip(unique, cached, strict=True) if answer is None]
-            if unique:
-                request.reads[group.table.name] = (table, unique, group.names)
+            yield group.table.name, table, list(dict.fromkeys(row_keys)), group.names
+
+    def _take_cached(
+        self,
+        request: PendingLookup,
+        name: str,
+        table: OnlineTable,
+        unique: list[Any],
+        names: list[str],
+        cached: list[FeatureValues | None] | None,
+    ) -> None:
+        """The caches' answers (None: the caches were not asked) into ``request.answers``; what is left goes to
+        ``request.reads``, for the primary (or, for a local or bare store, the whole store)."""
+        if cached is not None:
+            if all(cached):  # truth, not ==: no dataclass __eq__ per answer
+                request.answers[name] = cached  # type: ignore[assignment]  # every key answered
+                return
+            request.cached[name] = cached
+            unique = [key for key, answer in zip(unique, cached, strict=True) if answer is None]
+        if unique:
+            request.reads[name] = (table, unique, names)
 
     def _read_now(
         self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int

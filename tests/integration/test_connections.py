@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 
@@ -12,6 +13,7 @@ from confluent_kafka.admin import NewTopic
 from ma_ray.config import Settings
 from ma_ray.connections import (
     ONLINE_READ_PROFILE,
+    AsyncRedisReader,
     RedisReader,
     cassandra_cluster,
     kafka_admin,
@@ -81,6 +83,72 @@ def test_lean_mget_times_out_and_never_reads_a_late_reply_as_the_next_ones(servi
     finally:
         direct.delete(first, second)
         client.close()
+        direct.close()
+        cut.cut()
+
+
+def test_awaited_mget_answers_as_the_clients_mget_on_any_loop(services: Settings) -> None:
+    """Reads in flight together on one loop each get their own answer; another loop opens its own connections."""
+    client = redis_client(services)
+    keys = [f"test:{uuid.uuid4().hex}" for _ in range(5)]
+    try:
+        client.mset({keys[0]: bytes(range(256)), keys[2]: b"", keys[4]: "é".encode()})
+        reader = AsyncRedisReader(services.redis.url, timeout_s=1.0)
+
+        async def together() -> list[list[bytes | None]]:
+            return list(await asyncio.gather(reader.mget(keys), *(reader.mget([key]) for key in keys)))
+
+        expected = client.mget(keys)
+        assert expected == [bytes(range(256)), None, b"", None, "é".encode()]
+        assert asyncio.run(together()) == [expected, *([value] for value in expected)]
+        assert asyncio.run(reader.mget([keys[4]])) == ["é".encode()]  # a new loop: a new connection
+        reader.close()
+    finally:
+        client.delete(*keys)
+        client.close()
+
+
+def test_awaited_mget_times_out_without_holding_the_loop_and_never_reads_a_late_reply(services: Settings) -> None:
+    """A hung server: the read fails at the deadline while the loop goes on with other work; once the late reply
+    arrives, the next read still answers its own keys (the timed-out connection was dropped, not reused)."""
+    import redis
+
+    cut = TcpCut(services.redis.host_port[1])
+    direct = redis_client(services)
+    first, second = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
+    direct.mset({first: b"first", second: b"second"})
+    reader = AsyncRedisReader(f"redis://127.0.0.1:{cut.port}/0", timeout_s=0.3)
+
+    async def hung_read_and_ticks() -> tuple[BaseException | list[bytes | None], int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.ensure_future(tick())
+        try:
+            outcome = await reader.mget([first])
+        except BaseException as error:
+            outcome = error
+        ticker.cancel()
+        return outcome, ticks
+
+    try:
+        assert asyncio.run(reader.mget([first])) == [b"first"]
+        cut.stall()
+        try:
+            outcome, ticks = asyncio.run(hung_read_and_ticks())
+        finally:
+            cut.resume()
+        assert isinstance(outcome, redis.TimeoutError), outcome
+        assert ticks > 0  # the loop ran on while the read waited (a blocking read would leave it none)
+        assert asyncio.run(reader.mget([second])) == [b"second"]
+    finally:
+        reader.close()
+        direct.delete(first, second)
         direct.close()
         cut.cut()
 

@@ -13,7 +13,7 @@ import pytest
 
 from ma_ray.circuit_breaker import BreakerState, CircuitBreaker
 from ma_ray.config import Settings, load_settings
-from ma_ray.connections import redis_client
+from ma_ray.connections import AsyncRedisReader, redis_client
 from ma_ray.palette.online import (
     EntityRow,
     InProcessCache,
@@ -61,9 +61,13 @@ def private(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def build(settings: Settings, tmp: Path) -> tuple[TieredOnlineStore, FeatureResolver]:
     breakers = {"cassandra": CircuitBreaker("cassandra", 2, 1.0), "redis": CircuitBreaker("redis", 2, 1.0)}
+    aio = AsyncRedisReader(settings.redis.url, timeout_s=0.3)  # what an awaited lookup reads Redis through
     store = TieredOnlineStore(
         CassandraOnlineStore(settings),
-        [InProcessCache(ttl_s=0.05), RedisCache(redis_client(settings, timeout_s=0.3), prefix=tmp.name)],
+        [
+            InProcessCache(ttl_s=0.05),
+            RedisCache(redis_client(settings, timeout_s=0.3), prefix=tmp.name, async_reader=aio),
+        ],
         breakers,
     )
     store.update(TABLE)
@@ -73,7 +77,8 @@ def build(settings: Settings, tmp: Path) -> tuple[TieredOnlineStore, FeatureReso
 
 def lookup(resolver: FeatureResolver, driver: int, awaited: bool = False) -> tuple[object, str, bool]:
     """The value, its tier and whether the lookup was degraded: read as a thread does, or as a replica's event
-    loop does (``awaited``: Cassandra's read with no thread between, Redis filled off the answer's path)."""
+    loop does (``awaited``: Redis's and Cassandra's reads awaited, with no thread between; Redis filled off the
+    answer's path)."""
     rows, refs = [{"driver_id": f"d{driver}"}], [TRIPS]
     result = asyncio.run(resolver.resolve_async(rows, refs)) if awaited else resolver.resolve(rows, refs)
     row = result.rows[0]
@@ -155,12 +160,13 @@ def test_a_refresh_redis_missed_is_applied_when_it_answers_again(
     reader.store.close()
 
 
+@pytest.mark.parametrize("awaited", [False, True], ids=["blocking", "awaited"])
 def test_a_hung_redis_costs_a_lookup_no_more_than_its_deadline(
-    private: tuple[Settings, ServiceLauncher], tmp_path: Path
+    private: tuple[Settings, ServiceLauncher], tmp_path: Path, awaited: bool
 ) -> None:
-    """Caches are read in the caller's thread, Redis through a client bounded by the deadline: while Redis hangs
-    (bytes accepted, no answer), a lookup still returns after about its deadline, with the default; once the
-    Redis breaker opens, Cassandra answers within the deadline again."""
+    """Caches are read in the caller's thread (or awaited on its loop), Redis through a client bounded by the
+    deadline: while Redis hangs (bytes accepted, no answer), a lookup still returns after about its deadline, with
+    the default; once the Redis breaker opens, Cassandra answers within the deadline again."""
     settings, _ = private
     cut = TcpCut(settings.redis.host_port[1])
     hung = settings.replaced(redis_url=f"redis://127.0.0.1:{cut.port}/0", feature_timeout_s=0.1)
@@ -169,16 +175,16 @@ def test_a_hung_redis_costs_a_lookup_no_more_than_its_deadline(
     store.update(TABLE)
     store.put(TABLE, [EntityRow("d1", now_us() - 1000, {"trip_count_7d": 1})])
     resolver = FeatureResolver(ServingCatalog(REPO), store, timeout_s=hung.online_store.feature_timeout_s)
-    assert lookup(resolver, 1)[0] == 1  # the write left Redis a marker: this read fills it
+    assert lookup(resolver, 1, awaited)[0] == 1  # the write left Redis a marker: this read fills it
     time.sleep(0.15)  # the L1 entry has expired: Redis answers
-    assert lookup(resolver, 1) == (1, "redis", False)
+    assert lookup(resolver, 1, awaited) == (1, "redis", False)
     cut.stall()
     try:
         answers = []
         for _ in range(3):
             time.sleep(0.15)
             started = time.monotonic()
-            answers.append((*lookup(resolver, 1), time.monotonic() - started))
+            answers.append((*lookup(resolver, 1, awaited), time.monotonic() - started))
         # The write client's timeout is 2 s with a retry: a read through it would block far longer than this.
         assert all(elapsed < 1.0 for *_, elapsed in answers), answers
         assert answers[0][:3] == (0, "deadline", True)  # Redis took the whole deadline: the default is served

@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 from ma_ray.config import Settings, load_settings
-from ma_ray.connections import redis_client
+from ma_ray.connections import AsyncRedisReader, redis_client
 from ma_ray.palette.online import EntityRow, InProcessCache, OnlineTable, RedisCache, TieredOnlineStore, now_us
 from ma_ray.palette.online.cassandra import CassandraOnlineStore
 from ma_ray.palette.online.sqlite import SqliteOnlineStore
@@ -132,6 +132,31 @@ def test_an_awaited_primary_read_fills_the_l1_at_once_and_redis_off_its_path(
         assert l1.hits(t, ["d2"], ["rating"], now_us()) == [None]  # a historical read fills no cache
     finally:
         cassandra.drop_keyspace()
+        store.close()
+
+
+def test_awaited_cache_reads_answer_as_the_blocking_walk_and_fill_the_l1(tmp_path: Path, services: Settings) -> None:
+    """`get_cached_async` walks the caches as `get_cached` does, Redis's MGET awaited: the L1 answers what it holds,
+    Redis the rest (filling the L1), and nothing below the caches is read."""
+    l1 = InProcessCache(ttl_s=60)
+    reader = AsyncRedisReader(services.redis.url, timeout_s=1.0)
+    l2 = RedisCache(redis_client(services), prefix=f"t{uuid.uuid4().hex[:8]}", async_reader=reader)
+    store, t = tiered(tmp_path, l1, l2), table()
+    try:
+        store.update(t)
+        store.put(t, [EntityRow(d, T0, {"trips": i, "rating": 1.5}) for i, d in enumerate(["d1", "d2"])])
+        store.get(t, ["d1", "d2"], ["trips"], now_us())  # the writes left Redis markers: this read fills both
+        l1.invalidate(t, ["d2"])
+        keys, read_ts = ["d1", "d2", "nobody"], now_us()
+        expected = [(a.layer, a.values) if a else None for a in store.get_cached(t, keys, ["rating"], read_ts)]
+        l1.invalidate(t, ["d2"])
+        served_before = store.served.copy()
+        got = asyncio.run(store.get_cached_async(t, keys, ["rating"], read_ts))
+        assert [(a.layer, a.values) if a else None for a in got] == expected
+        assert expected == [("l1", {"rating": 1.5}), ("redis", {"rating": 1.5}), None]
+        assert store.served - served_before == {"l1": 1, "redis": 1}  # the primary was not asked
+        assert l1.hits(t, ["d2"], ["trips"], now_us())[0].values == {"trips": 1}  # filled from Redis
+    finally:
         store.close()
 
 

@@ -147,6 +147,12 @@ class CacheLayer(OnlineStore):
     ) -> list[FeatureValues | None]:
         """``get`` with None for a key it does not hold (no object made for a miss)."""
 
+    async def hits_async(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues | None]:
+        """`hits` for an event loop; a networked cache overrides it to await its round trip."""
+        return self.hits(table, keys, features, read_ts)
+
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues]:

@@ -24,7 +24,7 @@ from typing import Any, cast
 import msgpack
 
 from ma_ray.config import Settings
-from ma_ray.connections import RedisReader
+from ma_ray.connections import AsyncRedisReader, RedisReader
 from ma_ray.palette.online.base import (
     CacheLayer,
     EntityKey,
@@ -239,17 +239,26 @@ class RedisCache(CacheLayer):
     """L2: compact msgpack rows in Redis with a TTL (the seed's 300 s), read with one MGET.
 
     Reads go through ``read_client`` when given: a client whose timeout is the serving deadline, without retries,
-    so a read answers (or fails, and the primary answers) within the deadline in the caller's own thread."""
+    so a read answers (or fails, and the primary answers) within the deadline in the caller's own thread. A read on
+    an event loop (`hits_async`) goes through ``async_reader``, bounded by the same deadline."""
 
     layer = "redis"
     local = False
 
-    def __init__(self, client: Any, ttl_s: int = 300, prefix: str = "mr", read_client: Any = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        ttl_s: int = 300,
+        prefix: str = "mr",
+        read_client: Any = None,
+        async_reader: AsyncRedisReader | None = None,
+    ) -> None:
         if ttl_s < 1:
             raise ValueError("Redis cache ttl_s must be at least 1 second")
         self.client = client
         self.read_client = read_client or client
         self._reader = RedisReader(self.read_client)
+        self._async_reader = async_reader
         self.ttl_s = ttl_s
         self.prefix = prefix
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
@@ -266,8 +275,15 @@ class RedisCache(CacheLayer):
         if not isinstance(config, CassandraOnlineStoreConfig):
             raise SettingsError(f"the Redis cache fronts the cassandra online store, not the {config.type} one")
         reader = redis_client(settings, timeout_s=config.feature_timeout_s, retries=0)
+        async_reader = AsyncRedisReader(settings.redis.url, timeout_s=config.feature_timeout_s)
         prefix = f"mr:{settings.cassandra.keyspace}"
-        return cls(redis_client(settings), ttl_s=config.redis_cache_ttl_s, prefix=prefix, read_client=reader)
+        return cls(
+            redis_client(settings),
+            ttl_s=config.redis_cache_ttl_s,
+            prefix=prefix,
+            read_client=reader,
+            async_reader=async_reader,
+        )
 
     def _key(self, table: OnlineTable, key: EntityKey) -> str:
         return f"{self.prefix}:{table.name}:{key}"
@@ -304,12 +320,31 @@ class RedisCache(CacheLayer):
         """``get`` with None for a miss: no entry, one newer than ``read_ts``, a marker, or an older schema's row."""
         if not keys:
             return []
+        return self._answers(table, keys, features, read_ts, self._reader.mget(self._names(table, keys)))
+
+    async def hits_async(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues | None]:
+        """`hits` with the MGET awaited on the running loop, through ``async_reader`` (without one, as `hits`)."""
+        if not keys or self._async_reader is None:
+            return self.hits(table, keys, features, read_ts)
+        raw = await self._async_reader.mget(self._names(table, keys))
+        return self._answers(table, keys, features, read_ts, raw)
+
+    def _names(self, table: OnlineTable, keys: Sequence[EntityKey]) -> list[str]:
         prefix = f"{self.prefix}:{table.name}:"
         if table.key_type is FeatureType.STRING:
-            named = [prefix + key for key in cast("Sequence[str]", keys)]
-        else:
-            named = [prefix + str(key) for key in keys]
-        raw = self._reader.mget(named)
+            return [prefix + key for key in cast("Sequence[str]", keys)]
+        return [prefix + str(key) for key in keys]
+
+    def _answers(
+        self,
+        table: OnlineTable,
+        keys: Sequence[EntityKey],
+        features: Sequence[str],
+        read_ts: int,
+        raw: list[bytes | None],
+    ) -> list[FeatureValues | None]:
         found = [i for i, entry in enumerate(raw) if entry is not None]
         columns, layer = table.features.keys(), self.layer
         whole_rows = not table.timestamp_features and set(features) == columns  # a fill: rows kept as unpacked
@@ -333,6 +368,8 @@ class RedisCache(CacheLayer):
 
     def close(self) -> None:
         self._reader.close()
+        if self._async_reader is not None:
+            self._async_reader.close()
         self.client.close()
         if self.read_client is not self.client:
             self.read_client.close()

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ma_ray.circuit_breaker import CircuitBreaker
 from ma_ray.palette.online.base import (
@@ -34,6 +34,10 @@ UNAVAILABLE = "unavailable"
 # Refreshes owed to a failing cache are kept per key up to this many per table; past it the table's whole cache
 # is cleared once the cache is back (cheaper than remembering every key of a long outage, and as correct).
 MAX_OWED_KEYS = 100_000
+# One step of a read's walk down the layers: the layer's depth, the keys asked of it and the features wanted.
+WalkStep = tuple[int, Sequence[EntityKey], Sequence[str]]
+# A walk's outcome: the answers (None where missing), the indexes still missing, whether the primary failed.
+WalkResult = tuple[list[FeatureValues | None], list[int], bool]
 
 
 class TieredOnlineStore(OnlineStore):
@@ -132,11 +136,46 @@ class TieredOnlineStore(OnlineStore):
         table.check_features(features)
         return self._walk(table, keys, features, read_ts, range(len(self.caches)))[0]
 
+    async def get_cached_async(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
+    ) -> list[FeatureValues | None]:
+        """`get_cached` for an event loop: an in-process cache answers at once, a networked one (Redis) is awaited,
+        so the loop serves other requests during its round trip."""
+        table.check_features(features)
+        steps = self._walk_steps(table, keys, features, read_ts, range(len(self.caches)))
+        try:
+            depth, asked, wanted = next(steps)
+            while True:
+                cache = self.caches[depth]
+                hits = partial(cache.hits_async, table, asked, wanted, read_ts)
+                depth, asked, wanted = steps.send(await self._guarded_async(cache, hits))
+        except StopIteration as walked:
+            answers: list[FeatureValues | None] = walked.value[0]
+            return answers
+
     def _walk(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int, depths: range
-    ) -> tuple[list[FeatureValues | None], list[int], bool]:
-        """Ask the layers at ``depths`` in turn for the keys still missing; rows found below the top fill the caches
-        above. Returns the answers (None where missing), the missing indexes and whether the primary failed."""
+    ) -> WalkResult:
+        """`_walk_steps` with each layer asked in this thread."""
+        steps = self._walk_steps(table, keys, features, read_ts, depths)
+        try:
+            depth, asked, wanted = next(steps)
+            while True:
+                store = self.caches[depth] if depth < len(self.caches) else self.primary
+                depth, asked, wanted = steps.send(
+                    self._guarded(store, "get", partial(self._hits, depth, table, asked, wanted, read_ts))
+                )
+        except StopIteration as walked:
+            result: WalkResult = walked.value
+            return result
+
+    def _walk_steps(
+        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int, depths: range
+    ) -> Generator[WalkStep, list[FeatureValues | None] | None, WalkResult]:
+        """Ask the layers at ``depths`` in turn for the keys still missing (each step yields the depth, keys and
+        features to ask, and is sent the answers, None when the layer failed); rows found below the top fill the
+        caches above. Returns the answers (None where missing), the missing indexes and whether the primary
+        failed. One walk for both drivers: `_walk` asks in this thread, `get_cached_async` awaits."""
         every_feature = list(table.features)
         whole_rows = set(features) == table.features.keys()  # rows read below the top need no projection
         read_started = self._fill_starts(read_ts)
@@ -150,7 +189,7 @@ class TieredOnlineStore(OnlineStore):
             wanted = features if depth == 0 else every_feature  # only rows found below the top layer fill caches
             first_ask = len(pending) == len(keys)
             asked = keys if first_ask else [keys[i] for i in pending]
-            got = self._guarded(store, "get", partial(self._hits, depth, table, asked, wanted, read_ts))
+            got = yield depth, asked, wanted
             if got is None:
                 primary_failed = store is self.primary
                 continue
@@ -232,6 +271,21 @@ class TieredOnlineStore(OnlineStore):
             result = call()
         except Exception as error:  # a backend outage must never fail a read: log, count, carry on
             self._failed(store, action, error)
+            return None
+        breaker.record_success()
+        return result
+
+    async def _guarded_async(
+        self, cache: CacheLayer, hits: Callable[[], Coroutine[Any, Any, list[FeatureValues | None]]]
+    ) -> list[FeatureValues | None] | None:
+        """`_guarded` for a cache's awaited read: the coroutine is made only when the breaker lets it run."""
+        breaker = self.breakers[cache.layer]
+        if not breaker.allow():
+            return None
+        try:
+            result = await hits()
+        except Exception as error:  # a backend outage must never fail a read: log, count, carry on
+            self._failed(cache, "get", error)
             return None
         breaker.record_success()
         return result
