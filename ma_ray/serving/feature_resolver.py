@@ -280,10 +280,11 @@ class FeatureResolver:
         return self._finish(request, rows)
 
     async def resolve_async(self, rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> Resolution:
-        """`resolve` for an event loop: the caches are asked in this thread (each answers within the deadline), and a
-        remote primary's read is awaited (Cassandra's with no thread between, the caches it fills filled off the
-        answer's path), so other requests on the loop go on meanwhile. A read past the deadline is left to finish:
-        its answer still fills the caches, and its backend's breaker hears how it went."""
+        """`resolve` for an event loop: the in-process cache answers in place, a networked cache's read (Redis's
+        MGET, bounded by the deadline) and a remote primary's read are awaited (Cassandra's with no thread between,
+        the caches it fills filled off the answer's path), so other requests on the loop go on meanwhile. A read
+        past the deadline is left to finish: its answer still fills the caches, and its backend's breaker hears how
+        it went."""
         request = self._start(rows, refs)
         await self._read_caches_async(request)
         if request.reads:
