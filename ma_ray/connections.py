@@ -90,14 +90,19 @@ class RedisReader:
             connection.disconnect()
 
 
+# Idle connections an event loop keeps: a pool replica's max_ongoing_requests (64), so that a replica at its limit,
+# every request reading Redis at once, reuses its connections instead of opening one per read.
+ASYNC_REDIS_MAX_IDLE = 64
+
+
 class AsyncRedisReader:
     """`RedisReader`'s MGET for an event loop: the round trip awaited, so the loop serves other requests meanwhile.
-    Each loop keeps its own idle connections (an asyncio connection belongs to the loop that opened it); a read
-    takes one or opens one, so reads in flight on a loop never share a socket. The connection's socket timeout
-    (``timeout_s``, the serving deadline) bounds connect and read; a connection that failed mid-command is dropped,
-    never reused with half a reply in it."""
+    Each loop keeps its own idle connections (an asyncio connection belongs to the loop that opened it), up to
+    ``max_idle``; a read takes one or opens one, so reads in flight on a loop never share a socket. The
+    connection's socket timeout (``timeout_s``, the serving deadline) bounds connect and read; a connection that
+    failed mid-command is dropped, never reused with half a reply in it."""
 
-    def __init__(self, url: str, timeout_s: float, max_idle: int = 8) -> None:
+    def __init__(self, url: str, timeout_s: float, max_idle: int = ASYNC_REDIS_MAX_IDLE) -> None:
         import redis.asyncio
 
         # from_url parses every scheme Settings allows (redis://, rediss://, unix://); its pool is never used
