@@ -34,8 +34,9 @@ UNAVAILABLE = "unavailable"
 # Refreshes owed to a failing cache are kept per key up to this many per table; past it the table's whole cache
 # is cleared once the cache is back (cheaper than remembering every key of a long outage, and as correct).
 MAX_OWED_KEYS = 100_000
-# One step of a read's walk down the layers: the layer's depth, the keys asked of it and the features wanted.
-WalkStep = tuple[int, Sequence[EntityKey], Sequence[str]]
+# One step of a read's walk down the layers: the layer's depth, the layer, the keys asked of it and the features
+# wanted.
+WalkStep = tuple[int, OnlineStore, Sequence[EntityKey], Sequence[str]]
 # A walk's outcome: the answers (None where missing), the indexes still missing, whether the primary failed.
 WalkResult = tuple[list[FeatureValues | None], list[int], bool]
 
@@ -144,11 +145,11 @@ class TieredOnlineStore(OnlineStore):
         table.check_features(features)
         steps = self._walk_steps(table, keys, features, read_ts, range(len(self.caches)))
         try:
-            depth, asked, wanted = next(steps)
+            depth, _, asked, wanted = next(steps)
             while True:
                 cache = self.caches[depth]
                 hits = partial(cache.hits_async, table, asked, wanted, read_ts)
-                depth, asked, wanted = steps.send(await self._guarded_async(cache, hits))
+                depth, _, asked, wanted = steps.send(await self._guarded_async(cache, hits))
         except StopIteration as walked:
             answers: list[FeatureValues | None] = walked.value[0]
             return answers
@@ -159,12 +160,10 @@ class TieredOnlineStore(OnlineStore):
         """`_walk_steps` with each layer asked in this thread."""
         steps = self._walk_steps(table, keys, features, read_ts, depths)
         try:
-            depth, asked, wanted = next(steps)
+            depth, store, asked, wanted = next(steps)
             while True:
-                store = self.caches[depth] if depth < len(self.caches) else self.primary
-                depth, asked, wanted = steps.send(
-                    self._guarded(store, "get", partial(self._hits, depth, table, asked, wanted, read_ts))
-                )
+                hits = partial(self._hits, depth, table, asked, wanted, read_ts)
+                depth, store, asked, wanted = steps.send(self._guarded(store, "get", hits))
         except StopIteration as walked:
             result: WalkResult = walked.value
             return result
@@ -172,10 +171,10 @@ class TieredOnlineStore(OnlineStore):
     def _walk_steps(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int, depths: range
     ) -> Generator[WalkStep, list[FeatureValues | None] | None, WalkResult]:
-        """Ask the layers at ``depths`` in turn for the keys still missing (each step yields the depth, keys and
-        features to ask, and is sent the answers, None when the layer failed); rows found below the top fill the
-        caches above. Returns the answers (None where missing), the missing indexes and whether the primary
-        failed. One walk for both drivers: `_walk` asks in this thread, `get_cached_async` awaits."""
+        """Ask the layers at ``depths`` in turn for the keys still missing (each step yields the depth, the layer,
+        the keys and the features to ask, and is sent the answers, None when the layer failed); rows found below the
+        top fill the caches above. Returns the answers (None where missing), the missing indexes and whether the
+        primary failed. One walk for both drivers: `_walk` asks in this thread, `get_cached_async` awaits."""
         every_feature = list(table.features)
         whole_rows = set(features) == table.features.keys()  # rows read below the top need no projection
         read_started = self._fill_starts(read_ts)
@@ -189,7 +188,7 @@ class TieredOnlineStore(OnlineStore):
             wanted = features if depth == 0 else every_feature  # only rows found below the top layer fill caches
             first_ask = len(pending) == len(keys)
             asked = keys if first_ask else [keys[i] for i in pending]
-            got = yield depth, asked, wanted
+            got = yield depth, store, asked, wanted
             if got is None:
                 primary_failed = store is self.primary
                 continue
