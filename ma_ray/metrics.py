@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from ma_ray.gauge_histogram import GaugeHistogram, PeriodicExport
+
 
 class BoundInstrument(Protocol):
     def record(self, value: float) -> None:
@@ -84,6 +86,15 @@ class _RayInstrument(_BoundOnce):
         return _RayBound(self._record, tags)
 
 
+def _ray_gauge(name: str, description: str, tag_keys: Sequence[str]) -> Any:
+    from ray.util.metrics import Gauge
+
+    return Gauge(name, description, tag_keys=tuple(tag_keys))
+
+
+RAY_HISTOGRAM_EXPORT = PeriodicExport()
+
+
 class RayMetrics:
     """`ray.util.metrics`: what actors and Serve replicas use."""
 
@@ -95,9 +106,9 @@ class RayMetrics:
     def histogram(
         self, name: str, description: str, boundaries: Sequence[float], tag_keys: Sequence[str] = ()
     ) -> Instrument:
-        from ray.util.metrics import Histogram
-
-        return _RayInstrument(Histogram(name, description, list(boundaries), tag_keys=tuple(tag_keys)), "observe")
+        """Counted in the process, exported as gauges of its ``_bucket``, ``_sum`` and ``_count`` series: Ray's
+        agent spends about 18 us on each observation of a Ray histogram (`ma_ray.gauge_histogram`)."""
+        return RAY_HISTOGRAM_EXPORT.add(GaugeHistogram(name, description, boundaries, tag_keys, _ray_gauge))
 
     def gauge(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument:
         from ray.util.metrics import Gauge

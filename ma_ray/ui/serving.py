@@ -17,9 +17,11 @@ QUANTILES = (0.5, 0.95, 0.99)
 
 def histogram_buckets(texts: Iterable[str], metric: str, label: str) -> dict[str, dict[float, float]]:
     """Cumulative bucket counts of ``metric`` by its ``label`` (upper bound -> count), summed over the other
-    labels and the endpoints. Ray exports the histogram with its ``ray_`` prefix."""
+    labels and the endpoints. Ray exports the histogram with its ``ray_`` prefix; its ``_bucket`` series come as a
+    histogram's (prometheus-client, outside Ray) or as a gauge of their own (a Ray worker's:
+    `ma_ray.gauge_histogram`)."""
     buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
-    wanted = {metric, f"ray_{metric}"}
+    wanted = {name for prefix in ("", "ray_") for name in (f"{prefix}{metric}", f"{prefix}{metric}_bucket")}
     for text in texts:
         for family in text_string_to_metric_families(text):
             if family.name not in wanted:

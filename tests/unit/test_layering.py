@@ -33,6 +33,7 @@ CORE = frozenset(
         "config",
         "connections",
         "metrics",
+        "gauge_histogram",
         "engine",
         "sqlite_file",
         "row_dicts",

@@ -81,6 +81,18 @@ def test_latency_quantiles_as_prometheus_histogram_quantile_computes_them() -> N
     assert count == 100 and p50 == pytest.approx(0.001)  # seconds
 
 
+def test_latency_quantiles_read_the_gauges_a_ray_worker_exports_alike() -> None:
+    # A Ray worker's histogram reaches the endpoint as gauges of its series (`ma_ray.gauge_histogram`).
+    gauges = EXPOSITION.replace(
+        "# TYPE ray_ma_ray_prediction_stage_seconds histogram",
+        "# TYPE ray_ma_ray_prediction_stage_seconds_bucket gauge",
+    ).replace("# HELP ray_ma_ray_prediction_stage_seconds ", "# HELP ray_ma_ray_prediction_stage_seconds_bucket ")
+    assert "histogram" not in gauges
+    assert latency_table([gauges]) == latency_table([EXPOSITION])
+    [(_, count, (p50, _, _))] = latency_table([gauges])
+    assert count == 100 and p50 == pytest.approx(1.0)
+
+
 def test_schema_diff_names_each_added_removed_and_changed_feature() -> None:
     before = {"features": [{"name": "a", "type": "int"}, {"name": "b", "type": "float", "default": 0.0}]}
     after = {"features": [{"name": "b", "type": "float", "default": 1.0}, {"name": "c", "type": "string"}]}
