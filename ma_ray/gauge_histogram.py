@@ -6,9 +6,9 @@ Ray's metrics agent rebuilds every observation of a worker's ``ray.util.metrics.
 record in Python (``record_histogram_aggregated_batch``: a loop over each bucket's count), about 18 us of the
 agent's CPU each: the five or so observations of a prediction under load cost the node more than its XGBoost
 walk. A gauge costs the agent one record per series and export, whatever the traffic. The series keep the names
-Prometheus gives a histogram's, so ``histogram_quantile(0.99, sum by (le) (rate(ray_<name>_bucket[5m])))`` reads them as it reads
-Ray's own; the sum is exact (Ray's agent rebuilds it from bucket midpoints). Each worker's series carry Ray's
-``WorkerId`` label, so replicas on one node add up rather than overwrite each other.
+Prometheus gives a histogram's, so ``histogram_quantile(0.99, sum by (le) (rate(ray_<name>_bucket[5m])))`` reads
+them as it reads Ray's own; the sum is exact (Ray's agent rebuilds it from bucket midpoints). Each worker's series
+carry Ray's ``WorkerId`` label, so replicas on one node add up rather than overwrite each other.
 """
 
 from __future__ import annotations
