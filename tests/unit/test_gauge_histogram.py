@@ -159,7 +159,7 @@ def test_periodic_export_sets_the_gauges_from_its_thread() -> None:
     assert gauges.values[("lat_seconds_count", ())] == 3  # closing exports what came since the last export
 
 
-def test_a_failing_gauge_does_not_stop_the_others() -> None:
+def test_a_failing_gauge_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
     class Broken:
         def set(self, value: float, tags: dict[str, str]) -> None:
             raise RuntimeError("metrics agent gone")
@@ -176,3 +176,5 @@ def test_a_failing_gauge_does_not_stop_the_others() -> None:
         wait_for(lambda: gauges.values.get(("good_count", ())) == 2, 10, interval_s=0.02)  # the thread lives on
     finally:
         export.close()
+    assert gauges.values[("good_count", ())] == 2
+    assert "exporting a histogram's gauges failed" in caplog.text and "metrics agent gone" in caplog.text
