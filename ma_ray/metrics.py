@@ -1,5 +1,6 @@
 """Platform metrics through one small facade: Ray's metrics inside Ray workers (they reach the Ray dashboard
-and its Prometheus endpoint, exported with a ``ray_`` prefix), `prometheus-client` everywhere else.
+and its Prometheus endpoint, exported with a ``ray_`` prefix; histograms as gauges of their series,
+`ma_ray.gauge_histogram`), `prometheus-client` everywhere else.
 
 Metric names are defined next to the code that records them; every name starts with ``ma_ray_``.
 """
