@@ -32,8 +32,9 @@ class CassandraSettings(SettingsGroup):
     read_consistency: ConsistencyName = "LOCAL_QUORUM"
     pool_size: int = Field(default=50, ge=1, le=1024)
     request_timeout_s: float = Field(default=0.1, gt=0, le=120)
-    # the node `ma-ray services up` starts
+    # the node `ma-ray services up` starts; its threads' timer slack (0: the kernel's), `CassandraServer`
     heap_mb: int = Field(default=1024, ge=256, le=65536)
+    timer_slack_us: int = Field(default=1000, ge=0, le=100_000)
 
     @field_validator("hosts", mode="before")
     @classmethod

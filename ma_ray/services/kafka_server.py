@@ -116,6 +116,9 @@ class KafkaServer:
     def env(self) -> dict[str, str]:
         return {}
 
+    def timer_slack_ns(self) -> int | None:
+        return None
+
     def port_holder(self, host: str, port: int) -> str:
         return ""
 

@@ -35,6 +35,9 @@ class LocalServer(Protocol):
 
     def env(self) -> dict[str, str]: ...
 
+    def timer_slack_ns(self) -> int | None:
+        """The timer slack the server's threads start with (`process.timer_slack`); None: the kernel's default."""
+
     def check(self) -> str:
         """A real request to the server; returns a one-line description, raises when not healthy."""
 
@@ -139,7 +142,8 @@ class ServiceLauncher:
                     f"MA_RAY_EXTERNAL_SERVICES to use the server that is listening there."
                 )
         command = server.prepare()
-        self._process(name).start(command, cwd=self.settings.services_dir / name, env=server.env())
+        cwd, slack = self.settings.services_dir / name, server.timer_slack_ns()
+        self._process(name).start(command, cwd=cwd, env=server.env(), timer_slack_ns=slack)
         return True
 
     def _wait_healthy(self, name: ServiceName) -> None:

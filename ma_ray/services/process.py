@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+PR_SET_TIMERSLACK, PR_GET_TIMERSLACK = 29, 30  # prctl(2)
 
 
 def port_in_use(host: str, port: int, timeout_s: float = 0.5) -> bool:
@@ -35,6 +40,23 @@ def tail(path: Path, lines: int = 30) -> str:
         handle.seek(max(0, handle.tell() - 64 * 1024))
         text = handle.read().decode("utf-8", errors="replace")
     return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def timer_slack(slack_ns: int | None) -> Iterator[None]:
+    """This thread's timer slack set to ``slack_ns`` for the block, then restored: a child started in the block
+    inherits it, and so does every thread the child creates (prctl(2)). None leaves it as it is."""
+    if slack_ns is None:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    before = libc.prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)
+    if before < 0 or libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(slack_ns), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl could not set a timer slack of {slack_ns} ns")
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(before), 0, 0, 0)
 
 
 @dataclass
@@ -79,11 +101,14 @@ class TrackedProcess:
     def _is_ours(self, pid: int) -> bool:
         return self._owner(pid) == "ours"
 
-    def start(self, command: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
-        """Start the command detached from this process (its own session), so it outlives the CLI."""
+    def start(
+        self, command: list[str], cwd: Path, env: dict[str, str] | None = None, timer_slack_ns: int | None = None
+    ) -> int:
+        """Start the command detached from this process (its own session), so it outlives the CLI; with
+        ``timer_slack_ns``, its threads' timed waits may each run that much late (`timer_slack`)."""
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
+        with self.log_file.open("ab") as log, timer_slack(timer_slack_ns):
             process = subprocess.Popen(
                 command,
                 cwd=cwd,

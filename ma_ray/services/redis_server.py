@@ -62,6 +62,9 @@ class RedisServer:
     def env(self) -> dict[str, str]:
         return {}
 
+    def timer_slack_ns(self) -> int | None:
+        return None
+
     def check(self) -> str:
         client = redis_client(self.settings, timeout_s=1.0)
         try:

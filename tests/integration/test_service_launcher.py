@@ -33,6 +33,14 @@ def test_shared_services_are_healthy(services: Settings) -> None:
     assert "brokers 1" in details["kafka"]
 
 
+def test_cassandra_threads_run_with_the_configured_timer_slack(services: Settings) -> None:
+    if not services.is_managed("cassandra"):
+        pytest.skip("Cassandra is external: ma-ray did not start it")
+    pid = {s.name: s.pid for s in ServiceLauncher(services).status()}["cassandra"]
+    slacks = {int(Path(f"/proc/{tid.name}/timerslack_ns").read_text()) for tid in Path(f"/proc/{pid}/task").iterdir()}
+    assert slacks == {services.cassandra.timer_slack_us * 1000}, "restart the services: `ma-ray services down`"
+
+
 def test_up_twice_starts_nothing_new(services: Settings) -> None:
     launcher = ServiceLauncher(services)
     before = {s.name: s.pid for s in launcher.status()}
@@ -189,6 +197,9 @@ class Sleeper:
 
     def env(self) -> dict[str, str]:
         return {}
+
+    def timer_slack_ns(self) -> int | None:
+        return None
 
     def check(self) -> str:
         if self.fail == "check":

@@ -58,3 +58,35 @@ def test_port_in_use_sees_a_listener() -> None:
         port = server.getsockname()[1]
         assert port_in_use("127.0.0.1", port)
     assert not port_in_use("127.0.0.1", port)
+
+
+def _slack_ns(tid: int) -> int:
+    return int(Path(f"/proc/{tid}/timerslack_ns").read_text())
+
+
+def test_timer_slack_reaches_the_child_and_its_threads_never_the_caller(tmp_path: Path) -> None:
+    import threading
+
+    caller = _slack_ns(threading.get_native_id())
+    process = TrackedProcess(tmp_path / "pid", tmp_path / "out.log", "ma-ray-test-slack")
+    # The child starts a thread after exec, so the test sees what the JVM's pools inherit.
+    code = "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(60)"
+    pid = process.start([sys.executable, "-c", code, process.marker], cwd=tmp_path, timer_slack_ns=750_000)
+    try:
+        tasks = Path(f"/proc/{pid}/task")
+        wait_for(lambda: len(list(tasks.iterdir())) >= 2, 5, "the child never started its thread", interval_s=0.05)
+        assert {_slack_ns(int(task.name)) for task in tasks.iterdir()} == {750_000}
+        assert _slack_ns(threading.get_native_id()) == caller
+    finally:
+        process.stop(timeout_s=5)
+
+
+def test_no_timer_slack_leaves_the_kernels(tmp_path: Path) -> None:
+    import threading
+
+    process, command = _sleeper(tmp_path)
+    pid = process.start(command, cwd=tmp_path)
+    try:
+        assert _slack_ns(pid) == _slack_ns(threading.get_native_id())
+    finally:
+        process.stop(timeout_s=5)
