@@ -349,8 +349,8 @@ def notes(
         f"(in a later phase: {others['predict'][0]:.0f}/s against {others['body_one'][0]:.0f}/s with one replica "
         f"and {others['uncoalesced'][0]:.0f}/s for the prediction with coalescing off); on 2 cores the ingress, "
         "the replicas and the load-generating client share the CPUs. Machine shared with other jobs during the run "
-        "(1-minute load "
-        f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at its end): absolute figures are noisy, "
+        f"(1-minute load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at its end): absolute figures "
+        "are noisy, "
         "ratios less so."
     )
 
