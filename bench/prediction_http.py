@@ -11,9 +11,10 @@ parses the same JSON body and gets its model from Serve's multiplexed cache: the
 many replicas as the tier-1 pool that takes the prediction's requests; with the default proxy a replica fetches a
 body with one more Ray call, which ``bare`` never makes), ``hop`` (an ingress deployment calling a constant
 deployment through a handle: what the old two-hop shape cost with no work).
-Throughput: 16 concurrent clients (asyncio + aiohttp, one process) against predict and body, alternating;
-then predict against ``body_one`` (``body`` with Serve's default of one replica) and ``uncoalesced`` (the same
-prediction application with coalescing off), to show what the second replica and coalescing buy. gRPC:
+Throughput: 16 concurrent clients (asyncio + aiohttp, one process) against predict and body, alternating, after
+an untimed slice on each; then predict against ``body_one`` (``body`` with Serve's default of one replica) and
+``uncoalesced`` (the same prediction application with coalescing off), to show what the second replica and
+coalescing buy. gRPC:
 ModelInfer against ``:predict``, alternating, and the same pair between ``grpc_body`` (``body`` over gRPC) and
 ``body``: the floor.
 Each phase runs with only the deployments it times (the targets' pair alone; the others are deployed for their
@@ -317,7 +318,11 @@ async def _load(url: str, bodies: list[dict], seconds: float) -> tuple[int, int]
 def throughput(
     urls: dict[str, str], bodies: list[dict], seconds: float, rounds: int = 4
 ) -> dict[str, tuple[float, int]]:
-    """Successful requests per second and failures, 16 clients, alternating endpoints in ``rounds`` slices."""
+    """Successful requests per second and failures, 16 clients, alternating endpoints in ``rounds`` slices, after
+    one untimed slice on each: an endpoint's first slice under load ran 8-25% under its later ones here (the
+    coalescer's gathering, the many-row paths, new connections), the prediction more than bare."""
+    for url in urls.values():
+        asyncio.run(_load(url, bodies, seconds / rounds))
     done = {name: 0 for name in urls}
     failed = dict.fromkeys(urls, 0)
     for _ in range(rounds):
