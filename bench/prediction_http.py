@@ -14,9 +14,8 @@ deployment through a handle: what the old two-hop shape cost with no work).
 Throughput: 16 concurrent clients (asyncio + aiohttp, one process) against predict and body, alternating, after
 an untimed slice on each; then predict against ``body_one`` (``body`` with Serve's default of one replica) and
 ``uncoalesced`` (the same prediction application with coalescing off), to show what the second replica and
-coalescing buy. gRPC:
-ModelInfer against ``:predict``, alternating, and the same pair between ``grpc_body`` (``body`` over gRPC) and
-``body``: the floor.
+coalescing buy. gRPC: ModelInfer against ``:predict``, alternating, and the same pair between ``grpc_body``
+(``body`` over gRPC) and ``body``: the floor.
 Each phase runs with only the deployments it times (the targets' pair alone; the others are deployed for their
 phase and deleted after it): on a 2-core box every idle replica, and the controller watching it, takes CPU.
 On Cassandra (``--store cassandra``) the store's floor, a raw read from this process, is timed in its own loop
@@ -448,7 +447,6 @@ def main() -> None:
         uncoalesced = {"settings": overrides, "serving": {"coalesce_in_flight": 1_000_000, "coalesce_gather_gap_s": 0}}
         with deployed({"body_one": BodyConstant.bind(), "uncoalesced": build_app(uncoalesced)}):
             others = {name: urls[name] for name in ("predict", "body_one", "uncoalesced")}
-            interleaved({name: others[name] for name in ("uncoalesced", "body_one")}, bodies[:1], 100)
             qps_others = throughput(others, bodies, args.seconds)
         serve.shutdown()
         drop_keyspace(overrides)

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from ma_ray.services.process import TrackedProcess, port_in_use, tail
@@ -65,8 +66,6 @@ def _slack_ns(tid: int) -> int:
 
 
 def test_timer_slack_reaches_the_child_and_its_threads_never_the_caller(tmp_path: Path) -> None:
-    import threading
-
     caller = _slack_ns(threading.get_native_id())
     process = TrackedProcess(tmp_path / "pid", tmp_path / "out.log", "ma-ray-test-slack")
     # The child starts a thread after exec, so the test sees what the JVM's pools inherit.
@@ -82,8 +81,6 @@ def test_timer_slack_reaches_the_child_and_its_threads_never_the_caller(tmp_path
 
 
 def test_no_timer_slack_leaves_the_kernels(tmp_path: Path) -> None:
-    import threading
-
     process, command = _sleeper(tmp_path)
     pid = process.start(command, cwd=tmp_path)
     try:
