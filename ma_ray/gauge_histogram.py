@@ -13,20 +13,14 @@ carry Ray's ``WorkerId`` label, so replicas on one node add up rather than overw
 
 from __future__ import annotations
 
-import atexit
-import logging
 import math
 import threading
-import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Protocol
 
-logger = logging.getLogger(__name__)
-
-EXPORT_INTERVAL_S = 2.0  # gauges set this often; Ray's worker reports them every 10 s (`metrics_report_interval_ms`)
 Tags = tuple[tuple[str, str], ...]
 
 
@@ -127,42 +121,4 @@ class GaugeHistogram:
             self._count.set(cumulative[-1], tags)
 
 
-class PeriodicExport:
-    """Exports its histograms every ``interval_s`` from one daemon thread, started with the first one."""
-
-    def __init__(self, interval_s: float = EXPORT_INTERVAL_S) -> None:
-        self.interval_s = interval_s
-        self._histograms: weakref.WeakSet[GaugeHistogram] = weakref.WeakSet()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-
-    def add(self, histogram: GaugeHistogram) -> GaugeHistogram:
-        with self._lock:
-            self._histograms.add(histogram)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="ma-ray-histogram-export", daemon=True)
-                self._thread.start()
-                atexit.register(self.export)  # what came in the last interval, where the process exits cleanly
-        return histogram
-
-    def export(self) -> None:
-        for histogram in list(self._histograms):
-            try:
-                histogram.export()
-            except Exception:  # one histogram's failure must not end the thread that exports the others
-                logger.exception("exporting a histogram's gauges failed")
-
-    def close(self) -> None:
-        """Stop the thread after one last export (a process's own export runs until the process exits)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.export()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.export()
-
-
-__all__ = ["EXPORT_INTERVAL_S", "BucketCounts", "GaugeFactory", "GaugeHistogram", "PeriodicExport", "le_label"]
+__all__ = ["BucketCounts", "GaugeFactory", "GaugeHistogram", "le_label"]

@@ -1,6 +1,7 @@
 """Platform metrics through one small facade: Ray's metrics inside Ray workers (they reach the Ray dashboard
 and its Prometheus endpoint, exported with a ``ray_`` prefix; histograms as gauges of their series,
-`ma_ray.gauge_histogram`), `prometheus-client` everywhere else.
+`ma_ray.gauge_histogram`, and counters summed in the process, `ma_ray.batched_counter`, both exported every
+2 s), `prometheus-client` everywhere else.
 
 Metric names are defined next to the code that records them; every name starts with ``ma_ray_``.
 """
@@ -11,7 +12,9 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from ma_ray.gauge_histogram import GaugeHistogram, PeriodicExport
+from ma_ray.batched_counter import BatchedCounter
+from ma_ray.gauge_histogram import GaugeHistogram
+from ma_ray.periodic_export import PeriodicExport
 
 
 class BoundInstrument(Protocol):
@@ -93,23 +96,26 @@ def _ray_gauge(name: str, description: str, tag_keys: Sequence[str]) -> Any:
     return Gauge(name, description, tag_keys=tuple(tag_keys))
 
 
-RAY_HISTOGRAM_EXPORT = PeriodicExport()
+RAY_EXPORT = PeriodicExport()  # the histograms and counters counted in this process
 
 
 class RayMetrics:
     """`ray.util.metrics`: what actors and Serve replicas use."""
 
     def counter(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument:
+        """Summed in the process and added to Ray's counter every 2 s: Ray's ``inc`` costs about 5 us a call
+        (`ma_ray.batched_counter`)."""
         from ray.util.metrics import Counter
 
-        return _RayInstrument(Counter(name, description, tag_keys=tuple(tag_keys)), "inc")
+        counter = Counter(name, description, tag_keys=tuple(tag_keys))
+        return RAY_EXPORT.add(BatchedCounter(name, tag_keys, lambda value, tags: counter.inc(value, tags=tags)))
 
     def histogram(
         self, name: str, description: str, boundaries: Sequence[float], tag_keys: Sequence[str] = ()
     ) -> Instrument:
         """Counted in the process, exported as gauges of its ``_bucket``, ``_sum`` and ``_count`` series: Ray's
         agent spends about 18 us on each observation of a Ray histogram (`ma_ray.gauge_histogram`)."""
-        return RAY_HISTOGRAM_EXPORT.add(GaugeHistogram(name, description, boundaries, tag_keys, _ray_gauge))
+        return RAY_EXPORT.add(GaugeHistogram(name, description, boundaries, tag_keys, _ray_gauge))
 
     def gauge(self, name: str, description: str, tag_keys: Sequence[str] = ()) -> Instrument:
         from ray.util.metrics import Gauge

@@ -11,7 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ma_ray.gauge_histogram import BucketCounts, GaugeHistogram, PeriodicExport, le_label
+from ma_ray.gauge_histogram import BucketCounts, GaugeHistogram, le_label
+from ma_ray.periodic_export import PeriodicExport
 from tests.polling import wait_for
 
 BOUNDS = [0.001, 0.002, 0.005, 0.01]
@@ -177,4 +178,4 @@ def test_a_failing_gauge_does_not_stop_the_others(caplog: pytest.LogCaptureFixtu
     finally:
         export.close()
     assert gauges.values[("good_count", ())] == 2
-    assert "exporting a histogram's gauges failed" in caplog.text and "metrics agent gone" in caplog.text
+    assert "exporting a metric to Ray failed" in caplog.text and "metrics agent gone" in caplog.text

@@ -227,6 +227,13 @@ def test_serve_names_a_predict_request_at_its_first_route() -> None:
     assert class_routes[0] == PREDICT_ROUTE and len(class_routes) == 10
     assert get_asgi_route_name(api, _scope("/v1/models/eta:predict")) == PREDICT_ROUTE
     assert get_asgi_route_name(api, _scope("/v2/models/eta/infer")) == "/v2/models/{model}/infer"
+    # ... and the node that holds the class's routes comes before FastAPI's documentation routes, which still name
+    # themselves
+    from fastapi.routing import _IncludedRouter
+
+    assert isinstance(api.router.routes[0], _IncludedRouter)
+    for docs in ("/openapi.json", "/docs", "/redoc"):
+        assert get_asgi_route_name(api, {**_scope(docs), "method": "GET"}) == docs
 
 
 def test_route_first_refuses_a_path_the_app_lacks() -> None:

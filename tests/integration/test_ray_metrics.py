@@ -1,5 +1,6 @@
-"""A histogram recorded in a Ray actor reaches Ray's Prometheus endpoint as Prometheus' histogram series
-(`ma_ray.gauge_histogram`), with exact counts and sum, readable by the UI's ``histogram_quantile``."""
+"""ma-ray's metrics recorded in a Ray actor reach Ray's Prometheus endpoint: a histogram as Prometheus' histogram
+series (`ma_ray.gauge_histogram`), with exact counts and sum, readable by the UI's ``histogram_quantile``; a counter
+summed in the process (`ma_ray.batched_counter`) as Ray's counter, with the exact total."""
 
 from __future__ import annotations
 
@@ -65,3 +66,33 @@ def test_an_actors_histogram_reaches_the_endpoint_exactly(ray_metrics_url: str) 
     assert sums == pytest.approx(0.2515)  # exact: Ray's own histograms rebuild it from bucket midpoints
     [(stage, count, (p50, _, _))] = quantile_table([text], name, "stage")
     assert (stage, count) == ("parsing", 4) and p50 == pytest.approx(0.001)
+
+
+def test_an_actors_counter_reaches_the_endpoint_exactly(ray_metrics_url: str) -> None:
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Counting:
+        def __init__(self, name: str) -> None:
+            from ma_ray.metrics import default_backend
+
+            self.by_tier = default_backend().counter(name, "a probe", ("tier",))
+
+        def count(self, values: list[float], tier: str) -> None:
+            bound = self.by_tier.bound({"tier": tier})
+            for value in values:
+                bound.record(value)
+
+    name = f"ma_ray_test_probe_{uuid.uuid4().hex[:8]}_total"
+    counting = Counting.remote(name)
+    ray.get(counting.count.remote([1, 2, 3], "l1"))
+    ray.get(counting.count.remote([4], "redis"))
+    ray.get(counting.count.remote([0.5], "l1"))  # a second export interval may split the sums: the totals hold
+    exported = f"ray_{name}"
+
+    def totals() -> dict[str, float]:
+        text = requests.get(ray_metrics_url, timeout=5).text
+        found = {labels["tier"]: value for series, labels, value in samples(text, exported) if "tier" in labels}
+        return found if found == {"l1": 6.5, "redis": 4.0} else {}
+
+    wait_for(totals, 60, f"the totals of {exported} on {ray_metrics_url}", interval_s=1)
