@@ -26,7 +26,8 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-PREDICT_PATH = re.compile(r"/v1/models/(?P<model>[^/]+):predict")
+PREDICT_ROUTE = "/v1/models/{model}:predict"  # the FastAPI route
+PREDICT_PATH = re.compile(r"/v1/models/(?P<model>[^/]+):predict")  # what this path matches of it
 _TIMING = TIMING_HEADER.lower().encode()
 _JSON_TYPES = (b"application/json",)
 NO_QUERY = PredictQuery()  # most calls send none: the defaults, validated once (the handler only reads it)
@@ -126,4 +127,4 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-__all__ = ["PREDICT_PATH", "PredictFastPath", "PredictHandler", "error_body", "parsed", "route_path"]
+__all__ = ["PREDICT_PATH", "PREDICT_ROUTE", "PredictFastPath", "PredictHandler", "error_body", "parsed", "route_path"]

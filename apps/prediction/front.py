@@ -20,7 +20,7 @@ from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
 from apps.prediction.errors import ERROR_TYPES, ModelLoadError, PoolMissingError, cause, message_of, status_of
-from apps.prediction.fast_path import error_body
+from apps.prediction.fast_path import PREDICT_ROUTE, error_body
 from apps.prediction.http import api, route_first
 from apps.prediction.open_inference import OpenInferenceRoutes
 from apps.prediction.open_inference_grpc import OpenInferenceGrpc
@@ -40,8 +40,6 @@ from ma_ray.serving import (
 )
 
 logger = logging.getLogger("ray.serve")
-
-PREDICT_ROUTE = "/v1/models/{model}:predict"
 
 REPLICA_RETRIES = 3  # a request whose pool replica died is sent again; Serve routes it to a live one
 
@@ -194,4 +192,4 @@ class FrontReplica(OpenInferenceGrpc, OpenInferenceRoutes, PoolReplica):
         return 200, body, {TIMING_HEADER: encode_timing(timing)} if timing_wanted else {}
 
 
-route_first(api, PREDICT_ROUTE)  # after `serve.ingress` has mounted the class's routes
+route_first(api, PREDICT_ROUTE)  # this process's app (OpenAPI); the replica's frozen copy orders itself at startup

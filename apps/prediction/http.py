@@ -3,6 +3,8 @@ fast path).
 
 No `from __future__ import annotations` here: FastAPI reads the real annotations."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from ray.serve.exceptions import RayServeException
 
-from apps.prediction.fast_path import PredictFastPath, PredictHandler
+from apps.prediction.fast_path import PREDICT_ROUTE, PredictFastPath, PredictHandler
 
 try:
     from fastapi.routing import _IncludedRouter
@@ -21,7 +23,21 @@ except ImportError:  # FastAPI < 0.137 flattens an included router's routes into
         original_router: Any
 
 
-api = FastAPI(title="ma-ray prediction service", version="1", description="Online predictions by model alias.")
+@asynccontextmanager
+async def _predict_route_first(app: FastAPI) -> AsyncIterator[None]:
+    """`:predict` first in the app that serves (`route_first`). `serve.ingress` freezes a copy of the app once it
+    has mounted the class's routes, and the replica serves that copy: ordering the module's app after the
+    decorator leaves the copy as it was. Its lifespan runs in the replica, on the copy."""
+    route_first(app, PREDICT_ROUTE)
+    yield
+
+
+api = FastAPI(
+    title="ma-ray prediction service",
+    version="1",
+    description="Online predictions by model alias.",
+    lifespan=_predict_route_first,
+)
 
 
 @api.exception_handler(RequestValidationError)

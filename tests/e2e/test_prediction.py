@@ -294,6 +294,36 @@ def test_every_stage_reaches_the_ray_prometheus_endpoint(service: Service, ray_m
     assert f"ray_{REQUEST_SECONDS}_bucket" in text
 
 
+def _serving_app_routes(replica: object) -> tuple[str, list[str]]:
+    """Run in a replica actor (``__ray_call__``), on the app it serves: the kind of its first top-level route, and
+    its API routes' paths, in the order Serve matches them to name each request's route."""
+    from ray.serve._private.http_util import _walk_fastapi_routes
+
+    app = replica._replica_impl._user_callable_asgi_app  # type: ignore[attr-defined]  # Serve's, pinned here
+    return type(app.router.routes[0]).__name__, [route.path for route, _, _ in _walk_fastapi_routes(app)]
+
+
+def test_the_replicas_serve_predict_as_their_apps_first_route(service: Service) -> None:
+    """`serve.ingress` freezes a copy of the app, and the replica serves the copy: `:predict` comes first there (the
+    app's lifespan orders it), not only in the driver's app."""
+    import ray
+    from ray.util.state import list_actors
+
+    from apps.prediction.fast_path import PREDICT_ROUTE
+
+    replicas = [
+        actor.name
+        for actor in list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+        if actor.class_name.startswith(f"ServeReplica:{APP}:") and actor.class_name.endswith("Tier1")
+    ]
+    assert replicas, "no tier-1 replica of the prediction app is alive"
+    for name in replicas:
+        actor = ray.get_actor(name, namespace="serve")
+        first, paths = ray.get(actor.__ray_call__.remote(_serving_app_routes), timeout=60)
+        assert first == "_IncludedRouter", (name, first)  # the class's routes before FastAPI's documentation's
+        assert paths[0] == PREDICT_ROUTE and "/v2/models/{model}/infer" in paths, (name, paths[:3])
+
+
 def triton_url(service: Service) -> str:
     return service.url.removeprefix("http://").removesuffix("/v1/models")
 
