@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -98,6 +98,9 @@ class Settings(BaseSettings):
 
     # Services named here are never started by `ma-ray services up`, even on loopback.
     external_services: Annotated[list[ServiceName], NoDecode] = []
+    # The niceness `ma-ray services up` starts its servers at (at least; 0 leaves the caller's): Ray runs its
+    # workers, Serve's replicas among them, at 15, so servers beside them at 0 would take the cores first.
+    services_niceness: int = Field(default=15, ge=0, le=19)
 
     # Tests only: fault injection (a worker killed, a preemption simulated) handed to the job controller beside a
     # spec is refused unless this is on; a spec file never names it (ma_ray.jobs.fault_hooks).

@@ -143,7 +143,8 @@ class ServiceLauncher:
                 )
         command = server.prepare()
         cwd, slack = self.settings.services_dir / name, server.timer_slack_ns()
-        self._process(name).start(command, cwd=cwd, env=server.env(), timer_slack_ns=slack)
+        niceness = self.settings.services_niceness
+        self._process(name).start(command, cwd=cwd, env=server.env(), timer_slack_ns=slack, niceness=niceness)
         return True
 
     def _wait_healthy(self, name: ServiceName) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 PR_SET_TIMERSLACK, PR_GET_TIMERSLACK = 29, 30  # prctl(2)
@@ -59,6 +60,11 @@ def timer_slack(slack_ns: int | None) -> Iterator[None]:
         libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(before), 0, 0, 0)
 
 
+def at_least_niceness(niceness: int) -> None:
+    """Raise this process's niceness to ``niceness`` where it is lower (lowering one needs privileges)."""
+    os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), niceness))
+
+
 @dataclass
 class TrackedProcess:
     """One background process: ``pid_file`` records it, ``marker`` (a string in its command line) proves a pid
@@ -102,10 +108,16 @@ class TrackedProcess:
         return self._owner(pid) == "ours"
 
     def start(
-        self, command: list[str], cwd: Path, env: dict[str, str] | None = None, timer_slack_ns: int | None = None
+        self,
+        command: list[str],
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        timer_slack_ns: int | None = None,
+        niceness: int = 0,
     ) -> int:
         """Start the command detached from this process (its own session), so it outlives the CLI; with
-        ``timer_slack_ns``, its threads' timed waits may each run that much late (`timer_slack`)."""
+        ``timer_slack_ns``, its threads' timed waits may each run that much late (`timer_slack`); it runs at
+        ``niceness`` at least (`at_least_niceness`), and so does every thread it starts."""
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log, timer_slack(timer_slack_ns):
@@ -117,6 +129,7 @@ class TrackedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=partial(at_least_niceness, niceness) if niceness else None,
             )
         self.pid_file.write_text(str(process.pid))
         return process.pid

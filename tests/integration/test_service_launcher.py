@@ -41,6 +41,17 @@ def test_cassandra_threads_run_with_the_configured_timer_slack(services: Setting
     assert slacks == {services.cassandra.timer_slack_us * 1000}, "restart the services: `ma-ray services down`"
 
 
+def test_every_service_runs_at_the_configured_niceness(services: Settings) -> None:
+    """At least Ray's worker niceness: a server at 0 beside the replicas would take the cores first."""
+    floor = max(os.getpriority(os.PRIO_PROCESS, 0), services.services_niceness)
+    for status in ServiceLauncher(services).status():
+        if status.state == "external" or status.pid is None:
+            continue
+        stats = [Path(f"/proc/{task.name}/stat") for task in Path(f"/proc/{status.pid}/task").iterdir()]
+        nicenesses = {int(stat.read_text().rpartition(")")[2].split()[16]) for stat in stats}
+        assert nicenesses == {floor}, f"{status.name}: restart the services: `ma-ray services down`"
+
+
 def test_up_twice_starts_nothing_new(services: Settings) -> None:
     launcher = ServiceLauncher(services)
     before = {s.name: s.pid for s in launcher.status()}

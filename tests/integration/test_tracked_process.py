@@ -1,5 +1,6 @@
 """TrackedProcess against real child processes."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -85,5 +86,24 @@ def test_no_timer_slack_leaves_the_kernels(tmp_path: Path) -> None:
     pid = process.start(command, cwd=tmp_path)
     try:
         assert _slack_ns(pid) == _slack_ns(threading.get_native_id())
+    finally:
+        process.stop(timeout_s=5)
+
+
+def _niceness(tid: int) -> int:
+    return int(Path(f"/proc/{tid}/stat").read_text().rpartition(")")[2].split()[16])
+
+
+def test_niceness_reaches_the_child_and_its_threads_never_the_caller(tmp_path: Path) -> None:
+    caller = os.getpriority(os.PRIO_PROCESS, 0)
+    wanted = max(caller, 7)
+    process = TrackedProcess(tmp_path / "pid", tmp_path / "out.log", "ma-ray-test-nice")
+    code = "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(60)"
+    pid = process.start([sys.executable, "-c", code, process.marker], cwd=tmp_path, niceness=7)
+    try:
+        tasks = Path(f"/proc/{pid}/task")
+        wait_for(lambda: len(list(tasks.iterdir())) >= 2, 5, "the child never started its thread", interval_s=0.05)
+        assert {_niceness(int(task.name)) for task in tasks.iterdir()} == {wanted}
+        assert os.getpriority(os.PRIO_PROCESS, 0) == caller
     finally:
         process.stop(timeout_s=5)
