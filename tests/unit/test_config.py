@@ -58,6 +58,8 @@ def test_bad_values_name_the_field_and_env_var(monkeypatch: pytest.MonkeyPatch) 
         ("cassandra_hosts", "", "at least one host"),
         ("external_services", "redis,postgres", "external_services"),
         ("cassandra_read_consistency", "SOMETIMES", "LOCAL_QUORUM"),
+        ("services_niceness", "20", r"services_niceness \(MA_RAY_SERVICES_NICENESS='20'\).*less than or equal to 19"),
+        ("services_niceness", "-5", "greater than or equal to 0"),
     ],
 )
 def test_each_bad_field_is_refused(field: str, value: str, fragment: str, monkeypatch: pytest.MonkeyPatch) -> None:
