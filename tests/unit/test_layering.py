@@ -34,6 +34,8 @@ CORE = frozenset(
         "connections",
         "metrics",
         "gauge_histogram",
+        "batched_counter",
+        "periodic_export",
         "engine",
         "sqlite_file",
         "row_dicts",
