@@ -95,4 +95,5 @@ def test_an_actors_counter_reaches_the_endpoint_exactly(ray_metrics_url: str) ->
         found = {labels["tier"]: value for series, labels, value in samples(text, exported) if "tier" in labels}
         return found if found == {"l1": 6.5, "redis": 4.0} else {}
 
-    wait_for(totals, 60, f"the totals of {exported} on {ray_metrics_url}", interval_s=1)
+    found = wait_for(totals, 60, f"the totals of {exported} on {ray_metrics_url}", interval_s=1)
+    assert found == {"l1": 6.5, "redis": 4.0}  # summed in the worker, each tag set's total exact
