@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-Tags = tuple[tuple[str, str], ...]
+from ma_ray.tagged_series import TaggedSeries
+
 Increment = Callable[[float, dict[str, str]], None]  # Ray's ``Counter.inc(value, tags=...)``
 
 
@@ -36,39 +37,29 @@ class _Bound:
             self._pending.value += value
 
 
-class BatchedCounter:
+class BatchedCounter(TaggedSeries[PendingCount, _Bound]):
     """``record(value, tags)`` adds to the tag set's pending count; ``export()`` hands each non-zero pending count
     to ``increment`` and starts it again from zero."""
 
+    kind = "counter"
+
     def __init__(self, name: str, tag_keys: Sequence[str], increment: Increment) -> None:
+        super().__init__(tag_keys)
         self.name = name
-        self.tag_keys = tuple(tag_keys)
         self._increment = increment
-        self._pending: dict[Tags, PendingCount] = {}
-        self._bound: dict[Tags, _Bound] = {}
-        self._lock = threading.Lock()
 
-    def bound(self, tags: dict[str, str]) -> _Bound:
-        key = tuple(sorted(tags.items()))
-        bound = self._bound.get(key)
-        if bound is None:
-            if sorted(tags) != sorted(self.tag_keys):
-                keys = sorted(self.tag_keys)
-                raise ValueError(f"{self.name}: tags {sorted(tags)} are not the counter's tag keys {keys}")
-            with self._lock:
-                pending = self._pending.setdefault(key, PendingCount())
-            bound = self._bound[key] = _Bound(pending, self._lock)
-        return bound
+    def _new_series(self) -> PendingCount:
+        return PendingCount()
 
-    def record(self, value: float, tags: dict[str, str] | None = None) -> None:
-        self.bound(tags or {}).record(value)
+    def _bind(self, series: PendingCount) -> _Bound:
+        return _Bound(series, self._lock)
 
     def export(self) -> None:
         """Hand the pending counts over: taken under the lock, handed over outside it. A count that fails to reach
         Ray is lost, as a failed ``inc`` would lose it."""
         with self._lock:
             due = []
-            for key, pending in self._pending.items():
+            for key, pending in self._series.items():
                 if pending.value > 0:
                     due.append((key, pending.value))
                     pending.value = 0.0

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Protocol
 
-Tags = tuple[tuple[str, str], ...]
+from ma_ray.tagged_series import TaggedSeries
 
 
 class Gauge(Protocol):
@@ -72,9 +72,11 @@ class _Bound:
             self._observe(value)
 
 
-class GaugeHistogram:
+class GaugeHistogram(TaggedSeries[BucketCounts, _Bound]):
     """``record(value, tags)`` counts an observation in the process; ``export()`` sets the gauges of every tag
     set observed since the last export."""
+
+    kind = "histogram"
 
     def __init__(
         self, name: str, description: str, boundaries: Sequence[float], tag_keys: Sequence[str], gauges: GaugeFactory
@@ -83,27 +85,16 @@ class GaugeHistogram:
             raise ValueError(f"{name}: histogram boundaries must be given in increasing order, got {boundaries}")
         self.bounds = [float(b) for b in boundaries if b != math.inf]
         self._le = [le_label(b) for b in [*self.bounds, math.inf]]
-        self.tag_keys = tuple(tag_keys)
+        super().__init__(tag_keys)
         self._buckets = gauges(f"{name}_bucket", description, (*self.tag_keys, "le"))
         self._sum = gauges(f"{name}_sum", description, self.tag_keys)
         self._count = gauges(f"{name}_count", description, self.tag_keys)
-        self._series: dict[Tags, BucketCounts] = {}
-        self._bound: dict[Tags, _Bound] = {}
-        self._lock = threading.Lock()
 
-    def bound(self, tags: dict[str, str]) -> _Bound:
-        key = tuple(sorted(tags.items()))
-        bound = self._bound.get(key)
-        if bound is None:
-            if sorted(tags) != sorted(self.tag_keys):
-                raise ValueError(f"tags {sorted(tags)} are not the histogram's tag keys {sorted(self.tag_keys)}")
-            with self._lock:
-                counts = self._series.setdefault(key, BucketCounts(self.bounds))
-            bound = self._bound[key] = _Bound(counts, self._lock)
-        return bound
+    def _new_series(self) -> BucketCounts:
+        return BucketCounts(self.bounds)
 
-    def record(self, value: float, tags: dict[str, str] | None = None) -> None:
-        self.bound(tags or {}).record(value)
+    def _bind(self, series: BucketCounts) -> _Bound:
+        return _Bound(series, self._lock)
 
     def export(self) -> None:
         """Set the gauges of each tag set with new observations: taken under the lock, set outside it."""

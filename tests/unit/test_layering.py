@@ -36,6 +36,7 @@ CORE = frozenset(
         "gauge_histogram",
         "batched_counter",
         "periodic_export",
+        "tagged_series",
         "engine",
         "sqlite_file",
         "row_dicts",
