@@ -1,9 +1,11 @@
 """TrackedProcess against real child processes."""
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from ma_ray.services.process import TrackedProcess, port_in_use, tail
@@ -66,19 +68,25 @@ def _slack_ns(tid: int) -> int:
     return int(Path(f"/proc/{tid}/timerslack_ns").read_text())
 
 
-def test_timer_slack_reaches_the_child_and_its_threads_never_the_caller(tmp_path: Path) -> None:
-    caller = _slack_ns(threading.get_native_id())
-    process = TrackedProcess(tmp_path / "pid", tmp_path / "out.log", "ma-ray-test-slack")
-    # The child starts a thread after exec, so the test sees what the JVM's pools inherit.
+@contextlib.contextmanager
+def _threaded_child(tmp_path: Path, marker: str, **options: int) -> Iterator[list[int]]:
+    """A child started with ``options`` that starts a thread after exec (as the JVM's pools do): its thread ids."""
+    process = TrackedProcess(tmp_path / "pid", tmp_path / "out.log", marker)
     code = "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(60)"
-    pid = process.start([sys.executable, "-c", code, process.marker], cwd=tmp_path, timer_slack_ns=750_000)
+    pid = process.start([sys.executable, "-c", code, process.marker], cwd=tmp_path, **options)  # type: ignore[arg-type]
     try:
         tasks = Path(f"/proc/{pid}/task")
         wait_for(lambda: len(list(tasks.iterdir())) >= 2, 5, "the child never started its thread", interval_s=0.05)
-        assert {_slack_ns(int(task.name)) for task in tasks.iterdir()} == {750_000}
-        assert _slack_ns(threading.get_native_id()) == caller
+        yield [int(task.name) for task in tasks.iterdir()]
     finally:
         process.stop(timeout_s=5)
+
+
+def test_timer_slack_reaches_the_child_and_its_threads_never_the_caller(tmp_path: Path) -> None:
+    caller = _slack_ns(threading.get_native_id())
+    with _threaded_child(tmp_path, "ma-ray-test-slack", timer_slack_ns=750_000) as threads:
+        assert {_slack_ns(tid) for tid in threads} == {750_000}
+        assert _slack_ns(threading.get_native_id()) == caller
 
 
 def test_no_timer_slack_leaves_the_kernels(tmp_path: Path) -> None:
@@ -96,14 +104,6 @@ def _niceness(tid: int) -> int:
 
 def test_niceness_reaches_the_child_and_its_threads_never_the_caller(tmp_path: Path) -> None:
     caller = os.getpriority(os.PRIO_PROCESS, 0)
-    wanted = max(caller, 7)
-    process = TrackedProcess(tmp_path / "pid", tmp_path / "out.log", "ma-ray-test-nice")
-    code = "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(60)"
-    pid = process.start([sys.executable, "-c", code, process.marker], cwd=tmp_path, niceness=7)
-    try:
-        tasks = Path(f"/proc/{pid}/task")
-        wait_for(lambda: len(list(tasks.iterdir())) >= 2, 5, "the child never started its thread", interval_s=0.05)
-        assert {_niceness(int(task.name)) for task in tasks.iterdir()} == {wanted}
+    with _threaded_child(tmp_path, "ma-ray-test-nice", niceness=7) as threads:
+        assert {_niceness(tid) for tid in threads} == {max(caller, 7)}
         assert os.getpriority(os.PRIO_PROCESS, 0) == caller
-    finally:
-        process.stop(timeout_s=5)
