@@ -7,7 +7,8 @@ every key read once first, so Redis holds them):
 - actor: a feature-serving actor over Ray, against a bare actor answering a reply of the same size;
 - HTTP: `POST /v1/features:get` through Serve's proxy, against a bare Serve deployment answering a body of the
   same size.
-Random drivers per call (the L1's 100 ms TTL rarely holds them), and an L1 hit (one driver, asked again).
+Random drivers per call (the L1's 100 ms TTL rarely holds them), an L1 hit (one driver, asked again), and one
+lookup of both groups (1 and 10 entities) against the raw read of both groups' keys.
 With ``--feast-python`` (a Python that has Feast, e.g. `uv venv /tmp/feast && uv pip install --python
 /tmp/feast/bin/python "feast[redis]==0.67.*"`), Feast's `get_online_features` on the same data shape, SQLite and
 Redis online stores, is timed in the same run (`bench/_feast_lookup.py`) and each in-process figure compared.
@@ -91,6 +92,7 @@ class Backend:
         self.tables = {len(g.features): OnlineTable.of(repository(), g) for g in repository().groups}
         self._load(drivers)
         self.raw_read = self._raw_reader()
+        self.raw_read_groups = self._raw_groups_reader()
 
     def _load(self, drivers: int) -> None:
         store, rng, ts = self.server.resolver.store, np.random.default_rng(0), now_us() - 60_000_000
@@ -125,6 +127,16 @@ class Backend:
             return db.execute(sql, (*keys, now_us())).fetchall()
 
         return select
+
+    def _raw_groups_reader(self) -> Callable[[list[str]], object]:
+        """The raw read of the same keys in every group: one MGET of all of them on Redis; each group's SELECT in
+        turn on SQLite (one query per table)."""
+        if self.name == "cassandra":
+            client = redis_client(self.settings)
+            prefix = f"mr:{self.settings.cassandra.keyspace}"
+            names = [f"{prefix}:{table.name}:" for table in self.tables.values()]
+            return lambda keys: client.mget([name + k for name in names for k in keys])
+        return lambda keys: [self.raw_read(width, keys) for width in self.tables]
 
     def close(self) -> None:
         store = self.server.resolver.store
@@ -186,7 +198,7 @@ def in_process(backend: Backend, drivers: int, calls: int) -> list[Result]:
                     target=Target("ratio", "<=", 2.0) if (n, width) == (100, 5) else None,
                 )
             )
-    return results + l1_hits(backend, calls)
+    return results + l1_hits(backend, calls) + both_groups(backend, drivers, calls)
 
 
 def l1_hits(backend: Backend, calls: int) -> list[Result]:
@@ -204,6 +216,38 @@ def l1_hits(backend: Backend, calls: int) -> list[Result]:
                 target=target,
             )
         )
+    return results
+
+
+def both_groups(backend: Backend, drivers: int, calls: int) -> list[Result]:
+    """One lookup of both groups' features (a model reading two groups of one entity), against the raw read of every
+    group's keys; on Redis also against one raw MGET per group in turn, what the lookup paid before 7 Dec 2026."""
+    wanted, results = refs(5) + refs(50), []
+    for n in (1, 10):
+        sets = key_sets(drivers, n, calls, seed=13 * n)
+        variants = {
+            "lookup": cycling(sets, partial(lookup, backend.server, wanted)),
+            "floor": cycling(sets, backend.raw_read_groups),
+        }
+        if backend.name == "cassandra":
+            variants["per_group"] = cycling(sets, lambda keys: [backend.raw_read(width, keys) for width in WIDTHS])
+        p50 = {name: float(np.percentile(us, 50)) for name, us in interleaved_latencies_us(variants, calls).items()}
+        shape = f"{n} x (5 + 50), both groups"
+        floor = "one raw MGET of both groups' keys" if backend.name == "cassandra" else "each group's raw SELECT"
+        results.append(
+            Result(
+                f"{backend.name}: get_features in-process, {shape}, p50 vs {floor}", p50["lookup"], "us", p50["floor"]
+            )
+        )
+        if "per_group" in p50:
+            results.append(
+                Result(
+                    f"{backend.name}: get_features in-process, {shape}, p50 vs one raw MGET per group in turn",
+                    p50["lookup"],
+                    "us",
+                    baseline=p50["per_group"],
+                )
+            )
     return results
 
 

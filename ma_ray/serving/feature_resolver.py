@@ -15,7 +15,7 @@ import concurrent.futures
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, partial
@@ -28,6 +28,7 @@ from ma_ray.palette import BASIS_PREFIX, FeatureRepository, FeatureType
 from ma_ray.palette.dsl import CompiledExpression, compile_expression
 from ma_ray.palette.online import (
     UNAVAILABLE,
+    CacheRead,
     EntityKey,
     FeatureValues,
     OnlineStore,
@@ -194,7 +195,7 @@ class PendingLookup:
     started: float
     answers: dict[str, list[FeatureValues]] = field(default_factory=dict)
     cached: dict[str, list[FeatureValues | None]] = field(default_factory=dict)  # hits, None where a read answers
-    reads: dict[str, tuple[OnlineTable, list[Any], list[str]]] = field(default_factory=dict)
+    reads: dict[str, CacheRead] = field(default_factory=dict)
     failed: bool = False  # a read failed, missed the deadline or was skipped
 
     def merge(self, remote: dict[str, list[FeatureValues]], failed: bool) -> None:
@@ -239,15 +240,9 @@ class FeatureResolver:
         # `CacheLayer`), or on the event loop with a networked cache's round trip awaited (`resolve_async`), and
         # reads a primary that is local (no network, no writer to wait on) in the caller's thread too, caches and
         # all; a remote primary, or a bare store, is read on the pool under the deadline (or awaited).
-        self._read_cached: (
-            Callable[[OnlineTable, Sequence[EntityKey], Sequence[str], int], list[FeatureValues | None]] | None
-        ) = None
+        self._read_cached: Callable[[Sequence[CacheRead], int], list[list[FeatureValues | None]]] | None = None
         self._read_cached_async: (
-            Callable[
-                [OnlineTable, Sequence[EntityKey], Sequence[str], int],
-                Coroutine[Any, Any, list[FeatureValues | None]],
-            ]
-            | None
+            Callable[[Sequence[CacheRead], int], Coroutine[Any, Any, list[list[FeatureValues | None]]]] | None
         ) = None
         self._read_store: Callable[[OnlineTable, Sequence[EntityKey], Sequence[str], int], list[FeatureValues]]
         # What `resolve_async` awaits: the tiered store's primary (its caches were asked), or the bare store.
@@ -416,48 +411,50 @@ class FeatureResolver:
         return {**self.store.breaker_states(), "deadline": str(self.breaker.state)}
 
     def _read_caches(self, request: PendingLookup) -> None:
-        """What the caches hold, asked in this thread (`_cache_reads`)."""
-        read = self._read_cached
-        for name, table, unique, names in self._cache_reads(request):
-            cached = None if read is None else read(table, unique, names, request.read_ts)
-            self._take_cached(request, name, table, unique, names, cached)
+        """What the caches hold, every group asked at once in this thread (`_cache_reads`)."""
+        names, reads = self._cache_reads(request)
+        cached = None if self._read_cached is None else self._read_cached(reads, request.read_ts)
+        self._take_cached(request, names, reads, cached)
 
     async def _read_caches_async(self, request: PendingLookup) -> None:
-        """`_read_caches` for an event loop: a networked cache's round trip is awaited."""
-        read = self._read_cached_async
-        for name, table, unique, names in self._cache_reads(request):
-            cached = None if read is None else await read(table, unique, names, request.read_ts)
-            self._take_cached(request, name, table, unique, names, cached)
+        """`_read_caches` for an event loop: a networked cache's one round trip for every group is awaited."""
+        names, reads = self._cache_reads(request)
+        cached = None if self._read_cached_async is None else await self._read_cached_async(reads, request.read_ts)
+        self._take_cached(request, names, reads, cached)
 
-    def _cache_reads(self, request: PendingLookup) -> Iterator[tuple[str, OnlineTable, list[Any], list[str]]]:
-        """(table name, table to read, distinct keys in first-seen order, features) per group; a lagging streaming
-        group is read from its batch-value table (answers stay under its own table name)."""
+    def _cache_reads(self, request: PendingLookup) -> tuple[list[str], list[CacheRead]]:
+        """Per group, its table's name and its read: the table to read, distinct keys in first-seen order, the
+        features; a lagging streaming group is read from its batch-value table (answers stay under its own name)."""
+        names: list[str] = []
+        reads: list[CacheRead] = []
         for group, row_keys in zip(request.plan.groups, request.keys, strict=True):
             table = group.table.batch_fallback() if group.table.group in request.fallback else group.table
-            yield group.table.name, table, list(dict.fromkeys(row_keys)), group.names
+            names.append(group.table.name)
+            reads.append((table, list(dict.fromkeys(row_keys)), group.names))
+        return names, reads
 
+    @staticmethod
     def _take_cached(
-        self,
         request: PendingLookup,
-        name: str,
-        table: OnlineTable,
-        unique: list[Any],
         names: list[str],
-        cached: list[FeatureValues | None] | None,
+        reads: list[CacheRead],
+        cached: list[list[FeatureValues | None]] | None,
     ) -> None:
-        """The caches' answers (None: the caches were not asked) into ``request.answers``; what is left goes to
-        ``request.reads``, for the primary (or, for a local or bare store, the whole store)."""
-        if cached is not None:
-            if all(cached):  # truth, not ==: no dataclass __eq__ per answer
-                request.answers[name] = cached  # type: ignore[assignment]  # every key answered
-                return
-            request.cached[name] = cached
-            unique = [key for key, answer in zip(unique, cached, strict=True) if answer is None]
-        if unique:
-            request.reads[name] = (table, unique, names)
+        """Each group's cache answers (``cached`` None: the caches were not asked) into ``request.answers``; what is
+        left goes to ``request.reads``, for the primary (or, for a local or bare store, the whole store)."""
+        for n, (name, (table, unique, features)) in enumerate(zip(names, reads, strict=True)):
+            got = None if cached is None else cached[n]
+            if got is not None:
+                if all(got):  # truth, not ==: no dataclass __eq__ per answer
+                    request.answers[name] = got  # type: ignore[assignment]  # every key answered
+                    continue
+                request.cached[name] = got
+                unique = [key for key, answer in zip(unique, got, strict=True) if answer is None]
+            if unique:
+                request.reads[name] = (table, unique, features)
 
     def _read_now(
-        self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int
+        self, reads: dict[str, CacheRead], read_ts: int
     ) -> tuple[dict[str, list[FeatureValues]], bool] | None:
         """The reads no cache answered, when nothing is to be waited for: a local store read in this thread, or
         none while the deadline's breaker is open. None: they go to the pool (`_submit`), under the deadline."""
@@ -468,7 +465,7 @@ class FeatureResolver:
         return None
 
     def _submit(
-        self, reads: dict[str, tuple[OnlineTable, list[Any], list[str]]], read_ts: int
+        self, reads: dict[str, CacheRead], read_ts: int
     ) -> dict[str, concurrent.futures.Future[list[FeatureValues]]]:
         return {
             name: self._pool.submit(self._read_store, table, unique, names, read_ts)

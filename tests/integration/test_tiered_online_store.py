@@ -148,14 +148,45 @@ def test_awaited_cache_reads_answer_as_the_blocking_walk_and_fill_the_l1(tmp_pat
         store.get(t, ["d1", "d2"], ["trips"], now_us())  # the writes left Redis markers: this read fills both
         l1.invalidate(t, ["d2"])
         keys, read_ts = ["d1", "d2", "nobody"], now_us()
-        expected = [(a.layer, a.values) if a else None for a in store.get_cached(t, keys, ["rating"], read_ts)]
+        (blocking,) = store.get_cached([(t, keys, ["rating"])], read_ts)
+        expected = [(a.layer, a.values) if a else None for a in blocking]
         l1.invalidate(t, ["d2"])
         served_before = store.served.copy()
-        got = asyncio.run(store.get_cached_async(t, keys, ["rating"], read_ts))
+        (got,) = asyncio.run(store.get_cached_async([(t, keys, ["rating"])], read_ts))
         assert [(a.layer, a.values) if a else None for a in got] == expected
         assert expected == [("l1", {"rating": 1.5}), ("redis", {"rating": 1.5}), None]
         assert store.served - served_before == {"l1": 1, "redis": 1}  # the primary was not asked
         assert l1.hits(t, ["d2"], ["trips"], now_us())[0].values == {"trips": 1}  # filled from Redis
+    finally:
+        store.close()
+
+
+def mget_calls(services: Settings) -> int:
+    """How many MGETs the Redis server has run (its own command statistics)."""
+    stats = redis_client(services).info("commandstats")
+    return int(stats.get("cmdstat_mget", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("awaited", [False, True], ids=["blocking", "awaited"])
+def test_one_mget_answers_the_caches_reads_of_several_tables(tmp_path: Path, services: Settings, awaited: bool) -> None:
+    """Several tables' keys (a request's feature groups) cost Redis one MGET, each table answered from its own run of
+    the reply, whatever the order and the misses; a table with no key asked adds nothing."""
+    reader = AsyncRedisReader(services.redis.url, timeout_s=1.0)
+    l2 = RedisCache(redis_client(services), prefix=f"t{uuid.uuid4().hex[:8]}", async_reader=reader)
+    store, tables = tiered(tmp_path, l2), [table(), table(), table()]
+    try:
+        for i, t in enumerate(tables):
+            store.update(t)
+            l2.put(t, [EntityRow(f"d{i}", T0, {"trips": i, "rating": i / 2})])
+        reads = [(tables[0], ["nobody", "d0"], ["trips"]), (tables[1], [], ["trips"]), (tables[2], ["d2"], ["rating"])]
+        before = mget_calls(services)
+        cached = asyncio.run(store.get_cached_async(reads, now_us())) if awaited else store.get_cached(reads, now_us())
+        assert mget_calls(services) - before == 1
+        assert [[(a.layer, a.values) if a else None for a in answers] for answers in cached] == [
+            [None, ("redis", {"trips": 0})],
+            [],
+            [("redis", {"rating": 1.0})],
+        ]
     finally:
         store.close()
 

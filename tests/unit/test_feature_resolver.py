@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -10,7 +11,15 @@ from importlib import resources
 import pytest
 
 from ma_ray.circuit_breaker import BreakerState, CircuitBreaker
-from ma_ray.palette.online import EntityRow, FeatureValues, InProcessCache, OnlineTable, now_us
+from ma_ray.palette.online import (
+    CacheRead,
+    EntityRow,
+    FeatureValues,
+    InProcessCache,
+    OnlineTable,
+    TieredOnlineStore,
+    now_us,
+)
 from ma_ray.palette.repository import load_repository
 from ma_ray.serving.feature_resolver import (
     EntityKeyError,
@@ -59,6 +68,81 @@ class GatedStore(InMemoryStoreDouble):
             raise ConnectionError("cassandra is down")
         self.gate.wait(5)
         return self.inner.get(table, keys, features, read_ts)
+
+
+class NetworkedCacheDouble(InProcessCache):
+    """An in-process cache the tiered store treats as networked, as Redis: each read of it recorded (the groups it
+    was asked for), or refused while ``fail`` is set."""
+
+    layer, local = "l2", False
+
+    def __init__(self) -> None:
+        super().__init__(ttl_s=3600)
+        self.reads: list[list[str]] = []
+        self.fail = False
+
+    def hits_many(self, reads: Sequence[CacheRead], read_ts: int) -> list[list[FeatureValues | None]]:
+        self.reads.append([table.group for table, _, _ in reads])
+        if self.fail:
+            raise ConnectionError("redis is down")
+        return super().hits_many(reads, read_ts)
+
+
+class RecordingPrimary(InMemoryStoreDouble):
+    layer = "primary"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def get(self, table: OnlineTable, keys: Sequence, features: Sequence[str], read_ts: int) -> list[FeatureValues]:
+        self.reads.append(table.group)
+        return self.inner.get(table, keys, features, read_ts)
+
+
+def three_layers() -> tuple[InProcessCache, NetworkedCacheDouble, RecordingPrimary, FeatureResolver]:
+    """L1 -> a networked L2 -> a remote primary, as production's L1 -> Redis -> Cassandra."""
+    l1, l2, primary = InProcessCache(ttl_s=3600), NetworkedCacheDouble(), RecordingPrimary()
+    resolver = FeatureResolver(CATALOG, TieredOnlineStore(primary, [l1, l2]), timeout_s=1.0)
+    return l1, l2, primary, resolver
+
+
+@pytest.mark.parametrize("awaited", [False, True], ids=["resolve", "resolve_async"])
+def test_a_networked_cache_is_asked_once_for_every_group_of_a_request(awaited: bool) -> None:
+    """One round trip to Redis for all of a request's feature groups, not one per group: the L2 is asked once for the
+    groups the L1 could not answer, and the primary only for what neither cache held."""
+    l1, l2, primary, resolver = three_layers()
+    ts = now_us() - 10
+    driver, rider = table("driver_stats"), table("rider_stats")
+    l1.put(driver, [EntityRow("d1", ts, {"trip_count_7d": 3})])
+    l2.put(driver, [EntityRow("d2", ts, {"trip_count_7d": 5})])
+    l2.put(rider, [EntityRow("r1", ts, {"trip_count_28d": 7})])
+    primary.put(rider, [EntityRow("r2", ts, {"trip_count_28d": 9})])
+    rows = [{"driver_id": "d1", "rider_id": "r1"}, {"driver_id": "d2", "rider_id": "r2"}]
+    refs = [TRIPS, RIDER_TRIPS]
+    result = asyncio.run(resolver.resolve_async(rows, refs)) if awaited else resolver.resolve(rows, refs)
+    assert [row.values[TRIPS] for row in result.rows] == [3, 5]
+    assert [row.values[RIDER_TRIPS] for row in result.rows] == [7, 9]
+    assert [row.meta[TRIPS].tier for row in result.rows] == ["l1", "l2"]
+    assert l2.reads == [["driver_stats", "rider_stats"]] and primary.reads == ["rider_stats"]
+    l2.reads.clear()
+    again = [{"driver_id": "d1", "rider_id": "r1"}]  # d1 in the L1; r1 filled into it from the L2
+    asyncio.run(resolver.resolve_async(again, refs)) if awaited else resolver.resolve(again, refs)
+    assert l2.reads == [] and primary.reads == ["rider_stats"]
+    resolver.close()
+
+
+def test_a_failing_networked_cache_sends_every_group_to_the_primary_and_counts_one_failure() -> None:
+    _, l2, primary, resolver = three_layers()
+    ts = now_us() - 10
+    primary.put(table("driver_stats"), [EntityRow("d1", ts, {"trip_count_7d": 3})])
+    primary.put(table("rider_stats"), [EntityRow("r1", ts, {"trip_count_28d": 7})])
+    l2.fail = True
+    row = resolver.resolve([{"driver_id": "d1", "rider_id": "r1"}], [TRIPS, RIDER_TRIPS]).rows[0]
+    assert row.values[TRIPS] == 3 and row.values[RIDER_TRIPS] == 7 and not row.meta[TRIPS].defaulted
+    assert l2.reads == [["driver_stats", "rider_stats"]] and sorted(primary.reads) == ["driver_stats", "rider_stats"]
+    assert isinstance(resolver.store, TieredOnlineStore) and resolver.store.errors["l2"] == 1
+    resolver.close()
 
 
 def test_values_defaults_and_derived_features() -> None:

@@ -4,6 +4,7 @@ from ma_ray.config import Settings
 from ma_ray.palette.catalog import UnknownFeatureError
 from ma_ray.palette.online.base import (
     CacheLayer,
+    CacheRead,
     EntityKey,
     EntityRow,
     FeatureValues,
@@ -26,6 +27,7 @@ def open_online_store(settings: Settings) -> TieredOnlineStore:
 __all__ = [
     "UNAVAILABLE",
     "CacheLayer",
+    "CacheRead",
     "EntityKey",
     "EntityRow",
     "FeatureValues",

@@ -135,6 +135,10 @@ class OnlineStore(ABC):
         return {}
 
 
+# One table's keys and the features wanted of them, in a cache read across tables (`CacheLayer.hits_many`).
+CacheRead = tuple[OnlineTable, Sequence[EntityKey], Sequence[str]]
+
+
 class CacheLayer(OnlineStore):
     """A cache in front of the primary (`ma_ray.palette.online.caches`): ``put`` is its read-through fill;
     ``refresh`` follows a write the primary took, ordered so no fill can put an older value back over it. Its
@@ -147,11 +151,14 @@ class CacheLayer(OnlineStore):
     ) -> list[FeatureValues | None]:
         """``get`` with None for a key it does not hold (no object made for a miss)."""
 
-    async def hits_async(
-        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
-    ) -> list[FeatureValues | None]:
-        """`hits` for an event loop; a networked cache overrides it to await its round trip."""
-        return self.hits(table, keys, features, read_ts)
+    def hits_many(self, reads: Sequence[CacheRead], read_ts: int) -> list[list[FeatureValues | None]]:
+        """`hits` of several tables at once (a request's feature groups), in ``reads`` order; a networked cache
+        answers them all in one round trip."""
+        return [self.hits(table, keys, features, read_ts) for table, keys, features in reads]
+
+    async def hits_many_async(self, reads: Sequence[CacheRead], read_ts: int) -> list[list[FeatureValues | None]]:
+        """`hits_many` for an event loop; a networked cache overrides it to await its one round trip."""
+        return self.hits_many(reads, read_ts)
 
     def get(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int

@@ -27,6 +27,7 @@ from ma_ray.config import Settings
 from ma_ray.connections import AsyncRedisReader, RedisReader
 from ma_ray.palette.online.base import (
     CacheLayer,
+    CacheRead,
     EntityKey,
     EntityRow,
     FeatureValues,
@@ -240,7 +241,7 @@ class RedisCache(CacheLayer):
 
     Reads go through ``read_client`` when given: a client whose timeout is the serving deadline, without retries,
     so a read answers (or fails, and the primary answers) within the deadline in the caller's own thread. A read on
-    an event loop (`hits_async`) goes through ``async_reader``, bounded by the same deadline."""
+    an event loop (`hits_many_async`) goes through ``async_reader``, bounded by the same deadline."""
 
     layer = "redis"
     local = False
@@ -318,18 +319,36 @@ class RedisCache(CacheLayer):
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
     ) -> list[FeatureValues | None]:
         """``get`` with None for a miss: no entry, one newer than ``read_ts``, a marker, or an older schema's row."""
-        if not keys:
-            return []
-        return self._answers(table, keys, features, read_ts, self._reader.mget(self._names(table, keys)))
+        return self.hits_many([(table, keys, features)], read_ts)[0]
 
-    async def hits_async(
-        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
-    ) -> list[FeatureValues | None]:
-        """`hits` with the MGET awaited on the running loop, through ``async_reader`` (without one, as `hits`)."""
-        if not keys or self._async_reader is None:
-            return self.hits(table, keys, features, read_ts)
-        raw = await self._async_reader.mget(self._names(table, keys))
-        return self._answers(table, keys, features, read_ts, raw)
+    def hits_many(self, reads: Sequence[CacheRead], read_ts: int) -> list[list[FeatureValues | None]]:
+        """`hits` of every table in one MGET (none when no key is asked)."""
+        names = self._names_of(reads)
+        return self._answers_of(reads, read_ts, self._reader.mget(names) if names else [])
+
+    async def hits_many_async(self, reads: Sequence[CacheRead], read_ts: int) -> list[list[FeatureValues | None]]:
+        """`hits_many` with the MGET awaited on the running loop, through ``async_reader`` (without one, as
+        `hits_many`)."""
+        if self._async_reader is None:
+            return self.hits_many(reads, read_ts)
+        names = self._names_of(reads)
+        return self._answers_of(reads, read_ts, await self._async_reader.mget(names) if names else [])
+
+    def _names_of(self, reads: Sequence[CacheRead]) -> list[str]:
+        if len(reads) == 1:
+            return self._names(reads[0][0], reads[0][1])
+        return [name for table, keys, _ in reads for name in self._names(table, keys)]
+
+    def _answers_of(
+        self, reads: Sequence[CacheRead], read_ts: int, raw: list[bytes | None]
+    ) -> list[list[FeatureValues | None]]:
+        """Each read's answers from its run of one MGET's reply (the runs in ``reads`` order)."""
+        answers, start = [], 0
+        for table, keys, features in reads:
+            end = start + len(keys)
+            answers.append(self._answers(table, keys, features, read_ts, raw[start:end]))
+            start = end
+        return answers
 
     def _names(self, table: OnlineTable, keys: Sequence[EntityKey]) -> list[str]:
         prefix = f"{self.prefix}:{table.name}:"

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from ma_ray.circuit_breaker import CircuitBreaker
 from ma_ray.palette.online.base import (
     CacheLayer,
+    CacheRead,
     EntityKey,
     EntityRow,
     FeatureValues,
@@ -128,28 +129,79 @@ class TieredOnlineStore(OnlineStore):
             answers[index] = FeatureValues(keys[index], None, {}, missing_tier)
         return answers  # type: ignore[return-value]  # every index is answered above
 
-    def get_cached(
-        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
-    ) -> list[FeatureValues | None]:
-        """What the caches answer (deeper hits fill the ones above), None for every other key, for the caller to
-        `get(..., caches=False)` under its deadline. Each cache answers within the serving deadline (an in-process
-        dict, or a client whose read timeout is the deadline), so callers read them in their own thread."""
-        table.check_features(features)
-        return self._walk(table, keys, features, read_ts, range(len(self.caches)))[0]
-
-    async def get_cached_async(
-        self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int
-    ) -> list[FeatureValues | None]:
-        """`get_cached` for an event loop: an in-process cache answers at once, a networked one (Redis) is awaited,
-        so the loop serves other requests during its round trip."""
-        table.check_features(features)
-        steps = self._walk_steps(table, keys, features, read_ts, range(len(self.caches)))
+    def get_cached(self, reads: Sequence[CacheRead], read_ts: int) -> list[list[FeatureValues | None]]:
+        """What the caches answer for each read (a table, its keys, the features wanted; deeper hits fill the caches
+        above), None for every other key, for the caller to `get(..., caches=False)` under its deadline. Each cache
+        is asked once for every read (Redis: one MGET for all of a request's feature groups) and answers within the
+        serving deadline (an in-process dict, or a client whose read timeout is the deadline), so callers read them
+        in their own thread."""
+        walks = self._cache_walks(reads, read_ts)
         try:
-            depth, _, asked, wanted = next(steps)
+            depth, asked = next(walks)
             while True:
                 cache = self.caches[depth]
-                hits = partial(cache.hits_async, table, asked, wanted, read_ts)
-                depth, _, asked, wanted = steps.send(await self._guarded_async(cache, hits))
+                depth, asked = walks.send(self._guarded(cache, "get", partial(cache.hits_many, asked, read_ts)))
+        except StopIteration as walked:
+            answers: list[list[FeatureValues | None]] = walked.value
+            return answers
+
+    async def get_cached_async(self, reads: Sequence[CacheRead], read_ts: int) -> list[list[FeatureValues | None]]:
+        """`get_cached` for an event loop: an in-process cache answers at once, a networked one (Redis) is awaited,
+        so the loop serves other requests during its one round trip."""
+        walks = self._cache_walks(reads, read_ts)
+        try:
+            depth, asked = next(walks)
+            while True:
+                cache = self.caches[depth]
+                hits = partial(cache.hits_many_async, asked, read_ts)
+                depth, asked = walks.send(await self._guarded_async(cache, hits))
+        except StopIteration as walked:
+            answers: list[list[FeatureValues | None]] = walked.value
+            return answers
+
+    def _cache_walks(
+        self, reads: Sequence[CacheRead], read_ts: int
+    ) -> Generator[
+        tuple[int, list[CacheRead]], list[list[FeatureValues | None]] | None, list[list[FeatureValues | None]]
+    ]:
+        """The caches' walks (`_walk_steps`) of every read, in step: each step yields a cache's depth and what the
+        walks not yet done ask of it, and is sent their answers in that order (None when the cache failed).
+        Returns each read's answers, None where the caches hold nothing. Every walk asks the caches in the same
+        order and only stops early, so the walks still going are always at the same depth."""
+        if len(reads) == 1:  # most requests read one group: its walk alone, without the bookkeeping below
+            return [(yield from self._one_cache_walk(reads[0], read_ts))]
+        answers: list[list[FeatureValues | None]] = [[] for _ in reads]
+        going: list[tuple[int, Generator[WalkStep, list[FeatureValues | None] | None, WalkResult], WalkStep]] = []
+
+        def advance(index: int, walk: Generator[WalkStep, Any, WalkResult], got: Any) -> None:
+            try:
+                going.append((index, walk, walk.send(got)))
+            except StopIteration as walked:
+                answers[index] = walked.value[0]
+
+        for index, (table, keys, features) in enumerate(reads):
+            table.check_features(features)
+            advance(index, self._walk_steps(table, keys, features, read_ts, range(len(self.caches))), None)
+        while going:
+            depth, asking = going[0][2][0], going
+            got = yield depth, [(reads[index][0], step[2], step[3]) for index, _, step in asking]
+            going = []
+            for n, (index, walk, _) in enumerate(asking):
+                advance(index, walk, None if got is None else got[n])
+        return answers
+
+    def _one_cache_walk(
+        self, read: CacheRead, read_ts: int
+    ) -> Generator[tuple[int, list[CacheRead]], list[list[FeatureValues | None]] | None, list[FeatureValues | None]]:
+        """`_cache_walks` of a single read."""
+        table, keys, features = read
+        table.check_features(features)
+        walk = self._walk_steps(table, keys, features, read_ts, range(len(self.caches)))
+        try:
+            depth, _, asked, wanted = next(walk)
+            while True:
+                got = yield depth, [(table, asked, wanted)]
+                depth, _, asked, wanted = walk.send(None if got is None else got[0])
         except StopIteration as walked:
             answers: list[FeatureValues | None] = walked.value[0]
             return answers
@@ -174,7 +226,7 @@ class TieredOnlineStore(OnlineStore):
         """Ask the layers at ``depths`` in turn for the keys still missing (each step yields the depth, the layer,
         the keys and the features to ask, and is sent the answers, None when the layer failed); rows found below the
         top fill the caches above. Returns the answers (None where missing), the missing indexes and whether the
-        primary failed. One walk for both drivers: `_walk` asks in this thread, `get_cached_async` awaits."""
+        primary failed. One walk for every driver: `_walk` asks in this thread, `_cache_walks` walks several in step."""
         every_feature = list(table.features)
         whole_rows = set(features) == table.features.keys()  # rows read below the top need no projection
         read_started = self._fill_starts(read_ts)
@@ -274,9 +326,7 @@ class TieredOnlineStore(OnlineStore):
         breaker.record_success()
         return result
 
-    async def _guarded_async(
-        self, cache: CacheLayer, hits: Callable[[], Coroutine[Any, Any, list[FeatureValues | None]]]
-    ) -> list[FeatureValues | None] | None:
+    async def _guarded_async(self, cache: CacheLayer, hits: Callable[[], Coroutine[Any, Any, T]]) -> T | None:
         """`_guarded` for a cache's awaited read: the coroutine is made only when the breaker lets it run."""
         breaker = self.breakers[cache.layer]
         if not breaker.allow():
