@@ -40,6 +40,11 @@ MAX_OWED_KEYS = 100_000
 WalkStep = tuple[int, OnlineStore, Sequence[EntityKey], Sequence[str]]
 # A walk's outcome: the answers (None where missing), the indexes still missing, whether the primary failed.
 WalkResult = tuple[list[FeatureValues | None], list[int], bool]
+# The caches' walk of several reads (`TieredOnlineStore._cache_walks`): yields a cache's depth and the reads to ask of
+# it, is sent their answers (None when the cache failed), returns each read's answers.
+CacheWalk = Generator[
+    tuple[int, list[CacheRead]], list[list[FeatureValues | None]] | None, list[list[FeatureValues | None]]
+]
 
 
 class TieredOnlineStore(OnlineStore):
@@ -159,17 +164,15 @@ class TieredOnlineStore(OnlineStore):
             answers: list[list[FeatureValues | None]] = walked.value
             return answers
 
-    def _cache_walks(
-        self, reads: Sequence[CacheRead], read_ts: int
-    ) -> Generator[
-        tuple[int, list[CacheRead]], list[list[FeatureValues | None]] | None, list[list[FeatureValues | None]]
-    ]:
+    def _cache_walks(self, reads: Sequence[CacheRead], read_ts: int) -> CacheWalk:
+        """The caches' walk of ``reads``: a single read's alone (most requests read one group), several in step."""
+        return self._one_cache_walk(reads[0], read_ts) if len(reads) == 1 else self._walks_in_step(reads, read_ts)
+
+    def _walks_in_step(self, reads: Sequence[CacheRead], read_ts: int) -> CacheWalk:
         """The caches' walks (`_walk_steps`) of every read, in step: each step yields a cache's depth and what the
         walks not yet done ask of it, and is sent their answers in that order (None when the cache failed).
         Returns each read's answers, None where the caches hold nothing. Every walk asks the caches in the same
         order and only stops early, so the walks still going are always at the same depth."""
-        if len(reads) == 1:  # most requests read one group: its walk alone, without the bookkeeping below
-            return [(yield from self._one_cache_walk(reads[0], read_ts))]
         answers: list[list[FeatureValues | None]] = [[] for _ in reads]
         going: list[tuple[int, Generator[WalkStep, list[FeatureValues | None] | None, WalkResult], WalkStep]] = []
 
@@ -190,10 +193,8 @@ class TieredOnlineStore(OnlineStore):
                 advance(index, walk, None if got is None else got[n])
         return answers
 
-    def _one_cache_walk(
-        self, read: CacheRead, read_ts: int
-    ) -> Generator[tuple[int, list[CacheRead]], list[list[FeatureValues | None]] | None, list[FeatureValues | None]]:
-        """`_cache_walks` of a single read."""
+    def _one_cache_walk(self, read: CacheRead, read_ts: int) -> CacheWalk:
+        """The walk of a single read (`_walk_steps`), in `_walks_in_step`'s shape, without its bookkeeping."""
         table, keys, features = read
         table.check_features(features)
         walk = self._walk_steps(table, keys, features, read_ts, range(len(self.caches)))
@@ -203,8 +204,7 @@ class TieredOnlineStore(OnlineStore):
                 got = yield depth, [(table, asked, wanted)]
                 depth, _, asked, wanted = walk.send(None if got is None else got[0])
         except StopIteration as walked:
-            answers: list[FeatureValues | None] = walked.value[0]
-            return answers
+            return [walked.value[0]]
 
     def _walk(
         self, table: OnlineTable, keys: Sequence[EntityKey], features: Sequence[str], read_ts: int, depths: range
@@ -226,7 +226,7 @@ class TieredOnlineStore(OnlineStore):
         """Ask the layers at ``depths`` in turn for the keys still missing (each step yields the depth, the layer,
         the keys and the features to ask, and is sent the answers, None when the layer failed); rows found below the
         top fill the caches above. Returns the answers (None where missing), the missing indexes and whether the
-        primary failed. One walk for every driver: `_walk` asks in this thread, `_cache_walks` walks several in step."""
+        primary failed. One walk for every driver: `_walk` asks in this thread, `_cache_walks` drives one or several."""
         every_feature = list(table.features)
         whole_rows = set(features) == table.features.keys()  # rows read below the top need no projection
         read_started = self._fill_starts(read_ts)
