@@ -69,10 +69,10 @@ class ServingOptions(BaseModel):
     )
     coalesce_max_rows: int = Field(default=256, ge=1, description="front: rows in one coalesced call")
     coalesce_gather_gap_s: float = Field(
-        default=0.001,
+        default=0.05,
         ge=0,
         description="front: a request this close after the previous one finds the replica busy and lets the "
-        "requests already received join its call (one turn of the event loop, no timer); 0 turns it off",
+        "requests already received join its call (turns of the event loop, no timer); 0 turns it off",
     )
     artifact_cache_dir: str | None = Field(
         default=None, description="node-local directory of fetched artifacts; default <tmp>/ma_ray_artifact_cache"

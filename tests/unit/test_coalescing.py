@@ -216,10 +216,26 @@ def test_a_quiet_replicas_requests_never_yield() -> None:
             order.append(rows[0]["x"])
             return await pool(key, rows)
 
-        coalescer = RequestCoalescer(call, clock=_at(0.0, 0.01, 0.02))
+        coalescer = RequestCoalescer(call, clock=_at(0.0, 0.1, 0.2))  # further apart than the 50 ms default
         tasks = [asyncio.create_task(coalescer.submit("m", [{"x": i}])) for i in range(3)]
         await asyncio.gather(*tasks)
         assert pool.calls == [[0], [1], [2]] and order == [0, 1, 2]  # each call made at once, in its own task
+
+    asyncio.run(scenario())
+
+
+def test_a_replica_paused_for_tens_of_milliseconds_still_gathers_its_backlog() -> None:
+    """The replica's clock runs while the OS has it descheduled: a request 20 ms after the previous one, with
+    others already received behind it, is under load (the default gap), not quiet."""
+
+    async def scenario() -> None:
+        pool = Pool()
+        coalescer = RequestCoalescer(pool, clock=_at(0.0, 0.02, 0.02, 0.02))
+        await coalescer.submit("m", [{"x": -1}])
+        pool.calls.clear()
+        tasks = [asyncio.create_task(coalescer.submit("m", [{"x": i}])) for i in range(3)]
+        await asyncio.gather(*tasks)
+        assert pool.calls == [[0, 1, 2]]
 
     asyncio.run(scenario())
 
