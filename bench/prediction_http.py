@@ -17,7 +17,8 @@ an untimed slice on each, for ``--target-seconds`` per endpoint in 10 s windows 
 predict against ``body_one`` (``body`` with Serve's default of one replica) and ``uncoalesced`` (the same
 prediction application with coalescing off), to show what the second replica and coalescing buy. gRPC:
 ModelInfer against ``:predict``, alternating, and the same pair between ``grpc_body`` (``body`` over gRPC) and
-``body``: the floor.
+``body``: the floor. Behind HAProxy on a local Ray the run ends with ``body`` behind Serve's default proxy, timed by
+a child process on a Ray of its own (an ingress mode is fixed when Ray starts): the issue's second p50 target.
 Each phase runs with only the deployments it times (the targets' pair alone; the others are deployed for their
 phase and deleted after it): on a 2-core box every idle replica, and the controller watching it, takes CPU.
 On Cassandra (``--store cassandra``) the store's floor, a raw read from this process, is timed in its own loop
@@ -45,6 +46,8 @@ import importlib
 import itertools
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -389,6 +392,46 @@ def raw_read_results(floor: dict[str, np.ndarray]) -> list[Result]:
     ]
 
 
+DEFAULT_PROXY_FLOOR = "--default-proxy-floor"  # the child's flag: it times the default proxy's bare deployment
+DEFAULT_PROXY_BODY = "default-proxy body"
+
+
+def default_proxy_floor(bodies: list[dict], count: int) -> np.ndarray:
+    """Milliseconds per request to the bare multiplexed deployment (two replicas) behind Serve's default proxy,
+    timed by a child process on a Ray of its own (an ingress mode is fixed when Ray starts, so the two cannot
+    alternate): the issue's "today's default-proxy bare deployment, measured in the same run"."""
+    spec = json.dumps({"bodies": bodies[:50], "count": count})
+    command = [sys.executable, __file__, "--ingress", "proxy", DEFAULT_PROXY_FLOOR, spec]
+    child = subprocess.run(command, capture_output=True, text=True, check=True, timeout=900)
+    return np.array(json.loads(child.stdout.strip().splitlines()[-1]))
+
+
+def time_default_proxy_floor(spec: str) -> None:
+    """The child's side of `default_proxy_floor`: the latencies, printed as the last line of its output."""
+    request = json.loads(spec)
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(BodyConstant.options(num_replicas=2).bind(), name="body", route_prefix="/body")
+    pair = {"body": f"http://127.0.0.1:{port}/body"}
+    interleaved(pair, request["bodies"], 100)
+    latencies = interleaved(pair, request["bodies"], request["count"])[0]["body"]
+    serve.shutdown()
+    ray.shutdown()
+    print(json.dumps(latencies.tolist()), flush=True)
+
+
+def default_proxy_results(p50: dict[str, float], target: Target | None) -> list[Result]:
+    """The prediction's p50 against the default proxy's bare deployment, where the run timed it."""
+    if DEFAULT_PROXY_BODY not in p50:
+        return []
+    metric = (
+        "HTTP predict p50 vs the bare multiplexed deployment (2 replicas) behind Serve's default proxy, on a Ray of "
+        "its own started right after this run's (an ingress mode is fixed when Ray starts)"
+    )
+    return [Result(metric, p50["predict"], "ms", baseline=p50[DEFAULT_PROXY_BODY], target=target)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000, help="sequential requests per endpoint")
@@ -401,10 +444,13 @@ def main() -> None:
         "--store", choices=("sqlite", "cassandra"), default="sqlite", help="cassandra: random drivers, mostly misses"
     )
     parser.add_argument("--address", help="a running Ray (e.g. the README's `ray start --head ...`): run there")
+    parser.add_argument(DEFAULT_PROXY_FLOOR, help=argparse.SUPPRESS)
     args = parser.parse_args()
     # Read by Serve's controller and proxies when Ray starts them; set either way, so a shell's export cannot
     # give a run the other ingress than its results file names.
     os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if args.ingress == "haproxy" else "0"
+    if args.default_proxy_floor:
+        return time_default_proxy_floor(args.default_proxy_floor)
     # Logical CPUs for placement only (two prediction apps, two bare ones); the box has 2 cores either way.
     if args.address:
         ray.init(address=args.address, log_to_driver=False)
@@ -457,6 +503,9 @@ def main() -> None:
         serve.shutdown()
         drop_keyspace(overrides)
     ray.shutdown()
+    # Behind HAProxy on a local Ray, the issue's second p50 target: against the default proxy's bare deployment.
+    if args.ingress == "haproxy" and not args.address:
+        lat[DEFAULT_PROXY_BODY] = default_proxy_floor(bodies, args.requests)
     p50 = {name: float(np.percentile(values, 50)) for name, values in lat.items()}
     p99 = {name: float(np.percentile(values, 99)) for name, values in lat.items()}
 
@@ -507,6 +556,7 @@ def main() -> None:
             "ms",
             target=Target("value", "<=", 0.5),
         ),
+        *default_proxy_results(p50, cached_only(Target("ratio", "<=", 0.5))),
         Result(
             f"throughput, {CLIENTS} concurrent clients, vs the bare multiplexed deployment ({replicas} replicas, as "
             "the tier-1 pool)",
