@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ma_ray.serving import GPU_GROUP, LOWER_GROUP, POOL_DEPLOYMENTS, TIER1_GROUP, Precision, check_precision
+from ma_ray.serving import (
+    GATHER_GAP_S,
+    GPU_GROUP,
+    LOWER_GROUP,
+    POOL_DEPLOYMENTS,
+    TIER1_GROUP,
+    Precision,
+    check_precision,
+)
 
 MAX_ROWS = 1000
 FRONT = POOL_DEPLOYMENTS[TIER1_GROUP]  # the deployment that takes HTTP: the tier-1 pool
@@ -69,7 +77,7 @@ class ServingOptions(BaseModel):
     )
     coalesce_max_rows: int = Field(default=256, ge=1, description="front: rows in one coalesced call")
     coalesce_gather_gap_s: float = Field(
-        default=0.05,
+        default=GATHER_GAP_S,
         ge=0,
         description="front: a request this close after the previous one finds the replica busy and lets the "
         "requests already received join its call (turns of the event loop, no timer); 0 turns it off",

@@ -10,7 +10,7 @@ Two modules are imported by their own path, so that importing this package stays
 
 from ma_ray.serving.artifact_cache import DEFAULT_ROOT, LocalArtifact, LocalArtifactCache
 from ma_ray.serving.batching import infer_grouped
-from ma_ray.serving.coalescing import RequestCoalescer
+from ma_ray.serving.coalescing import GATHER_GAP_S, RequestCoalescer
 from ma_ray.serving.feature_answer import FeatureAnswer
 from ma_ray.serving.feature_metrics import STALENESS_SECONDS, FeatureMetrics, LookupRecord, shared_feature_metrics
 from ma_ray.serving.feature_resolver import EntityKeyError, FeatureResolver, ServingCatalog, UnknownReferenceError
@@ -72,6 +72,7 @@ __all__ = [
     "DATATYPES",
     "DEEP_FRAMEWORKS",
     "DEFAULT_ROOT",
+    "GATHER_GAP_S",
     "GPU_GROUP",
     "HEADER_LENGTH",
     "INFERENCE",

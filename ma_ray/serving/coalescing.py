@@ -33,6 +33,8 @@ from typing import Any, cast
 
 # Turns of the event loop a gathering request gives others to join it, while each turn brings one more.
 GATHER_TURNS = 8
+# A request this close after the previous one finds the replica busy and gathers (see the module's text).
+GATHER_GAP_S = 0.05
 
 Rows = list[dict[str, Any]]
 Answer = dict[str, Any]
@@ -70,7 +72,7 @@ class RequestCoalescer:
         max_in_flight: int = 2,
         max_rows: int = 256,
         shared_errors: tuple[type[BaseException], ...] = (),
-        gather_gap_s: float = 0.05,
+        gather_gap_s: float = GATHER_GAP_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_in_flight < 1 or max_rows < 1 or gather_gap_s < 0:
